@@ -1,0 +1,261 @@
+/**
+ * The only module that imports `ari-client`. It turns the library's dynamic,
+ * swagger-generated API into our AriPort, and supervises the connection:
+ * connecting with retries (Asterisk's HTTP port refuses connections for a
+ * moment after boot), keeping the swagger warning the library prints off
+ * stdout, and reconnecting the event websocket after the library gives up.
+ *
+ * ari-client quirks handled here: errors lose their HTTP status (the message is
+ * the response body), so "already gone" is recognised by the body's text; and
+ * resource objects carry a back-reference to the client, so results are copied
+ * into plain JSON before they leave this module.
+ */
+import { EventEmitter } from 'node:events';
+import ariClient from 'ari-client';
+import type { Logger } from 'pino';
+import { AppError } from '../errors.js';
+import type { AriBridge, AriChannel, AriEvent, AriPort, ExternalMediaRequest, HangupReason } from './ari-port.js';
+
+export interface AriConnectOptions {
+  url: URL;
+  username: string;
+  password: string;
+  app: string;
+  logger: Logger;
+  /** How long to keep retrying the first connection. */
+  connectTimeoutMs?: number;
+}
+
+const FORWARDED_EVENTS: readonly AriEvent['type'][] = [
+  'StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial',
+];
+
+// ari-client's swagger dependency logs through console.log; keep it out of our JSON stdout.
+async function withConsoleCaptured<T>(logger: Logger, action: () => Promise<T>): Promise<T> {
+  const original = console.log;
+  console.log = (...args: unknown[]) => logger.debug({ library: 'ari-client', output: args }, 'library output');
+  try {
+    return await action();
+  } finally {
+    console.log = original;
+  }
+}
+
+function plain<T>(resource: unknown): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(resource as Record<string, unknown>)) {
+    if (!key.startsWith('_') && typeof value !== 'function') out[key] = value;
+  }
+  return out as T;
+}
+
+function isGone(error: unknown): boolean {
+  return /not found|Channel not in Stasis|No such channel/i.test(String((error as Error)?.message ?? error));
+}
+
+function requestFailed(operation: string, error: unknown): AppError {
+  return new AppError('ARI_REQUEST_FAILED', `ARI ${operation} failed: ${String((error as Error)?.message ?? error)}`, { cause: error });
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An open ARI connection for one application. */
+export class AriClientAdapter extends EventEmitter implements AriPort {
+  readonly app: string;
+  // ari-client's dynamic API: typed loosely here and nowhere else.
+  readonly #client: any;
+  readonly #logger: Logger;
+  readonly #options: AriConnectOptions;
+  #closed = false;
+
+  private constructor(client: unknown, options: AriConnectOptions) {
+    super();
+    this.#client = client;
+    this.app = options.app;
+    this.#logger = options.logger;
+    this.#options = options;
+    for (const type of FORWARDED_EVENTS) {
+      this.#client.on(type, (event: AriEvent) => this.emit('ari-event', event));
+    }
+    this.#client.on('WebSocketReconnecting', (error?: Error) => {
+      this.#logger.warn({ err: error?.message }, 'ARI event connection lost; reconnecting');
+      this.emit('disconnected');
+    });
+    this.#client.on('WebSocketConnected', () => this.emit('connected'));
+    this.#client.on('WebSocketMaxRetries', () => void this.#restartEvents());
+  }
+
+  /** Connects and starts the Stasis application, retrying until connectTimeoutMs. */
+  static async connect(options: AriConnectOptions): Promise<AriClientAdapter> {
+    const deadline = Date.now() + (options.connectTimeoutMs ?? 30_000);
+    const baseUrl = options.url.href.replace(/\/$/, '');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const client = await withConsoleCaptured(options.logger, () =>
+          ariClient.connect(baseUrl, options.username, options.password));
+        const adapter = new AriClientAdapter(client, options);
+        await adapter.#client.start(options.app);
+        options.logger.info({ ariUrl: baseUrl, app: options.app }, 'connected to ARI');
+        return adapter;
+      } catch (error) {
+        const message = String((error as Error)?.message ?? error);
+        if (/401|Unauthorized/i.test(message)) {
+          throw new AppError('ARI_UNREACHABLE', `ARI at ${baseUrl} refused the credentials of ARI_USERNAME`, { cause: error });
+        }
+        if (Date.now() > deadline) {
+          throw new AppError('ARI_UNREACHABLE', `cannot reach ARI at ${baseUrl}: ${message}`, { cause: error, retryable: true });
+        }
+        options.logger.debug({ attempt, err: message }, 'ARI not reachable yet; retrying');
+        await delay(Math.min(250 * attempt, 2000));
+      }
+    }
+  }
+
+  // ari-client stops retrying after a few attempts; keep trying while we are open.
+  async #restartEvents(): Promise<void> {
+    for (let attempt = 1; !this.#closed; attempt++) {
+      await delay(Math.min(1000 * attempt, 10_000));
+      try {
+        await this.#client.start(this.app);
+        this.#logger.info({ attempt }, 'ARI event connection restored');
+        return;
+      } catch (error) {
+        this.#logger.warn({ attempt, err: String((error as Error)?.message ?? error) }, 'ARI event connection still down');
+      }
+    }
+  }
+
+  onEvent(listener: (event: AriEvent) => void): () => void {
+    this.on('ari-event', listener);
+    return () => this.off('ari-event', listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#client.stop();
+    } catch {
+      // already stopped
+    }
+  }
+
+  async #call<T>(operation: string, run: () => Promise<unknown>): Promise<T> {
+    try {
+      return (await run()) as T;
+    } catch (error) {
+      throw requestFailed(operation, error);
+    }
+  }
+
+  async #ignoringGone(operation: string, run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+    } catch (error) {
+      if (!isGone(error)) throw requestFailed(operation, error);
+    }
+  }
+
+  async createChannel(request: { channelId: string; endpoint: string; appArgs?: string; originator?: string; variables?: Record<string, string> }): Promise<AriChannel> {
+    const channel = await this.#call('channels.create', () => this.#client.channels.create({
+      app: this.app,
+      channelId: request.channelId,
+      endpoint: request.endpoint,
+      ...(request.appArgs !== undefined && { appArgs: request.appArgs }),
+      ...(request.originator !== undefined && { originator: request.originator }),
+      ...(request.variables !== undefined && { variables: request.variables }),
+    }));
+    return plain<AriChannel>(channel);
+  }
+
+  async dial(channelId: string, options: { caller?: string; timeoutSeconds: number }): Promise<void> {
+    await this.#call('channels.dial', () => this.#client.channels.dial({
+      channelId,
+      timeout: options.timeoutSeconds,
+      ...(options.caller !== undefined && { caller: options.caller }),
+    }));
+  }
+
+  async answer(channelId: string): Promise<void> {
+    await this.#call('channels.answer', () => this.#client.channels.answer({ channelId }));
+  }
+
+  async ring(channelId: string): Promise<void> {
+    await this.#call('channels.ring', () => this.#client.channels.ring({ channelId }));
+  }
+
+  async hangup(channelId: string, reason: HangupReason = 'normal'): Promise<void> {
+    await this.#ignoringGone('channels.hangup', () => this.#client.channels.hangup({ channelId, reason }));
+  }
+
+  async play(channelId: string, playbackId: string, media: string): Promise<void> {
+    await this.#call('channels.playWithId', () => this.#client.channels.playWithId({ channelId, playbackId, media }));
+  }
+
+  async stopPlayback(playbackId: string): Promise<void> {
+    await this.#ignoringGone('playbacks.stop', () => this.#client.playbacks.stop({ playbackId }));
+  }
+
+  async snoop(request: { channelId: string; snoopId: string; spy: 'in' | 'out' | 'both'; appArgs: string }): Promise<AriChannel> {
+    const channel = await this.#call('channels.snoopChannelWithId', () => this.#client.channels.snoopChannelWithId({
+      channelId: request.channelId,
+      snoopId: request.snoopId,
+      spy: request.spy,
+      app: this.app,
+      appArgs: request.appArgs,
+    }));
+    return plain<AriChannel>(channel);
+  }
+
+  async externalMedia(request: ExternalMediaRequest): Promise<AriChannel> {
+    const channel = await this.#call('channels.externalMedia', () => this.#client.channels.externalMedia({
+      app: this.app,
+      channelId: request.channelId,
+      external_host: request.externalHost,
+      format: request.format,
+      encapsulation: request.encapsulation,
+      transport: request.transport,
+      ...(request.data !== undefined && { data: request.data }),
+      ...(request.direction !== undefined && { direction: request.direction }),
+      ...(request.connectionType !== undefined && { connection_type: request.connectionType }),
+    }));
+    return plain<AriChannel>(channel);
+  }
+
+  async getVariable(channelId: string, name: string): Promise<string | undefined> {
+    try {
+      const result = await this.#client.channels.getChannelVar({ channelId, variable: name });
+      return (result as { value?: string }).value;
+    } catch (error) {
+      if (isGone(error) || /Provided variable was not found/i.test(String((error as Error)?.message))) return undefined;
+      throw requestFailed('channels.getChannelVar', error);
+    }
+  }
+
+  async createBridge(bridgeId: string, name: string): Promise<void> {
+    await this.#call('bridges.createWithId', () => this.#client.bridges.createWithId({ bridgeId, type: 'mixing', name }));
+  }
+
+  async addToBridge(bridgeId: string, channelId: string): Promise<void> {
+    await this.#call('bridges.addChannel', () => this.#client.bridges.addChannel({ bridgeId, channel: channelId }));
+  }
+
+  async destroyBridge(bridgeId: string): Promise<void> {
+    await this.#ignoringGone('bridges.destroy', () => this.#client.bridges.destroy({ bridgeId }));
+  }
+
+  async listChannels(): Promise<AriChannel[]> {
+    const channels = await this.#call<unknown[]>('channels.list', () => this.#client.channels.list());
+    return channels.map((channel) => plain<AriChannel>(channel));
+  }
+
+  async listBridges(): Promise<AriBridge[]> {
+    const bridges = await this.#call<unknown[]>('bridges.list', () => this.#client.bridges.list());
+    return bridges.map((bridge) => plain<AriBridge>(bridge));
+  }
+
+  /** Options this adapter was opened with, minus the password (for `check`-style reports). */
+  describe(): { url: string; username: string; app: string } {
+    return { url: this.#options.url.href, username: this.#options.username, app: this.app };
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The ARI operations and events the service uses, as an interface we own.
+ * Only app/ari/ari-client-adapter.ts knows about `ari-client`; the call logic
+ * depends on this, so it can be driven in memory and the library replaced.
+ * Shapes follow Asterisk 22's ARI JSON (snake_case kept as Asterisk sends it).
+ */
+
+export interface AriCallerId {
+  name: string;
+  number: string;
+}
+
+export interface AriChannel {
+  id: string;
+  name: string;
+  state: string;
+  caller: AriCallerId;
+  connected: AriCallerId;
+  dialplan: { context: string; exten: string; priority: number; app_name?: string; app_data?: string };
+  linkedid?: string;
+  channelvars?: Record<string, string>;
+}
+
+export interface AriBridge {
+  id: string;
+  channels: string[];
+}
+
+export type AriEvent =
+  | { type: 'StasisStart'; channel: AriChannel; args: string[] }
+  | { type: 'StasisEnd'; channel: AriChannel }
+  | { type: 'ChannelStateChange'; channel: AriChannel }
+  | { type: 'ChannelHangupRequest'; channel: AriChannel; cause?: number }
+  | { type: 'ChannelDestroyed'; channel: AriChannel; cause: number; cause_txt: string }
+  | { type: 'Dial'; peer: AriChannel; caller?: AriChannel; dialstatus: string };
+
+export type AriEventType = AriEvent['type'];
+
+/** Hangup reasons ARI accepts; each maps to a Q.850 cause and so to a SIP response. */
+export type HangupReason = 'normal' | 'busy' | 'congestion' | 'no_answer' | 'timeout' | 'rejected' | 'unallocated' | 'failure';
+
+export interface ExternalMediaRequest {
+  channelId: string;
+  externalHost: string;
+  format: 'slin' | 'slin16' | 'ulaw';
+  encapsulation: 'rtp' | 'audiosocket' | 'none';
+  transport: 'udp' | 'tcp' | 'websocket';
+  data?: string;
+  direction?: 'both' | 'in' | 'out';
+  connectionType?: 'client' | 'server';
+}
+
+export interface AriPort {
+  readonly app: string;
+  /** Adds a listener for the app's events; returns its removal. */
+  onEvent(listener: (event: AriEvent) => void): () => void;
+  /** Creates a channel in Stasis without dialling it (POST /channels/create). */
+  createChannel(request: { channelId: string; endpoint: string; appArgs?: string; originator?: string; variables?: Record<string, string> }): Promise<AriChannel>;
+  dial(channelId: string, options: { caller?: string; timeoutSeconds: number }): Promise<void>;
+  answer(channelId: string): Promise<void>;
+  ring(channelId: string): Promise<void>;
+  /** Hangs a channel up; a channel already gone is not an error. */
+  hangup(channelId: string, reason?: HangupReason): Promise<void>;
+  play(channelId: string, playbackId: string, media: string): Promise<void>;
+  /** Stops a playback; one already finished is not an error. */
+  stopPlayback(playbackId: string): Promise<void>;
+  snoop(request: { channelId: string; snoopId: string; spy: 'in' | 'out' | 'both'; appArgs: string }): Promise<AriChannel>;
+  externalMedia(request: ExternalMediaRequest): Promise<AriChannel>;
+  /** A channel variable or dialplan function; undefined when unset or the channel is gone. */
+  getVariable(channelId: string, name: string): Promise<string | undefined>;
+  createBridge(bridgeId: string, name: string): Promise<void>;
+  addToBridge(bridgeId: string, channelId: string): Promise<void>;
+  /** Destroys a bridge; one already gone is not an error. */
+  destroyBridge(bridgeId: string): Promise<void>;
+  listChannels(): Promise<AriChannel[]>;
+  listBridges(): Promise<AriBridge[]>;
+}

@@ -1,0 +1,277 @@
+/**
+ * One call: the caller's channel (leg A) that entered the Stasis app, the
+ * called party's channel (leg B) that we originate, the bridge joining them,
+ * and one tap per leg. The session owns all of them and tears all of them down
+ * on every path: either side hanging up, B failing, the service stopping.
+ *
+ *   StasisStart(A) → route → create B (in Stasis) → dial B
+ *     B rings     → ring A (or ringback tone when A is already answered)
+ *     B answers   → answer A, bridge A+B, tap A (CALLER1) and B (CALLER2)
+ *     B fails     → hang A up with the matching cause (busy, no answer, ...)
+ *     either ends → hang up the other, close taps, destroy bridges
+ *
+ * The call never depends on the transcription side: taps log their own
+ * failures and the call goes on.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AriChannel, AriEvent, AriPort, HangupReason } from '../ari/ari-port.js';
+import type { Config } from '../config/keys.js';
+import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import { checkCallerId, checkNumber } from '../routing/dial-validator.js';
+import { mapDialledNumber } from '../routing/number-mapping.js';
+import type { StreamIdentity } from '../transcription/stream-messages.js';
+import type { ChannelEvents } from './channel-events.js';
+import { LegTap } from './leg-tap.js';
+
+export interface CallDeps {
+  ari: AriPort;
+  events: ChannelEvents;
+  pool: RtpPortPool;
+  config: Config;
+  logger: Logger;
+}
+
+type CallState = 'routing' | 'dialling' | 'ringing' | 'answered' | 'closing';
+
+/** Dial outcomes (ARI Dial event `dialstatus`) that end the call, and how A is hung up for each. */
+const FAILED_DIAL: Readonly<Record<string, HangupReason>> = {
+  BUSY: 'busy',
+  NOANSWER: 'no_answer',
+  CHANUNAVAIL: 'congestion',
+  CONGESTION: 'congestion',
+  CANCEL: 'normal',
+};
+
+/** Q.850 cause of a B leg that ended before answering → how A is hung up. */
+function reasonForCause(cause: number | undefined): HangupReason {
+  switch (cause) {
+    case 17: return 'busy';
+    case 18:
+    case 19: return 'no_answer';
+    case 1: return 'unallocated';
+    case 21: return 'rejected';
+    default: return 'congestion';
+  }
+}
+
+/** The user part of a SIP URI (`sip:4567@host;params` → `4567`). */
+export function userPartOf(uri: string | undefined): string | undefined {
+  const match = /^sips?:([^@;?]+)@/i.exec(uri ?? '');
+  return match?.[1];
+}
+
+export class CallSession {
+  readonly callId = randomUUID();
+  readonly legA: AriChannel;
+  readonly legBId = `leg-b-${randomUUID()}`;
+  readonly bridgeId = `call-${this.callId}`;
+  readonly #deps: CallDeps;
+  readonly #logger: Logger;
+  readonly #releases: (() => void)[] = [];
+  readonly #taps: LegTap[] = [];
+  #state: CallState = 'routing';
+  #ringbackId: string | undefined;
+  /** Creation requests still in flight: close() waits for them so nothing is created after the teardown. */
+  readonly #creating = new Set<Promise<unknown>>();
+  #callee = '';
+  #closed: Promise<void> | undefined;
+  #onClosed: (() => void) | undefined;
+
+  constructor(deps: CallDeps, legA: AriChannel) {
+    this.#deps = deps;
+    this.legA = legA;
+    this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
+  }
+
+  get state(): CallState {
+    return this.#state;
+  }
+
+  /** True while any tap of this call still holds a socket (for leak checks). */
+  get holdsSockets(): boolean {
+    return this.#taps.some((tap) => tap.holdsSockets);
+  }
+
+  onClosed(handler: () => void): void {
+    this.#onClosed = handler;
+  }
+
+  async start(): Promise<void> {
+    const { ari, events, config } = this.#deps;
+    this.#releases.push(events.own(this.legA.id, (event) => this.#onLegAEvent(event)));
+    this.#releases.push(events.own(this.legBId, (event) => this.#onLegBEvent(event)));
+    try {
+      const dialled = await this.#dialledNumber();
+      const callerNumber = this.legA.caller.number ?? '';
+      const dialledVerdict = checkNumber(dialled ?? '');
+      if (dialled === undefined || !dialledVerdict.ok) {
+        this.#logger.warn({ reason: dialledVerdict.ok ? 'no dialled number' : dialledVerdict.reason, numbers: { dialled } }, 'call refused: dialled number not dialable');
+        await this.close('invalid number', 'unallocated');
+        return;
+      }
+      const callee = mapDialledNumber(config.DIALED_NUMBER_MAPPING, dialled);
+      this.#callee = callee;
+      if (config.DESTINATION_DOMAIN === undefined) throw new Error('DESTINATION_DOMAIN is not set');
+      const endpoint = `PJSIP/${config.DESTINATION_ENDPOINT}/sip:${callee}@${config.DESTINATION_DOMAIN}`;
+      const variables: Record<string, string> = {};
+      if (checkCallerId(callerNumber).ok) {
+        variables['CALLERID(num)'] = callerNumber;
+      } else {
+        this.#logger.warn({ numbers: { caller: callerNumber } }, 'caller ID not passed on: not a plain number');
+      }
+      this.#logger.info({ numbers: { caller: callerNumber, dialled, callee }, endpoint: config.DESTINATION_ENDPOINT, domain: config.DESTINATION_DOMAIN }, 'routing call');
+
+      if (this.#closed) return;
+      const legBStarted = events.expect(this.legBId, 'StasisStart', 5000);
+      legBStarted.catch(() => {});
+      this.#state = 'dialling';
+      await this.#create(ari.createChannel({ channelId: this.legBId, endpoint, appArgs: 'leg-b', originator: this.legA.id, variables }));
+      await legBStarted;
+      if (this.#closed) return;
+      await ari.dial(this.legBId, { caller: this.legA.id, timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
+    } catch (error) {
+      if (this.#closed) return;
+      this.#logger.error({ err: (error as Error).message }, 'call setup failed');
+      await this.close('setup failed', 'congestion');
+    }
+  }
+
+  /** The number the caller dialled: the extension, or the request URI's user part for `s`. */
+  async #dialledNumber(): Promise<string | undefined> {
+    const exten = this.legA.dialplan.exten;
+    if (exten && exten !== 's') return exten;
+    const requestUri = await this.#deps.ari.getVariable(this.legA.id, 'CHANNEL(pjsip,request_uri)');
+    return userPartOf(requestUri);
+  }
+
+  async #create<T>(request: Promise<T>): Promise<T> {
+    this.#creating.add(request);
+    try {
+      return await request;
+    } finally {
+      this.#creating.delete(request);
+    }
+  }
+
+  #onLegAEvent(event: AriEvent): void {
+    if (event.type === 'StasisEnd' || event.type === 'ChannelDestroyed' || event.type === 'ChannelHangupRequest') {
+      void this.close('caller hung up', 'normal');
+    }
+  }
+
+  #onLegBEvent(event: AriEvent): void {
+    switch (event.type) {
+      case 'Dial': {
+        const status = event.dialstatus;
+        if (status === 'RINGING' || status === 'PROGRESS') void this.#ringing();
+        else if (status === 'ANSWER') void this.#answered();
+        else if (status in FAILED_DIAL) void this.close(`callee ${status.toLowerCase()}`, FAILED_DIAL[status]);
+        break;
+      }
+      case 'ChannelStateChange':
+        if (event.channel.state === 'Up') void this.#answered();
+        break;
+      case 'ChannelHangupRequest':
+      case 'ChannelDestroyed':
+      case 'StasisEnd':
+        if (this.#state === 'answered') void this.close('callee hung up', 'normal');
+        else if (event.type !== 'StasisEnd') {
+          void this.close('callee failed', reasonForCause(event.type === 'ChannelDestroyed' ? event.cause : event.cause));
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  async #ringing(): Promise<void> {
+    if (this.#state !== 'dialling') return;
+    this.#state = 'ringing';
+    const { ari } = this.#deps;
+    try {
+      if (this.legA.state === 'Up') {
+        // A was answered before reaching us (e.g. after an IVR): a 180 is no longer possible, so play ringback.
+        this.#ringbackId = `ringback-${randomUUID()}`;
+        await ari.play(this.legA.id, this.#ringbackId, 'tone:ring');
+      } else {
+        await ari.ring(this.legA.id);
+      }
+    } catch (error) {
+      this.#logger.warn({ err: (error as Error).message }, 'could not signal ringing to the caller');
+    }
+  }
+
+  async #answered(): Promise<void> {
+    if (this.#state === 'answered' || this.#state === 'closing') return;
+    this.#state = 'answered';
+    const { ari } = this.#deps;
+    this.#logger.info('callee answered');
+    try {
+      if (this.#ringbackId) await ari.stopPlayback(this.#ringbackId);
+      if (this.legA.state !== 'Up') await ari.answer(this.legA.id);
+      await this.#create(ari.createBridge(this.bridgeId, this.bridgeId));
+      if (this.#closed) return;
+      await ari.addToBridge(this.bridgeId, this.legA.id);
+      await ari.addToBridge(this.bridgeId, this.legBId);
+    } catch (error) {
+      if (this.#closed) return;
+      this.#logger.error({ err: (error as Error).message }, 'bridging the call failed');
+      await this.close('bridge failed', 'congestion');
+      return;
+    }
+    if (this.#closed) return;
+    await this.#startTaps();
+  }
+
+  async #startTaps(): Promise<void> {
+    const { ari, config } = this.#deps;
+    const [linkedId, sipCallIdA, sipCallIdB] = await Promise.all([
+      this.legA.linkedid ?? ari.getVariable(this.legA.id, 'CHANNEL(linkedid)'),
+      ari.getVariable(this.legA.id, 'CHANNEL(pjsip,call-id)').catch(() => undefined),
+      ari.getVariable(this.legBId, 'CHANNEL(pjsip,call-id)').catch(() => undefined),
+    ]).catch(() => [undefined, undefined, undefined]);
+    const common = {
+      callId: this.callId,
+      linkedId: linkedId ?? this.legA.id,
+      direction: 'inbound' as const,
+      caller: this.legA.caller.number ?? '',
+      callee: this.#callee,
+    };
+    const identities: StreamIdentity[] = [
+      { ...common, label: config.LEFT_CHANNEL_NAME, leg: 'A', channelId: this.legA.id, sipCallId: sipCallIdA ?? '' },
+      { ...common, label: config.RIGHT_CHANNEL_NAME, leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
+    ];
+    if (this.#closed) return;
+    for (const identity of identities) this.#taps.push(new LegTap({ ...this.#deps, logger: this.#logger }, identity));
+    await Promise.all(this.#taps.map((tap) => tap.start()));
+  }
+
+  /** Ends the call on every side; idempotent. `reasonForA` is how leg A is hung up. */
+  close(why: string, reasonForA: HangupReason = 'normal'): Promise<void> {
+    this.#closed ??= this.#close(why, reasonForA);
+    return this.#closed;
+  }
+
+  async #close(why: string, reasonForA: HangupReason): Promise<void> {
+    this.#state = 'closing';
+    const { ari, events } = this.#deps;
+    this.#logger.info({ reason: why, hangupCause: reasonForA }, 'call ending');
+    events.cancel(this.legBId);
+    await Promise.allSettled([...this.#creating]);
+    const steps: Promise<unknown>[] = [
+      ari.hangup(this.legA.id, reasonForA),
+      ...this.#taps.map((tap) => tap.close(why)),
+    ];
+    // Hang up and destroy by id whether or not creation was seen to finish: "already gone" is not an error.
+    steps.push(ari.hangup(this.legBId));
+    if (this.#ringbackId) steps.push(ari.stopPlayback(this.#ringbackId));
+    for (const result of await Promise.allSettled(steps)) {
+      if (result.status === 'rejected') this.#logger.warn({ err: String(result.reason) }, 'call cleanup request failed');
+    }
+    await ari.destroyBridge(this.bridgeId).catch((error) => this.#logger.warn({ err: String(error) }, 'destroying the call bridge failed'));
+    for (const release of this.#releases.splice(0)) release();
+    this.#logger.info({ reason: why }, 'call ended');
+    this.#onClosed?.();
+  }
+}

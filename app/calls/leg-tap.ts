@@ -1,0 +1,167 @@
+/**
+ * Taps one leg's audio and streams it, labelled, to the transcription side:
+ *
+ *   leg channel ──snoop(spy=in)──▶ snoop channel ─┐
+ *                                                 ├─ tap bridge (mixing)
+ *         RTP/UDP to us ◀── ExternalMedia channel ┘
+ *   RtpTapReceiver ──L16 little-endian──▶ WebsocketStream (CALLER1 / CALLER2)
+ *
+ * `spy=in` is what the party says, unmixed; the ExternalMedia channel never
+ * joins the A–B bridge (it would hear the mix). The snoop and ExternalMedia
+ * channels enter Stasis on their own schedule: each is added to the tap bridge
+ * only after its own StasisStart, one channel per request. Adding them earlier,
+ * or both in one request, silently loses the leg's audio (PROTOCOLS.md).
+ *
+ * The tap owns its snoop, ExternalMedia channel, bridge, UDP socket and
+ * stream, and close() releases all of them, once, whatever state start() is in.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AriPort } from '../ari/ari-port.js';
+import type { Config } from '../config/keys.js';
+import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import { RtpTapReceiver } from '../media/rtp-tap-receiver.js';
+import { startMessage, type StreamIdentity } from '../transcription/stream-messages.js';
+import { WebsocketStream } from '../transcription/websocket-stream.js';
+import type { ChannelEvents } from './channel-events.js';
+
+export interface LegTapDeps {
+  ari: AriPort;
+  events: ChannelEvents;
+  pool: RtpPortPool;
+  config: Config;
+  logger: Logger;
+}
+
+/** How long a created snoop or ExternalMedia channel may take to enter Stasis. */
+const STASIS_START_TIMEOUT_MS = 5000;
+
+export class LegTap {
+  readonly identity: StreamIdentity;
+  readonly snoopId = `snoop-${randomUUID()}`;
+  readonly externalId = `media-${randomUUID()}`;
+  readonly bridgeId = `tap-${randomUUID()}`;
+  readonly #deps: LegTapDeps;
+  readonly #logger: Logger;
+  readonly #releases: (() => void)[] = [];
+  #stream: WebsocketStream | undefined;
+  #receiver: RtpTapReceiver | undefined;
+  #bridgeCreated = false;
+  #starting: Promise<void> = Promise.resolve();
+  #closed: Promise<void> | undefined;
+
+  constructor(deps: LegTapDeps, identity: StreamIdentity) {
+    this.#deps = deps;
+    this.identity = identity;
+    this.#logger = deps.logger.child({ leg: identity.leg, label: identity.label, legChannelId: identity.channelId });
+  }
+
+  get isClosed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** True while this tap still holds a socket (for leak checks). */
+  get holdsSockets(): boolean {
+    return this.#receiver !== undefined || (this.#stream?.isOpen ?? false);
+  }
+
+  /** Opens the stream and builds the tap; a failure is logged and leaves the call alone. */
+  start(): Promise<void> {
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const { ari, events, pool, config } = this.#deps;
+    try {
+      this.#stream = new WebsocketStream({
+        url: config.STREAM_URL,
+        token: config.STREAM_TOKEN,
+        start: startMessage(this.identity, config.SAMPLE_RATE),
+        logger: this.#logger,
+      });
+      this.#stream.open();
+
+      const receiver = await RtpTapReceiver.open(pool);
+      this.#receiver = receiver;
+      const stream = this.#stream;
+      receiver.onAudio((frame) => stream.sendAudio(frame));
+      if (this.isClosed) return;
+
+      // Our ids are known before creation, so the call can hang them up on any path.
+      for (const id of [this.snoopId, this.externalId]) {
+        this.#releases.push(events.own(id, (event) => {
+          if (event.type === 'StasisEnd' || event.type === 'ChannelDestroyed') {
+            this.#logger.debug({ channelId: id, event: event.type }, 'tap channel ended');
+          }
+        }));
+      }
+
+      await ari.createBridge(this.bridgeId, this.bridgeId);
+      this.#bridgeCreated = true;
+      if (this.isClosed) return;
+
+      const snoopStarted = events.expect(this.snoopId, 'StasisStart', STASIS_START_TIMEOUT_MS);
+      snoopStarted.catch(() => {});
+      await ari.snoop({ channelId: this.identity.channelId, snoopId: this.snoopId, spy: 'in', appArgs: 'tap' });
+      await snoopStarted;
+      if (this.isClosed) return;
+      await ari.addToBridge(this.bridgeId, this.snoopId);
+
+      const externalStarted = events.expect(this.externalId, 'StasisStart', STASIS_START_TIMEOUT_MS);
+      externalStarted.catch(() => {});
+      const external = await ari.externalMedia({
+        channelId: this.externalId,
+        externalHost: `${config.MEDIA_ADVERTISE_HOST}:${receiver.port}`,
+        format: config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin',
+        encapsulation: 'rtp',
+        transport: 'udp',
+      });
+      const address = external.channelvars?.UNICASTRTP_LOCAL_ADDRESS ??
+        await ari.getVariable(this.externalId, 'UNICASTRTP_LOCAL_ADDRESS');
+      const port = external.channelvars?.UNICASTRTP_LOCAL_PORT ??
+        await ari.getVariable(this.externalId, 'UNICASTRTP_LOCAL_PORT');
+      if (address === undefined || port === undefined) throw new Error('ExternalMedia channel reported no local RTP address');
+      receiver.expectSource(address, Number(port));
+      await externalStarted;
+      if (this.isClosed) return;
+      await ari.addToBridge(this.bridgeId, this.externalId);
+      this.#logger.info({ rtpPort: receiver.port, asteriskRtp: `${address}:${port}` }, 'leg tapped');
+    } catch (error) {
+      if (this.isClosed) return;
+      this.#logger.error({ err: (error as Error).message }, 'tapping the leg failed; the call goes on without this stream');
+    }
+  }
+
+  /** Releases everything the tap created; safe to call twice and during start(). */
+  close(reason: string): Promise<void> {
+    this.#closed ??= this.#close(reason);
+    return this.#closed;
+  }
+
+  async #close(reason: string): Promise<void> {
+    const { ari, events } = this.#deps;
+    // Stop start() at its next step, then release whatever it got to create:
+    // a request still in flight would otherwise create a channel after our hangup.
+    events.cancel(this.snoopId);
+    events.cancel(this.externalId);
+    await this.#starting;
+    const results = await Promise.allSettled([
+      ari.hangup(this.externalId),
+      ari.hangup(this.snoopId),
+      this.#bridgeCreated ? ari.destroyBridge(this.bridgeId) : Promise.resolve(),
+    ]);
+    for (const result of results) {
+      if (result.status === 'rejected') this.#logger.warn({ err: String(result.reason) }, 'tap cleanup request failed');
+    }
+    for (const release of this.#releases.splice(0)) release();
+    this.#receiver?.close();
+    await this.#stream?.finish(reason);
+    this.#logger.info({
+      reason,
+      rtp: this.#receiver?.stats,
+      stream: this.#stream?.stats,
+    }, 'leg tap closed');
+    this.#receiver = undefined;
+  }
+}

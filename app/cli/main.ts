@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+/**
+ * The `transcription-proxy` command. Sub-commands parse their options, load
+ * the configuration and run; this file is the only place that turns errors
+ * into exit codes: 2 for bad configuration or usage, 1 for anything else.
+ * stdout carries only JSON log lines; human-readable problems go to stderr.
+ */
+import { Command, Option } from 'commander';
+import { AppError, ConfigError } from '../errors.js';
+import { describeConfig, loadConfig } from '../config/load-config.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import { startReceiver } from '../receiver/stream-receiver.js';
+import { startService } from '../service.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_CONFIG = 2;
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Resolves on SIGINT/SIGTERM so the caller can shut down cleanly. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+async function serve(options: { config?: string; set: string[] }): Promise<number> {
+  const loaded = loadConfig({ configFile: options.config, flags: options.set, required: ['ARI_PASSWORD', 'DESTINATION_DOMAIN'] });
+  const logger = createLogger(loaded.config.LOG_LEVEL);
+  logger.info({ config: describeConfig(loaded), files: loaded.files }, 'configuration loaded');
+  for (const warning of loaded.warnings) logger.warn({ warning }, 'configuration warning');
+  if (loaded.ignoredKeys.length > 0) logger.warn({ keys: loaded.ignoredKeys }, 'configuration keys not used by any feature yet; ignored');
+  const service = await startService(loaded.config, logger);
+  const signal = await untilSignal();
+  logger.info({ signal }, 'stopping');
+  await service.stop();
+  return EXIT_OK;
+}
+
+async function receive(options: { host: string; port: string; dir: string; logLevel: string }): Promise<number> {
+  const logger = createLogger(options.logLevel as Parameters<typeof createLogger>[0]);
+  const receiver = await startReceiver({ host: options.host, port: Number(options.port), directory: options.dir, logger });
+  logger.info({ url: `ws://${options.host}:${receiver.port}`, directory: options.dir }, 'receiver listening');
+  await untilSignal();
+  await receiver.close();
+  return EXIT_OK;
+}
+
+function report(error: unknown, logger?: Logger): number {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`transcription-proxy: invalid configuration\n${error.report()}\n`);
+    return EXIT_CONFIG;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof AppError ? error.code : undefined;
+  logger?.fatal({ code, err: message }, 'fatal error');
+  process.stderr.write(`transcription-proxy: ${message}\n`);
+  return EXIT_FAILURE;
+}
+
+export function buildProgram(run: (task: () => Promise<number>) => void): Command {
+  const program = new Command('transcription-proxy')
+    .description('Real-time call transcription for Asterisk: bridges calls and streams each party, labelled, to a websocket.')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program.command('serve')
+    .description('run the Stasis app: route, bridge and tap calls')
+    .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
+    .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
+    .action((options) => run(() => serve(options)));
+
+  program.command('receive')
+    .description('built-in stream receiver: logs each stream and writes one WAV file per stream')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', '8090')
+    .option('--dir <directory>', 'where WAV files are written', 'recordings')
+    .addOption(new Option('--log-level <level>', 'log level').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .action((options) => run(() => receive(options)));
+
+  return program;
+}
+
+function main(): void {
+  const run = (task: () => Promise<number>) => {
+    task().then(
+      (code) => { process.exitCode = code; },
+      (error) => { process.exitCode = report(error); },
+    ).finally(() => {
+      // Give pino's asynchronous destination a moment to flush, then leave even if a handle lingers.
+      setTimeout(() => process.exit(), 200).unref();
+    });
+  };
+  try {
+    buildProgram(run).parse(process.argv);
+  } catch (error) {
+    const exitCode = (error as { exitCode?: number }).exitCode;
+    process.exitCode = exitCode === 0 ? EXIT_OK : EXIT_CONFIG;
+  }
+}
+
+main();

@@ -1,0 +1,189 @@
+/**
+ * Every configuration key the service knows: its default, how its text is
+ * parsed and checked, and whether it is a secret (never logged). The seed
+ * proxy's `config.ini` keys keep their names and meanings; the ones no feature
+ * uses yet are listed in RESERVED_KEYS so a seed file loads without errors.
+ */
+import { checkDomain, checkEndpointName } from '../routing/dial-validator.js';
+import { parseNumberMapping, type NumberMapping } from '../routing/number-mapping.js';
+
+export interface KeySpec<T> {
+  /** Text default, parsed like any other source; undefined = no default. */
+  defaultText?: string;
+  secret?: boolean;
+  description: string;
+  /** Parses a present value; throws an Error whose message says what is wrong. */
+  parse(text: string): T;
+}
+
+function key<T>(spec: KeySpec<T>): KeySpec<T> {
+  return spec;
+}
+
+function text(description: string, defaultText?: string, secret = false): KeySpec<string> {
+  return { description, defaultText, secret, parse: (value) => value };
+}
+
+function url(description: string, protocols: readonly string[], defaultText?: string): KeySpec<URL> {
+  return {
+    description,
+    defaultText,
+    parse(value) {
+      let parsed: URL;
+      try {
+        parsed = new URL(value);
+      } catch {
+        throw new Error(`"${value}" is not a URL`);
+      }
+      if (!protocols.includes(parsed.protocol)) {
+        throw new Error(`must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+      }
+      if (parsed.username || parsed.password) throw new Error('must not contain credentials; use the separate keys');
+      return parsed;
+    },
+  };
+}
+
+function integer(description: string, min: number, max: number, defaultText?: string): KeySpec<number> {
+  return {
+    description,
+    defaultText,
+    parse(value) {
+      if (!/^-?\d+$/.test(value)) throw new Error(`"${value}" is not a whole number`);
+      const parsed = Number(value);
+      if (parsed < min || parsed > max) throw new Error(`${parsed} is outside ${min}..${max}`);
+      return parsed;
+    },
+  };
+}
+
+function oneOf<const T extends string>(description: string, choices: readonly T[], defaultText?: T): KeySpec<T> {
+  return {
+    description,
+    defaultText,
+    parse(value) {
+      const found = choices.find((choice) => choice === value.toLowerCase());
+      if (found === undefined) throw new Error(`"${value}" is not one of ${choices.join(', ')}`);
+      return found;
+    },
+  };
+}
+
+function label(description: string, defaultText: string): KeySpec<string> {
+  return {
+    description,
+    defaultText,
+    parse(value) {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) throw new Error(`"${value}" is not a label (letters, digits, _ . -)`);
+      return value;
+    },
+  };
+}
+
+function host(description: string, defaultText?: string): KeySpec<string> {
+  return {
+    description,
+    defaultText,
+    parse(value) {
+      if (!/^[A-Za-z0-9.:-]{1,253}$/.test(value)) throw new Error(`"${value}" is not a host name or IP address`);
+      return value;
+    },
+  };
+}
+
+export const CONFIG_KEYS = {
+  ARI_URL: url('Base URL of Asterisk ARI (its HTTP server).', ['http:', 'https:'], 'http://127.0.0.1:8088'),
+  ARI_USERNAME: text('ARI user (ari.conf).', 'transcription-proxy'),
+  ARI_PASSWORD: text('Password of the ARI user.', undefined, true),
+  ARI_APP: key({
+    description: 'Name of the Stasis application; the dialplan calls Stasis(ARI_APP).',
+    defaultText: 'transcription-proxy',
+    parse(value) {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) throw new Error(`"${value}" is not an application name (letters, digits, _ -)`);
+      return value;
+    },
+  }),
+  DESTINATION_DOMAIN: key({
+    description: 'Where leg B is sent: sip:NUMBER@DESTINATION_DOMAIN (host or host:port).',
+    parse(value) {
+      const verdict = checkDomain(value);
+      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
+      return value;
+    },
+  }),
+  DESTINATION_ENDPOINT: key({
+    description: 'PJSIP endpoint that leg B is dialled through (its codecs, transport and NAT settings).',
+    defaultText: 'transcription-proxy-out',
+    parse(value) {
+      const verdict = checkEndpointName(value);
+      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
+      return value;
+    },
+  }),
+  DIALED_NUMBER_MAPPING: key<NumberMapping>({
+    description: 'Dialled-number map, FROM:TO pairs separated by commas (1233:4567,1234:5678).',
+    defaultText: '',
+    parse: parseNumberMapping,
+  }),
+  DIAL_TIMEOUT_MS: integer('How long leg B may ring before the call fails as no answer.', 1000, 600_000, '60000'),
+  STREAM_URL: url('Transcription websocket that receives the audio streams.', ['ws:', 'wss:'], 'ws://127.0.0.1:8090'),
+  STREAM_TOKEN: text('Sent as Authorization: Bearer to STREAM_URL.', undefined, true),
+  LEFT_CHANNEL_NAME: label('Label of the caller\'s stream (leg A).', 'CALLER1'),
+  RIGHT_CHANNEL_NAME: label('Label of the called party\'s stream (leg B).', 'CALLER2'),
+  SAMPLE_RATE: key({
+    description: 'Audio sample rate of the streams: 8000 or 16000.',
+    defaultText: '16000',
+    parse(value) {
+      if (value !== '8000' && value !== '16000') throw new Error(`"${value}" is not 8000 or 16000`);
+      return Number(value) as 8000 | 16000;
+    },
+  }),
+  MEDIA_BIND_HOST: host('Address the service receives tapped audio (RTP) on.', '127.0.0.1'),
+  MEDIA_ADVERTISE_HOST: host('Address Asterisk sends tapped audio to (default: MEDIA_BIND_HOST).'),
+  RTP_PORT_START: integer('First UDP port for tapped audio.', 1024, 65535, '20000'),
+  RTP_PORT_END: integer('Last UDP port for tapped audio.', 1024, 65535, '20999'),
+  LOG_LEVEL: oneOf('Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+} as const;
+
+/**
+ * Keys of the seed proxy's config.ini that no feature of ours uses yet. They
+ * are accepted (so a seed file loads), reported once as ignored, and the
+ * secrets among them are never logged. WEBSOCKET_SERVER and JWT_TOKEN keep the
+ * seed's meaning (where Voicegain delivers results; Voicegain's API token): no
+ * audio or token is ever sent to WEBSOCKET_SERVER.
+ */
+export const RESERVED_KEYS: Readonly<Record<string, { secret: boolean }>> = {
+  FREESWITCH_HOST_DOMAIN: { secret: false },
+  SIP_GATEWAY_IP: { secret: false },
+  VG_GATEWAY_URL: { secret: false },
+  JWT_TOKEN: { secret: true },
+  AUTH_NAME: { secret: false },
+  WEBSOCKET_SERVER: { secret: false },
+  CONTENT_INCREMENTAL: { secret: false },
+  OUT_SIP_GATEWAY_IP: { secret: false },
+  OUTBOUND_CALL_PREFIX: { secret: false },
+  OUTBOUND_CALL_EXT: { secret: false },
+  OUTBOUND_CALLS_SECRET: { secret: true },
+  SENSITIVITY: { secret: false },
+  AUDIO_CAPTURE: { secret: false },
+  NOAUDIOTIMEOUT: { secret: false },
+};
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+type Parsed<S> = S extends KeySpec<infer T> ? T : never;
+
+/** Keys without a default: undefined unless some source sets them. */
+type OptionalKey = 'ARI_PASSWORD' | 'DESTINATION_DOMAIN' | 'STREAM_TOKEN' | 'MEDIA_ADVERTISE_HOST';
+
+/** The validated configuration. */
+export type Config = {
+  readonly [K in ConfigKey]: K extends OptionalKey
+    ? Parsed<(typeof CONFIG_KEYS)[K]> | undefined
+    : Parsed<(typeof CONFIG_KEYS)[K]>;
+};
+
+export function isSecretKey(name: string): boolean {
+  const spec = (CONFIG_KEYS as Record<string, KeySpec<unknown>>)[name];
+  return spec?.secret === true || RESERVED_KEYS[name]?.secret === true;
+}

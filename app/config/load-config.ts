@@ -1,0 +1,118 @@
+/**
+ * Builds the configuration from its sources, each overriding the one before:
+ * defaults, an ini file (--config FILE, else ./config.ini when present), a
+ * .env file in the working directory, environment variables, and --set flags.
+ * Every problem is collected and reported together, each naming its key and
+ * the source of the bad value; nothing is half-applied.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { CONFIG_KEYS, RESERVED_KEYS, isSecretKey, type Config, type ConfigKey, type KeySpec } from './keys.js';
+import { readDotEnvFile, readEnvironment, readFlags, readIniFile, type ConfigSource, type SourcedValue } from './sources.js';
+
+export interface LoadOptions {
+  /** --config FILE; when absent, ./config.ini is used if it exists. */
+  configFile?: string | undefined;
+  /** --set KEY=VALUE flags. */
+  flags?: readonly string[];
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Keys the command cannot run without. */
+  required?: readonly ConfigKey[];
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Where each key's value came from ("defaults" when nothing set it). */
+  origins: Readonly<Record<ConfigKey, string>>;
+  /** Non-fatal findings, to be logged once at start-up. */
+  warnings: string[];
+  /** Seed keys that were set but are not used by any feature yet. */
+  ignoredKeys: string[];
+  files: string[];
+}
+
+const KNOWN_KEYS = Object.keys(CONFIG_KEYS) as ConfigKey[];
+
+export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const cwd = options.cwd ?? process.cwd();
+  const problems: ConfigProblem[] = [];
+  const sources: ConfigSource[] = [];
+
+  const iniPath = options.configFile !== undefined ? resolve(cwd, options.configFile) : join(cwd, 'config.ini');
+  if (options.configFile !== undefined && !existsSync(iniPath)) {
+    problems.push({ key: '--config', source: 'command line', message: `file ${iniPath} does not exist` });
+  } else if (existsSync(iniPath)) {
+    sources.push(readIniFile(iniPath));
+  }
+  const dotEnvPath = join(cwd, '.env');
+  if (existsSync(dotEnvPath)) sources.push(readDotEnvFile(dotEnvPath));
+  sources.push(readEnvironment(options.env ?? process.env, [...KNOWN_KEYS, ...Object.keys(RESERVED_KEYS)]));
+  sources.push(readFlags(options.flags ?? []));
+
+  const merged = new Map<string, SourcedValue>();
+  const warnings: string[] = [];
+  for (const source of sources) {
+    warnings.push(...source.warnings);
+    problems.push(...source.problems);
+    for (const [name, sourced] of source.values) {
+      if (!(name in CONFIG_KEYS) && !(name in RESERVED_KEYS)) {
+        if (source.name === 'command line') problems.push({ key: name, source: sourced.source, message: 'unknown key' });
+        else warnings.push(`unknown key ${name} in ${sourced.source}; ignored`);
+        continue;
+      }
+      merged.set(name, sourced);
+    }
+  }
+
+  const values: Record<string, unknown> = {};
+  const origins = {} as Record<ConfigKey, string>;
+  for (const name of KNOWN_KEYS) {
+    const spec = CONFIG_KEYS[name] as KeySpec<unknown>;
+    const sourced = merged.get(name);
+    // An empty value means "not set", so a template line like `STREAM_TOKEN=` falls back to the default.
+    const chosen = sourced !== undefined && sourced.value !== '' ? sourced : undefined;
+    const textValue = chosen?.value ?? spec.defaultText;
+    origins[name] = chosen?.source ?? 'defaults';
+    if (textValue === undefined) continue;
+    try {
+      values[name] = spec.parse(textValue);
+    } catch (error) {
+      problems.push({ key: name, source: origins[name], message: (error as Error).message });
+    }
+  }
+
+  const config = values as Config;
+  if (config.MEDIA_ADVERTISE_HOST === undefined && typeof values.MEDIA_BIND_HOST === 'string') {
+    if (['0.0.0.0', '::'].includes(values.MEDIA_BIND_HOST)) {
+      problems.push({ key: 'MEDIA_ADVERTISE_HOST', source: 'defaults', message: `required when MEDIA_BIND_HOST is ${values.MEDIA_BIND_HOST}: the address Asterisk can send audio to` });
+    }
+    values.MEDIA_ADVERTISE_HOST = values.MEDIA_BIND_HOST;
+  }
+  if (typeof values.RTP_PORT_START === 'number' && typeof values.RTP_PORT_END === 'number' && values.RTP_PORT_START > values.RTP_PORT_END) {
+    problems.push({ key: 'RTP_PORT_END', source: origins.RTP_PORT_END, message: `must not be below RTP_PORT_START (${values.RTP_PORT_START})` });
+  }
+  for (const name of options.required ?? []) {
+    if (values[name] === undefined && !problems.some((p) => p.key === name)) {
+      problems.push({ key: name, source: origins[name], message: 'required, but set in no configuration source' });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const ignoredKeys = [...merged.keys()].filter((name) => name in RESERVED_KEYS).sort();
+  return { config, origins, warnings, ignoredKeys, files: sources.map((s) => s.name).filter((n) => n !== 'environment' && n !== 'command line') };
+}
+
+/** The configuration as log fields, secrets replaced by "[set]". */
+export function describeConfig(loaded: LoadedConfig): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of KNOWN_KEYS) {
+    const value = loaded.config[name];
+    if (value === undefined) continue;
+    if (isSecretKey(name)) out[name] = '[set]';
+    else if (value instanceof Map) out[name] = [...value].map(([from, to]) => `${from}:${to}`).join(',');
+    else out[name] = String(value);
+  }
+  return out;
+}

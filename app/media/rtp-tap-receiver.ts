@@ -1,0 +1,104 @@
+/**
+ * Receives one leg's tapped audio from an ExternalMedia channel over RTP/UDP
+ * and hands it on as little-endian L16 frames. It accepts packets only from
+ * the Asterisk address and port that the channel reported
+ * (UNICASTRTP_LOCAL_ADDRESS / _PORT) and then only the first SSRC seen, so no
+ * packet from elsewhere, or of another call, enters this leg's stream.
+ * Malformed and unexpected packets are counted and dropped, never thrown.
+ */
+import type { Socket } from 'node:dgram';
+import type { RtpPortPool } from './rtp-port-pool.js';
+import { parseRtpPacket } from './rtp-packet.js';
+import { swap16 } from './pcm.js';
+
+export interface RtpReceiverStats {
+  packets: number;
+  bytes: number;
+  lostPackets: number;
+  droppedBeforeSource: number;
+  droppedWrongSource: number;
+  droppedWrongSsrc: number;
+  droppedMalformed: number;
+}
+
+export class RtpTapReceiver {
+  readonly port: number;
+  readonly stats: RtpReceiverStats = {
+    packets: 0, bytes: 0, lostPackets: 0,
+    droppedBeforeSource: 0, droppedWrongSource: 0, droppedWrongSsrc: 0, droppedMalformed: 0,
+  };
+  readonly #socket: Socket;
+  readonly #pool: RtpPortPool;
+  #source: { address: string; port: number } | undefined;
+  #ssrc: number | undefined;
+  #lastSequence: number | undefined;
+  #onAudio: ((frame: Buffer) => void) | undefined;
+  #closed = false;
+
+  private constructor(pool: RtpPortPool, socket: Socket, port: number) {
+    this.#pool = pool;
+    this.#socket = socket;
+    this.port = port;
+    socket.on('message', (packet, remote) => this.#receive(packet, remote.address, remote.port));
+    socket.on('error', () => this.close());
+  }
+
+  static async open(pool: RtpPortPool): Promise<RtpTapReceiver> {
+    const { socket, port } = await pool.acquire();
+    return new RtpTapReceiver(pool, socket, port);
+  }
+
+  /** The only address and port packets are accepted from. */
+  expectSource(address: string, port: number): void {
+    this.#source = { address, port };
+  }
+
+  /** Where little-endian audio frames go. */
+  onAudio(handler: (frame: Buffer) => void): void {
+    this.#onAudio = handler;
+  }
+
+  #receive(packet: Buffer, address: string, port: number): void {
+    if (this.#source === undefined) {
+      this.stats.droppedBeforeSource++;
+      return;
+    }
+    if (address !== this.#source.address || port !== this.#source.port) {
+      this.stats.droppedWrongSource++;
+      return;
+    }
+    let rtp;
+    try {
+      rtp = parseRtpPacket(packet);
+    } catch {
+      this.stats.droppedMalformed++;
+      return;
+    }
+    if (this.#ssrc === undefined) this.#ssrc = rtp.ssrc;
+    else if (rtp.ssrc !== this.#ssrc) {
+      this.stats.droppedWrongSsrc++;
+      return;
+    }
+    // Loss is counted from forward jumps only; a late packet (negative gap) is delivered but moves nothing.
+    const gap = this.#lastSequence === undefined ? 1 : (rtp.sequenceNumber - this.#lastSequence + 0x10000) & 0xffff;
+    if (gap > 0 && gap < 0x8000) {
+      if (gap > 1) this.stats.lostPackets += gap - 1;
+      this.#lastSequence = rtp.sequenceNumber;
+    }
+    this.stats.packets++;
+    this.stats.bytes += rtp.payload.length;
+    this.#onAudio?.(swap16(rtp.payload));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.removeAllListeners('message');
+    try {
+      this.#socket.close();
+    } catch {
+      // already closed by an error
+    }
+    this.#pool.release(this.port);
+  }
+}

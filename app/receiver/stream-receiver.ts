@@ -1,0 +1,129 @@
+/**
+ * The built-in receiver (`transcription-proxy receive`): a websocket server
+ * that accepts our labelled streams, logs each stream's metadata and level,
+ * and writes one WAV file per stream. It is the default sink for a first run
+ * and a way for users to check their setup before pointing STREAM_URL at a
+ * real transcription service.
+ */
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { levelDbfs, sumOfSquares, wavHeader } from '../media/wav.js';
+
+export interface ReceiverOptions {
+  host: string;
+  port: number;
+  directory: string;
+  logger: Logger;
+}
+
+export interface RunningReceiver {
+  port: number;
+  /** Resolves with each finished stream's summary (for tests and scripts). */
+  onStreamClosed(handler: (summary: StreamSummary) => void): void;
+  close(): Promise<void>;
+}
+
+export interface StreamSummary {
+  label: string;
+  callId: string;
+  file: string;
+  frames: number;
+  bytes: number;
+  levelDbfs: number;
+}
+
+function safeName(text: string): string {
+  return text.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 80) || 'stream';
+}
+
+export async function startReceiver(options: ReceiverOptions): Promise<RunningReceiver> {
+  mkdirSync(options.directory, { recursive: true });
+  const server = new WebSocketServer({ host: options.host, port: options.port, perMessageDeflate: false });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const handlers: ((summary: StreamSummary) => void)[] = [];
+  let counter = 0;
+  const connectionsOf = new Map<string, number>();
+
+  server.on('connection', (socket: WebSocket) => {
+    let file: WriteStream | undefined;
+    let path = '';
+    let meta: Record<string, unknown> = {};
+    let sampleRate = 8000;
+    let frames = 0;
+    let bytes = 0;
+    let sumSquares = 0;
+    const logger = options.logger.child({ stream: ++counter });
+
+    socket.on('message', (data, isBinary) => {
+      const buffer = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
+      if (!isBinary) {
+        const text = buffer.toString('utf8');
+        let message: Record<string, unknown>;
+        try {
+          message = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          logger.warn({ text: text.slice(0, 200) }, 'text frame that is not JSON');
+          return;
+        }
+        if (file === undefined && message.event === 'start') {
+          meta = message;
+          sampleRate = Number(message.sampleRate) || 8000;
+          // A stream that reconnects sends its metadata again: keep each connection's audio in its own file.
+          const base = `${safeName(String(message.callId))}-${safeName(String(message.label))}`;
+          const seen = (connectionsOf.get(base) ?? 0) + 1;
+          connectionsOf.set(base, seen);
+          path = join(options.directory, seen === 1 ? `${base}.wav` : `${base}-${seen}.wav`);
+          file = createWriteStream(path);
+          file.write(wavHeader(sampleRate, 1, 0));
+          logger.info({ metadata: message, file: path }, 'stream started');
+        } else {
+          logger.info({ message }, 'stream message');
+        }
+        return;
+      }
+      if (file === undefined) {
+        logger.warn('audio before metadata; dropped');
+        return;
+      }
+      frames++;
+      bytes += buffer.length;
+      sumSquares += sumOfSquares(buffer);
+      file.write(buffer);
+    });
+
+    socket.on('close', async (code) => {
+      if (file === undefined) return;
+      const finished = file;
+      await new Promise((resolve) => finished.end(resolve));
+      const handle = await open(path, 'r+');
+      await handle.write(wavHeader(sampleRate, 1, bytes), 0, 44, 0);
+      await handle.close();
+      const summary: StreamSummary = {
+        label: String(meta.label),
+        callId: String(meta.callId),
+        file: path,
+        frames,
+        bytes,
+        levelDbfs: Math.round(levelDbfs(sumSquares, bytes >> 1) * 10) / 10,
+      };
+      logger.info({ ...summary, closeCode: code, seconds: bytes / 2 / sampleRate }, 'stream ended');
+      for (const handler of handlers) handler(summary);
+    });
+  });
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    onStreamClosed: (handler) => handlers.push(handler),
+    close: () => new Promise<void>((resolve) => {
+      for (const client of server.clients) client.terminate();
+      server.close(() => resolve());
+    }),
+  };
+}

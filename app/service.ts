@@ -1,0 +1,47 @@
+/**
+ * Starts and stops the whole service: the media port pool, the ARI
+ * connection and the Stasis app. The CLI's `serve` and the end-to-end tests
+ * both start it through here.
+ */
+import type { Logger } from 'pino';
+import { AriClientAdapter } from './ari/ari-client-adapter.js';
+import { StasisApp } from './calls/stasis-app.js';
+import type { Config } from './config/keys.js';
+import { RtpPortPool } from './media/rtp-port-pool.js';
+
+export interface RunningService {
+  app: StasisApp;
+  pool: RtpPortPool;
+  stop(): Promise<void>;
+}
+
+export async function startService(config: Config, logger: Logger): Promise<RunningService> {
+  const pool = new RtpPortPool({
+    bindHost: config.MEDIA_BIND_HOST,
+    portStart: config.RTP_PORT_START,
+    portEnd: config.RTP_PORT_END,
+  });
+  const ari = await AriClientAdapter.connect({
+    url: config.ARI_URL,
+    username: config.ARI_USERNAME,
+    password: config.ARI_PASSWORD ?? '',
+    app: config.ARI_APP,
+    logger,
+  });
+  const app = new StasisApp({ ari, config, logger, pool });
+  await app.start();
+  logger.info({ app: config.ARI_APP, streamUrl: config.STREAM_URL.origin }, 'service ready');
+  let stopped: Promise<void> | undefined;
+  return {
+    app,
+    pool,
+    stop() {
+      stopped ??= (async () => {
+        await app.stop();
+        await ari.close();
+        logger.info('service stopped');
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Starts the real service in the test process, configured like a user would
+ * (through loadConfig, from environment-style values), pointed at the test
+ * bed's Asterisk. Its JSON log goes to a file that a failing test can print.
+ */
+import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../app/config/load-config.js';
+import { createLogger } from '../../app/logging/logger.js';
+import { startService, type RunningService } from '../../app/service.js';
+import { ARI_PASSWORD, ARI_URL, ARI_USERNAME } from './testbed.js';
+
+export interface ServiceUnderTest {
+  service: RunningService;
+  logFile: string;
+  logTail(lines?: number): string;
+  stop(): Promise<void>;
+}
+
+export async function startServiceUnderTest(settings: Record<string, string>): Promise<ServiceUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'atp-service-'));
+  const logFile = join(dir, 'service.log');
+  const { config } = loadConfig({
+    cwd: dir,
+    env: { ARI_URL, ARI_USERNAME, ARI_PASSWORD, LOG_LEVEL: 'debug', ...settings },
+    required: ['ARI_PASSWORD', 'DESTINATION_DOMAIN'],
+  });
+  const logStream = createWriteStream(logFile);
+  const logger = createLogger(config.LOG_LEVEL, logStream);
+  const service = await startService(config, logger);
+  return {
+    service,
+    logFile,
+    logTail: (lines = 60) => readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n'),
+    async stop() {
+      await service.stop();
+      await new Promise((resolve) => logStream.end(resolve));
+    },
+  };
+}

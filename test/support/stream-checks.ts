@@ -1,0 +1,50 @@
+/**
+ * Assertions shared by the end-to-end tests about what the transcription
+ * server received: well-formed streams, the right tone on the right label,
+ * and a frame count that matches the stream's duration.
+ */
+import { expect } from 'vitest';
+import type { ReceivedStream } from './strict-stream-server.js';
+import { toneMarginDb } from './tones.js';
+
+/** The stream's audio, minus `trimMs` at each end (set-up and teardown edges). */
+export function steadyAudio(stream: ReceivedStream, sampleRate: number, trimMs = 500): Buffer {
+  const audio = Buffer.concat(stream.frames);
+  const trimBytes = Math.round((sampleRate * trimMs) / 1000) * 2;
+  return audio.subarray(trimBytes, Math.max(trimBytes, audio.length - trimBytes));
+}
+
+export function streamByLabel(streams: ReceivedStream[], label: string): ReceivedStream {
+  const found = streams.filter((s) => s.metadata?.label === label);
+  expect(found, `streams labelled ${label}`).toHaveLength(1);
+  return found[0]!;
+}
+
+/** Metadata first, audio only, stop last, close 1000: what a mod_audio_stream server accepts. */
+export function expectWellFormed(stream: ReceivedStream): void {
+  expect(stream.violations).toEqual([]);
+  expect(stream.metadata).toMatchObject({ event: 'start', version: 1, encoding: 'L16', channels: 1, endianness: 'little' });
+  expect(stream.stop).toMatchObject({ event: 'stop', label: stream.metadata?.label, callId: stream.metadata?.callId });
+  expect(stream.closeCode).toBe(1000);
+}
+
+/** The stream carries `ownHz` at least `minMarginDb` above each of `otherHz`. */
+export function expectTone(stream: ReceivedStream, sampleRate: number, ownHz: number, otherHz: number[], minMarginDb = 40): void {
+  const audio = steadyAudio(stream, sampleRate);
+  expect(audio.length, 'seconds of steady audio').toBeGreaterThan(sampleRate * 2 * 2);
+  for (const other of otherHz) {
+    const margin = toneMarginDb(audio, sampleRate, ownHz, other);
+    expect(margin, `${stream.metadata?.label}: ${ownHz} Hz above ${other} Hz (dB)`).toBeGreaterThanOrEqual(minMarginDb);
+  }
+}
+
+/** Frames × 20 ms matches the time the stream was receiving audio, within 3 %. */
+export function expectFrameCountMatchesDuration(stream: ReceivedStream): void {
+  const arrivals = stream.frameArrivalMs;
+  expect(arrivals.length).toBeGreaterThan(50);
+  const durationMs = arrivals[arrivals.length - 1]! - arrivals[0]! + 20;
+  const expectedFrames = durationMs / 20;
+  const ratio = arrivals.length / expectedFrames;
+  expect(ratio, `${arrivals.length} frames over ${Math.round(durationMs)} ms`).toBeGreaterThanOrEqual(0.97);
+  expect(ratio, `${arrivals.length} frames over ${Math.round(durationMs)} ms`).toBeLessThanOrEqual(1.03);
+}

@@ -1,0 +1,46 @@
+/**
+ * The local Asterisk test bed as the end-to-end tests see it: its fixed
+ * addresses and credentials (asterisk/conf/), an ARI inspector that does not
+ * go through the service's own ARI code, and the Asterisk log for failures.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const TESTBED_SCRIPT = fileURLToPath(new URL('../../asterisk/testbed.sh', import.meta.url));
+export const ARI_URL = 'http://127.0.0.1:8088';
+export const ARI_USERNAME = 'transcription-proxy';
+export const ARI_PASSWORD = 'change-me-ari-secret';
+export const ASTERISK_SIP = '127.0.0.1:5060';
+
+async function ariGet<T>(path: string): Promise<T> {
+  const response = await fetch(`${ARI_URL}/ari${path}`, {
+    headers: { Authorization: `Basic ${Buffer.from(`${ARI_USERNAME}:${ARI_PASSWORD}`).toString('base64')}` },
+  });
+  if (!response.ok) throw new Error(`GET ${path}: HTTP ${response.status}`);
+  return (await response.json()) as T;
+}
+
+export const listChannels = () => ariGet<{ id: string; name: string }[]>('/channels');
+export const listBridges = () => ariGet<{ id: string; channels: string[] }[]>('/bridges');
+
+/** Waits until Asterisk has no channel and no bridge left (teardown is asynchronous). */
+export async function expectNothingLeftInAsterisk(timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [channels, bridges] = await Promise.all([listChannels(), listBridges()]);
+    if (channels.length === 0 && bridges.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`left behind in Asterisk: channels ${JSON.stringify(channels.map((c) => c.name))}, bridges ${JSON.stringify(bridges.map((b) => b.id))}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The last lines of Asterisk's log, for a failing test's output. */
+export function asteriskLogTail(lines = 80): string {
+  try {
+    return execFileSync('bash', [TESTBED_SCRIPT, 'log', String(lines)], { encoding: 'utf8' });
+  } catch (error) {
+    return `(could not read the Asterisk log: ${(error as Error).message})`;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Test audio: pure tones made with sox, and a Goertzel filter to measure how
+ * much of a given frequency a stream carries. A label is right when its own
+ * party's tone stands well above the other party's.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+/** Writes `seconds` of a sine at `hz` as raw G.711 µ-law 8 kHz (what SIPp plays). */
+export function makeUlawTone(directory: string, hz: number, seconds = 30, name = 'tone.ulaw'): string {
+  const path = join(directory, name);
+  execFileSync('sox', ['-n', '-r', '8000', '-c', '1', '-e', 'u-law', '-t', 'raw', path, 'synth', String(seconds), 'sine', String(hz), 'vol', '0.5']);
+  return path;
+}
+
+/** Power of `hz` in little-endian 16-bit samples (Goertzel), in dB relative to full scale. */
+export function tonePowerDb(samples: Buffer, sampleRate: number, hz: number): number {
+  const count = samples.length >> 1;
+  if (count === 0) return -Infinity;
+  const coefficient = 2 * Math.cos((2 * Math.PI * hz) / sampleRate);
+  let previous = 0;
+  let beforePrevious = 0;
+  for (let i = 0; i < count; i++) {
+    const current = samples.readInt16LE(i * 2) / 32768 + coefficient * previous - beforePrevious;
+    beforePrevious = previous;
+    previous = current;
+  }
+  const power = previous * previous + beforePrevious * beforePrevious - coefficient * previous * beforePrevious;
+  return 10 * Math.log10(power / (count * count) + 1e-20);
+}
+
+/** How many dB `hz` stands above `otherHz` in these samples. */
+export function toneMarginDb(samples: Buffer, sampleRate: number, hz: number, otherHz: number): number {
+  return tonePowerDb(samples, sampleRate, hz) - tonePowerDb(samples, sampleRate, otherHz);
+}
