@@ -184,16 +184,12 @@ export class AriClientAdapter extends EventEmitter implements AriPort {
     await this.#call('channels.ring', () => this.#client.channels.ring({ channelId }));
   }
 
+  async ringStop(channelId: string): Promise<void> {
+    await this.#ignoringGone('channels.ringStop', () => this.#client.channels.ringStop({ channelId }));
+  }
+
   async hangup(channelId: string, reason: HangupReason = 'normal'): Promise<void> {
     await this.#ignoringGone('channels.hangup', () => this.#client.channels.hangup({ channelId, reason }));
-  }
-
-  async play(channelId: string, playbackId: string, media: string): Promise<void> {
-    await this.#call('channels.playWithId', () => this.#client.channels.playWithId({ channelId, playbackId, media }));
-  }
-
-  async stopPlayback(playbackId: string): Promise<void> {
-    await this.#ignoringGone('playbacks.stop', () => this.#client.playbacks.stop({ playbackId }));
   }
 
   async snoop(request: { channelId: string; snoopId: string; spy: 'in' | 'out' | 'both'; appArgs: string }): Promise<AriChannel> {

@@ -59,11 +59,9 @@ export interface AriPort {
   dial(channelId: string, options: { caller?: string; timeoutSeconds: number }): Promise<void>;
   answer(channelId: string): Promise<void>;
   ring(channelId: string): Promise<void>;
+  ringStop(channelId: string): Promise<void>;
   /** Hangs a channel up; a channel already gone is not an error. */
   hangup(channelId: string, reason?: HangupReason): Promise<void>;
-  play(channelId: string, playbackId: string, media: string): Promise<void>;
-  /** Stops a playback; one already finished is not an error. */
-  stopPlayback(playbackId: string): Promise<void>;
   snoop(request: { channelId: string; snoopId: string; spy: 'in' | 'out' | 'both'; appArgs: string }): Promise<AriChannel>;
   externalMedia(request: ExternalMediaRequest): Promise<AriChannel>;
   /** A channel variable or dialplan function; undefined when unset or the channel is gone. */

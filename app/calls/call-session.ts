@@ -5,7 +5,7 @@
  * on every path: either side hanging up, B failing, the service stopping.
  *
  *   StasisStart(A) → route → create B (in Stasis) → dial B
- *     B rings     → ring A (or ringback tone when A is already answered)
+ *     B rings     → ring A (a 180, or in-band ringback when A is already answered)
  *     B answers   → answer A, bridge A+B, tap A (CALLER1) and B (CALLER2)
  *     B fails     → hang A up with the matching cause (busy, no answer, ...)
  *     either ends → hang up the other, close taps, destroy bridges
@@ -71,7 +71,6 @@ export class CallSession {
   readonly #releases: (() => void)[] = [];
   readonly #taps: LegTap[] = [];
   #state: CallState = 'routing';
-  #ringbackId: string | undefined;
   /** Creation requests still in flight: close() waits for them so nothing is created after the teardown. */
   readonly #creating = new Set<Promise<unknown>>();
   #callee = '';
@@ -161,6 +160,11 @@ export class CallSession {
   }
 
   #onLegBEvent(event: AriEvent): void {
+    this.#logger.debug({
+      event: event.type,
+      ...(event.type === 'Dial' && { dialstatus: event.dialstatus }),
+      ...((event.type === 'ChannelDestroyed' || event.type === 'ChannelHangupRequest') && { cause: event.cause }),
+    }, 'leg B event');
     switch (event.type) {
       case 'Dial': {
         const status = event.dialstatus;
@@ -173,12 +177,14 @@ export class CallSession {
         if (event.channel.state === 'Up') void this.#answered();
         break;
       case 'ChannelHangupRequest':
-      case 'ChannelDestroyed':
       case 'StasisEnd':
         if (this.#state === 'answered') void this.close('callee hung up', 'normal');
-        else if (event.type !== 'StasisEnd') {
-          void this.close('callee failed', reasonForCause(event.type === 'ChannelDestroyed' ? event.cause : event.cause));
-        }
+        // Before answer, wait for ChannelDestroyed: only it carries the real cause (an ARI dial
+        // timeout requests the hangup with cause 32 and destroys the channel with 19, no answer).
+        break;
+      case 'ChannelDestroyed':
+        if (this.#state === 'answered') void this.close('callee hung up', 'normal');
+        else void this.close(`callee failed (cause ${event.cause})`, reasonForCause(event.cause));
         break;
       default:
         break;
@@ -188,15 +194,11 @@ export class CallSession {
   async #ringing(): Promise<void> {
     if (this.#state !== 'dialling') return;
     this.#state = 'ringing';
-    const { ari } = this.#deps;
     try {
-      if (this.legA.state === 'Up') {
-        // A was answered before reaching us (e.g. after an IVR): a 180 is no longer possible, so play ringback.
-        this.#ringbackId = `ringback-${randomUUID()}`;
-        await ari.play(this.legA.id, this.#ringbackId, 'tone:ring');
-      } else {
-        await ari.ring(this.legA.id);
-      }
+      // An unanswered A gets a 180. An A already answered (e.g. after an IVR) cannot: chan_pjsip
+      // refuses the indication and Asterisk's core then plays the ringing tone in-band
+      // (indications.conf), which is the ringback the caller should hear.
+      await this.#deps.ari.ring(this.legA.id);
     } catch (error) {
       this.#logger.warn({ err: (error as Error).message }, 'could not signal ringing to the caller');
     }
@@ -204,11 +206,12 @@ export class CallSession {
 
   async #answered(): Promise<void> {
     if (this.#state === 'answered' || this.#state === 'closing') return;
+    const wasRinging = this.#state === 'ringing';
     this.#state = 'answered';
     const { ari } = this.#deps;
     this.#logger.info('callee answered');
     try {
-      if (this.#ringbackId) await ari.stopPlayback(this.#ringbackId);
+      if (wasRinging && this.legA.state === 'Up') await ari.ringStop(this.legA.id);
       if (this.legA.state !== 'Up') await ari.answer(this.legA.id);
       await this.#create(ari.createBridge(this.bridgeId, this.bridgeId));
       if (this.#closed) return;
@@ -265,7 +268,6 @@ export class CallSession {
     ];
     // Hang up and destroy by id whether or not creation was seen to finish: "already gone" is not an error.
     steps.push(ari.hangup(this.legBId));
-    if (this.#ringbackId) steps.push(ari.stopPlayback(this.#ringbackId));
     for (const result of await Promise.allSettled(steps)) {
       if (result.status === 'rejected') this.#logger.warn({ err: String(result.reason) }, 'call cleanup request failed');
     }

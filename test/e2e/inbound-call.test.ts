@@ -4,12 +4,15 @@
  * them and streams each party to a strict mod_audio_stream-style server. Each
  * party plays its own tone, so a swapped or mixed label cannot pass.
  */
+import { createSocket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { parseRtpPacket } from '../../app/media/rtp-packet.js';
 import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
 import { freeUdpPort, receivedRequestLines, receivedResponseCodes, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
 import { expectFrameCountMatchesDuration, expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
+import { toneMarginDb, ulawToL16 } from '../support/tones.js';
 
 const SAMPLE_RATE = 16000;
 const HOLD_MS = 6000;
@@ -18,17 +21,23 @@ let streamServer: StrictStreamServer;
 let calleePort: number;
 let proxy: ServiceUnderTest;
 
-beforeAll(async () => {
-  streamServer = await startStrictStreamServer();
-  calleePort = await freeUdpPort();
-  proxy = await startServiceUnderTest({
+/** The service's settings in these tests; `overrides` replace single keys. */
+function settings(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
     DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
     DIALED_NUMBER_MAPPING: '1233:4567',
     STREAM_URL: streamServer.url,
     STREAM_TOKEN: 'e2e-token',
     SAMPLE_RATE: String(SAMPLE_RATE),
     DIAL_TIMEOUT_MS: '3000',
-  });
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  streamServer = await startStrictStreamServer();
+  calleePort = await freeUdpPort();
+  proxy = await startServiceUnderTest(settings());
 });
 
 afterAll(async () => {
@@ -98,5 +107,137 @@ describe('inbound call', () => {
 
     expectTone(caller, SAMPLE_RATE, callerHz, [calleeHz]);
     expectTone(callee, SAMPLE_RATE, calleeHz, [callerHz]);
+  });
+});
+
+describe('two calls at the same time', () => {
+  it('keeps each party\'s tone on its own stream (four tones)', async () => {
+    showLogsOnFailure();
+    const tones = { caller1: 440, callee1: 1330, caller2: 700, callee2: 1900 };
+    const callee = await startSipp({
+      scenario: 'callee-tone-by-number.xml', toneHz: tones.callee1, extraTonesHz: [tones.callee2],
+      sipPort: calleePort, calls: 2,
+    });
+    const callers = await Promise.all([
+      startSipp({ scenario: 'caller.xml', toneHz: tones.caller1, service: '2001', callerId: '1001', holdMs: HOLD_MS, target: ASTERISK_SIP }),
+      startSipp({ scenario: 'caller.xml', toneHz: tones.caller2, service: '2002', callerId: '1002', holdMs: HOLD_MS, target: ASTERISK_SIP }),
+    ]);
+    const results = await Promise.all([...callers.map((c) => c.done), callee.done]);
+    for (const result of results) expect(result.exitCode, result.stderr).toBe(0);
+
+    const streams = await streamServer.waitForClosedStreams(4);
+    expect(streamServer.streams).toHaveLength(4);
+    const all = Object.values(tones);
+    const expectations = [
+      { callee: '2001', label: 'CALLER1', hz: tones.caller1 },
+      { callee: '2001', label: 'CALLER2', hz: tones.callee1 },
+      { callee: '2002', label: 'CALLER1', hz: tones.caller2 },
+      { callee: '2002', label: 'CALLER2', hz: tones.callee2 },
+    ];
+    for (const { callee: number, label, hz } of expectations) {
+      const stream = streamByLabel(streams.filter((s) => s.metadata?.callee === number), label);
+      expectWellFormed(stream);
+      expectTone(stream, SAMPLE_RATE, hz, all.filter((other) => other !== hz));
+    }
+    const callIds = new Set(streams.map((s) => s.metadata?.callId));
+    expect(callIds.size).toBe(2);
+  });
+});
+
+describe('calls that end early or fail', () => {
+  it('passes busy to the caller and opens no stream', async () => {
+    showLogsOnFailure();
+    const callee = await startSipp({ scenario: 'callee-busy.xml', sipPort: calleePort });
+    const caller = await startSipp({ scenario: 'caller-rejected.xml', service: '4567', target: ASTERISK_SIP });
+    const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(receivedResponseCodes(callerResult.messages).at(-1)).toBe(486);
+    expect(streamServer.streams).toHaveLength(0);
+  });
+
+  it('gives up on a callee that does not answer within DIAL_TIMEOUT_MS and opens no stream', async () => {
+    showLogsOnFailure();
+    const callee = await startSipp({ scenario: 'callee-no-answer.xml', sipPort: calleePort });
+    const caller = await startSipp({ scenario: 'caller-rejected.xml', service: '4567', target: ASTERISK_SIP });
+    const startedAt = Date.now();
+    const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(receivedResponseCodes(callerResult.messages)).toContain(180);
+    expect(receivedResponseCodes(callerResult.messages).at(-1)).toBe(480);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(2900);
+    expect(streamServer.streams).toHaveLength(0);
+  });
+
+  it('hangs up the caller when the callee hangs up first, and closes both streams', async () => {
+    showLogsOnFailure();
+    const { callerResult, calleeResult } = await placeCall({
+      callerHz: 440, calleeHz: 1330, calleeScenario: 'callee-hangs-up.xml', callerScenario: 'caller-waits-bye.xml',
+    });
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(receivedRequestLines(callerResult.messages).some((line) => line.startsWith('BYE '))).toBe(true);
+    const streams = await streamServer.waitForClosedStreams(2);
+    for (const stream of streams) {
+      expectWellFormed(stream);
+      expect(stream.stop?.reason).toBe('callee hung up');
+    }
+  });
+
+  it('still connects the call when the transcription websocket is down', async () => {
+    showLogsOnFailure();
+    const downUrl = `ws://127.0.0.1:${await freeUdpPort()}`;
+    await proxy.stop();
+    proxy = await startServiceUnderTest(settings({ STREAM_URL: downUrl }));
+    try {
+      const { callerResult, calleeResult } = await placeCall({ callerHz: 440, calleeHz: 1330, dialled: '4567' });
+      expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+      expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+      expect(receivedResponseCodes(callerResult.messages)).toContain(200);
+      expect(proxy.logTail(400)).toMatch(/stream connection error/);
+    } finally {
+      await proxy.stop();
+      proxy = await startServiceUnderTest(settings());
+    }
+  });
+});
+
+
+describe('a caller answered before it reaches the app (after an IVR)', () => {
+  it('hears ringback while the callee rings, then the callee', async () => {
+    showLogsOnFailure();
+    // The caller's media port belongs to the test: what Asterisk plays to the caller arrives here.
+    const media = createSocket('udp4');
+    await new Promise<void>((resolve) => media.bind(0, '127.0.0.1', resolve));
+    const heard: { atMs: number; samples: Buffer }[] = [];
+    media.on('message', (packet) => {
+      heard.push({ atMs: performance.now(), samples: ulawToL16(parseRtpPacket(packet).payload) });
+    });
+    try {
+      const ringMs = 2500;
+      const callee = await startSipp({ scenario: 'callee-answers-late.xml', toneHz: 1330, sipPort: calleePort, holdMs: ringMs });
+      const caller = await startSipp({
+        scenario: 'caller-answered-first.xml', service: '4567', holdMs: ringMs + 3000, target: ASTERISK_SIP,
+        variables: { rtp_port: String(media.address().port) },
+      });
+      const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+      expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+      expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+      // Answered by the dialplan: no 180 can follow a 200.
+      expect(receivedResponseCodes(callerResult.messages)).not.toContain(180);
+
+      const first = heard[0]!.atMs;
+      const during = (fromMs: number, toMs: number) =>
+        Buffer.concat(heard.filter((h) => h.atMs - first >= fromMs && h.atMs - first < toMs).map((h) => h.samples));
+      // US ringback is 440 + 480 Hz; after the answer the caller hears the callee's 1330 Hz.
+      const ringing = during(200, ringMs - 500);
+      const talking = during(ringMs + 1000, ringMs + 2500);
+      expect(toneMarginDb(ringing, 8000, 440, 1330)).toBeGreaterThan(20);
+      expect(toneMarginDb(ringing, 8000, 480, 1330)).toBeGreaterThan(20);
+      expect(toneMarginDb(talking, 8000, 1330, 440)).toBeGreaterThan(20);
+    } finally {
+      media.close();
+    }
   });
 });

@@ -26,6 +26,8 @@ export interface SippOptions {
   service?: string;
   /** Caller ID (From user) of a uac. */
   callerId?: string;
+  /** Scenario variables (`-set NAME VALUE`). */
+  variables?: Record<string, string>;
   /** Pause length in the scenario (`<pause/>`), i.e. how long the call is held. */
   holdMs?: number;
   /** Remote host:port (uac). */
@@ -90,6 +92,7 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
   const args = [
     '-sf', join(SCENARIO_DIR, options.scenario),
     '-i', '127.0.0.1',
+    '-mi', '127.0.0.1',
     '-p', String(sipPort),
     '-mp', String(await freeMediaPort()),
     '-m', String(options.calls ?? 1),
@@ -99,7 +102,8 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
   ];
   if (options.holdMs !== undefined) args.push('-d', String(options.holdMs));
   if (options.service !== undefined) args.push('-s', options.service);
-  if (options.callerId !== undefined) args.push('-key', 'caller_id', options.callerId);
+  if (options.callerId !== undefined) args.push('-set', 'caller_id', options.callerId);
+  for (const [name, value] of Object.entries(options.variables ?? {})) args.push('-set', name, value);
   if (options.target !== undefined) args.push(options.target);
 
   const child = spawn('sipp', args, { cwd: workdir, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -33,3 +33,15 @@ export function tonePowerDb(samples: Buffer, sampleRate: number, hz: number): nu
 export function toneMarginDb(samples: Buffer, sampleRate: number, hz: number, otherHz: number): number {
   return tonePowerDb(samples, sampleRate, hz) - tonePowerDb(samples, sampleRate, otherHz);
 }
+
+/** G.711 µ-law bytes to little-endian 16-bit samples (ITU-T G.711). */
+export function ulawToL16(ulaw: Buffer): Buffer {
+  const out = Buffer.alloc(ulaw.length * 2);
+  for (let i = 0; i < ulaw.length; i++) {
+    const byte = ~ulaw[i]! & 0xff;
+    const exponent = (byte >> 4) & 0x07;
+    const magnitude = (((byte & 0x0f) << 3) + 0x84) << exponent;
+    out.writeInt16LE((byte & 0x80) ? 0x84 - magnitude : magnitude - 0x84, i * 2);
+  }
+  return out;
+}

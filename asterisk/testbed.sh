@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Local Asterisk 22 test bed for asterisk-transcription-proxy.
+#
+# Asterisk runs from a Debian sid chroot (debootstrap, cached in
+# $ATP_TESTBED_DIR/chroot, default /var/cache/asterisk-transcription-proxy),
+# with the configuration of asterisk/conf/, listening on 127.0.0.1:
+# SIP 5060/udp, HTTP/ARI 8088, RTP 10000-10999.
+#
+#   testbed.sh build | start | stop | status | logfile | log [N] | cli "command"
+#
+# WARNING: while the test bed runs, the HOST's /dev is bind-mounted at
+# CHROOT/dev. Never delete the chroot by hand without running `stop` first
+# (and checking /proc/mounts): `rm -rf` would delete the host's device nodes.
+# This script refuses to delete anything with a mount below it.
+#
+# Needs root (mount, chroot, debootstrap).
+set -euo pipefail
+
+DIR="${ATP_TESTBED_DIR:-/var/cache/asterisk-transcription-proxy}"
+ROOT="$DIR/chroot"
+CONF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/conf"
+LOG="$ROOT/var/log/asterisk/full"
+PIDFILE="$ROOT/run/asterisk/asterisk.pid"
+ARI_URL="http://127.0.0.1:8088/ari/asterisk/info"
+ARI_AUTH="transcription-proxy:change-me-ari-secret"
+
+die() { echo "testbed: $*" >&2; exit 1; }
+say() { echo "testbed: $*"; }
+
+# Mount points at or below $1, in /proc/mounts order (\040 etc. left escaped).
+mounts_under() {
+  local base
+  base="$(realpath -m "$1")"
+  awk -v b="$base" '$2 == b || index($2, b "/") == 1 { print $2 }' /proc/mounts
+}
+
+# rm -rf $1, but only if nothing is mounted at or below it.
+safe_rm() {
+  local m
+  m="$(mounts_under "$1")"
+  [[ -z "$m" ]] || die "refusing to delete $1: still mounted below it:
+$m
+(run '$0 stop' or unmount these first)"
+  say "removing $1"
+  rm -rf -- "$1"
+}
+
+build() {
+  if [[ -x "$ROOT/usr/sbin/asterisk" ]]; then return 0; fi
+  [[ ! -e "$ROOT" ]] || die "$ROOT exists but has no usr/sbin/asterisk; remove it (after checking /proc/mounts)"
+  command -v debootstrap >/dev/null || { apt-get update && apt-get install -y debootstrap; }
+  mkdir -p "$DIR"
+  if [[ -e "$ROOT.partial" ]]; then safe_rm "$ROOT.partial"; fi   # stale: an interrupted build
+  say "debootstrapping Debian sid with Asterisk into $ROOT.partial"
+  debootstrap --variant=minbase --include=asterisk,asterisk-modules sid "$ROOT.partial"
+  [[ -z "$(mounts_under "$ROOT.partial")" ]] || die "debootstrap left mounts below $ROOT.partial"
+  mv "$ROOT.partial" "$ROOT"
+  say "built $ROOT"
+}
+
+# Pid of the Asterisk daemon running from this chroot, if any.
+daemon_pid() {
+  local pid root
+  root="$(realpath -m "$ROOT")"
+  [[ -r "$PIDFILE" ]] || return 1
+  pid="$(tr -dc 0-9 <"$PIDFILE")"
+  [[ -n "$pid" && -d /proc/$pid ]] || return 1
+  [[ "$(cat /proc/$pid/comm 2>/dev/null)" == asterisk ]] || return 1
+  [[ "$(readlink /proc/$pid/root 2>/dev/null)" == "$root" ]] || return 1
+  echo "$pid"
+}
+
+rx() { chroot "$ROOT" asterisk -rx "$1"; }
+
+ari_ready() {
+  local i code
+  for ((i = 0; i < 60; i++)); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' -u "$ARI_AUTH" "$ARI_URL" || true)"
+    [[ "$code" == 200 ]] && return 0
+    sleep 0.5
+  done
+  echo "testbed: ARI at $ARI_URL did not answer 200 within 30 s (last: $code)" >&2
+  return 1
+}
+
+unmount_all() {
+  local m
+  # reverse order: deepest / latest first
+  for m in $(mounts_under "$ROOT" | tac); do
+    m="$(printf '%b' "${m//\\/\\0}")"
+    umount "$m" 2>/dev/null || { say "umount $m failed, lazy unmount"; umount -l "$m"; }
+  done
+  rm -f "$DIR/mounted"
+}
+
+stop_daemon() {
+  local pid i
+  pid="$(daemon_pid)" || return 0
+  timeout 10 chroot "$ROOT" asterisk -rx "core stop now" >/dev/null 2>&1 || true
+  for ((i = 0; i < 100; i++)); do
+    [[ -d /proc/$pid ]] || break
+    sleep 0.1
+  done
+  if [[ -d /proc/$pid ]]; then
+    say "Asterisk (pid $pid) did not stop, sending TERM"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+  fi
+  if [[ -d /proc/$pid ]]; then
+    say "sending KILL to $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$PIDFILE"
+}
+
+start_failed() {
+  trap - EXIT
+  echo "testbed: start failed; last lines of $LOG:" >&2
+  tail -n 40 "$LOG" >&2 2>/dev/null || true
+  stop_daemon
+  local m
+  for m in $(tac "$DIR/mounted" 2>/dev/null); do
+    umount "$m" 2>/dev/null || umount -l "$m" || true
+  done
+  rm -f "$DIR/mounted"
+}
+
+start() {
+  if daemon_pid >/dev/null; then
+    say "Asterisk from $ROOT is already running (pid $(daemon_pid))"
+    ari_ready || exit 1
+    say "ARI ready"
+    return 0
+  fi
+  build
+  trap 'start_failed' EXIT
+  : >"$DIR/mounted"
+  if ! mountpoint -q "$ROOT/dev"; then
+    mount --bind /dev "$ROOT/dev"
+    echo "$ROOT/dev" >>"$DIR/mounted"
+  fi
+  if ! mountpoint -q "$ROOT/proc"; then
+    mount -t proc proc "$ROOT/proc"
+    echo "$ROOT/proc" >>"$DIR/mounted"
+  fi
+  local version
+  version="$(chroot "$ROOT" asterisk -V)"
+  if [[ ! "$version" =~ ^Asterisk\ 22\. ]]; then
+    echo "testbed: $ROOT has '$version', need Asterisk 22.x" >&2
+    false
+  fi
+  find "$ROOT/etc/asterisk" -mindepth 1 -delete
+  cp "$CONF"/* "$ROOT/etc/asterisk/"
+  mkdir -p "$ROOT/run/asterisk" "$ROOT/var/log/asterisk"
+  rm -f "$PIDFILE"
+  say "starting $version"
+  echo "===== testbed start $(date '+%F %T') =====" >>"$LOG"
+  chroot "$ROOT" asterisk -F 9>&-   # the daemon must not inherit our lock
+  local i
+  for ((i = 0; i < 30; i++)); do
+    timeout 30 chroot "$ROOT" asterisk -rx "core waitfullybooted" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  ((i < 30)) || { echo "testbed: Asterisk did not boot within 30 s" >&2; false; }
+  ari_ready
+  trap - EXIT
+  say "Asterisk running (pid $(daemon_pid)), ARI ready at http://127.0.0.1:8088/ari"
+}
+
+stop() {
+  stop_daemon
+  unmount_all
+  say "stopped; nothing mounted under $ROOT"
+}
+
+cmd="${1:-}"
+[[ "$cmd" == logfile ]] && { echo "$LOG"; exit 0; }
+[[ "$cmd" == log ]] && { tail -n "${2:-200}" "$LOG"; exit 0; }
+[[ $EUID -eq 0 ]] || die "must run as root"
+case "$cmd" in
+  build|start|stop)
+    mkdir -p "$DIR"
+    exec 9>"$DIR/.lock"
+    flock -w 120 9 || die "another testbed.sh holds $DIR/.lock"
+    "$cmd"
+    ;;
+  status)
+    if pid="$(daemon_pid)"; then say "running (pid $pid)"; exit 0; fi
+    say "not running"; exit 3
+    ;;
+  cli)
+    [[ $# -ge 2 ]] || die "usage: $0 cli \"command\""
+    daemon_pid >/dev/null || die "Asterisk is not running"
+    shift; rx "$*"
+    ;;
+  *)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
