@@ -1,0 +1,65 @@
+/**
+ * Runs the built `transcription-proxy` command (dist/, made by `npm run
+ * build`, which `npm test` runs first) as a child process, collecting its
+ * stdout as JSON log lines so tests can await a given line.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/app/cli/main.js', import.meta.url));
+
+export interface CliProcess {
+  child: ChildProcessWithoutNullStreams;
+  stdoutLines: string[];
+  stderr(): string;
+  /** Resolves with the first JSON log line for which `match` is true. */
+  line(match: (entry: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}, cwd?: string): CliProcess {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" (npm test does it first)`);
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd });
+  const stdoutLines: string[] = [];
+  let stderr = '';
+  let pending = '';
+  const waiters: (() => void)[] = [];
+  child.stdout.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    stdoutLines.push(...lines.filter((l) => l.length > 0));
+    for (const waiter of waiters.splice(0)) waiter();
+  });
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    if (pending) stdoutLines.push(pending);
+    for (const waiter of waiters.splice(0)) waiter();
+    resolve(code);
+  }));
+  let done = false;
+  void exited.then(() => { done = true; });
+
+  function line(match: (entry: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        for (const text of stdoutLines) {
+          try {
+            const entry = JSON.parse(text) as Record<string, unknown>;
+            if (match(entry)) return resolve(entry);
+          } catch {
+            // not JSON: the test that checks stdout reports it
+          }
+        }
+        if (done) return reject(new Error(`process exited before the expected log line; stderr: ${stderr}`));
+        if (Date.now() > deadline) return reject(new Error(`expected log line not seen within ${timeoutMs} ms`));
+        waiters.push(check);
+        setTimeout(check, Math.max(0, deadline - Date.now()) + 1).unref();
+      };
+      check();
+    });
+  }
+  return { child, stdoutLines, stderr: () => stderr, line, exited };
+}
