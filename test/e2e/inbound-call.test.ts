@@ -241,3 +241,26 @@ describe('a caller answered before it reaches the app (after an IVR)', () => {
     }
   });
 });
+
+describe('an unreachable destination', () => {
+  it('fails the call back to the caller when leg B\'s INVITE times out, opens no stream, leaves nothing', async () => {
+    showLogsOnFailure();
+    // Nothing listens at calleePort: leg B's INVITE is never answered and PJSIP's transaction
+    // timeout (Timer B, 32 s, its minimum) ends it. The dial timeout is set longer, so the
+    // failure comes from the SIP layer.
+    await proxy.stop();
+    proxy = await startServiceUnderTest(settings({ DIAL_TIMEOUT_MS: '60000' }));
+    try {
+      const caller = await startSipp({ scenario: 'caller-rejected.xml', service: '4567', target: ASTERISK_SIP, timeoutSeconds: 50 });
+      const callerResult = await caller.done;
+      expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+      // Q.850 cause 18 (no user responding) is the SIP timeout; our dial timeout would be 19.
+      expect(proxy.logTail(50)).toMatch(/callee failed \(cause 18\)/);
+      expect(receivedResponseCodes(callerResult.messages).at(-1)).toBe(480);
+      expect(streamServer.streams).toHaveLength(0);
+    } finally {
+      await proxy.stop();
+      proxy = await startServiceUnderTest(settings());
+    }
+  }, 60_000);
+});
