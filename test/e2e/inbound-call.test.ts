@@ -264,3 +264,17 @@ describe('an unreachable destination', () => {
     }
   }, 60_000);
 });
+
+describe('a dialled number that could inject into the dial string', () => {
+  it('is refused with 404 before any leg B exists', async () => {
+    showLogsOnFailure();
+    // `&` would add a second destination to PJSIP/...; it is legal in a SIP URI's user part.
+    const caller = await startSipp({ scenario: 'caller-rejected.xml', service: '4567&PJSIP', target: ASTERISK_SIP });
+    const callerResult = await caller.done;
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(receivedResponseCodes(callerResult.messages).at(-1)).toBe(404);
+    expect(proxy.logTail(20)).toMatch(/call refused: dialled number not dialable/);
+    expect(proxy.logTail(20)).not.toMatch(/routing call/);
+    expect(streamServer.streams).toHaveLength(0);
+  });
+});
