@@ -113,6 +113,9 @@ export class CallSession {
       this.#callee = callee;
       if (config.DESTINATION_DOMAIN === undefined) throw new Error('DESTINATION_DOMAIN is not set');
       const endpoint = `PJSIP/${config.DESTINATION_ENDPOINT}/sip:${callee}@${config.DESTINATION_DOMAIN}`;
+      // Asterisk would also copy A's caller ID to B (originator / dial caller); setting it here
+      // keeps the decision with the validator. Whether a refused one is still inherited is for
+      // the routing work (issue 3) to settle.
       const variables: Record<string, string> = {};
       if (checkCallerId(callerNumber).ok) {
         variables['CALLERID(num)'] = callerNumber;

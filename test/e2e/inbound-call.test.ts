@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { parseRtpPacket } from '../../app/media/rtp-packet.js';
 import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
-import { freeUdpPort, receivedRequestLines, receivedResponseCodes, startSipp } from '../support/sipp.js';
+import { freeUdpPort, receivedRequestHeader, receivedRequestLines, receivedResponseCodes, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
 import { expectFrameCountMatchesDuration, expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
@@ -83,6 +83,8 @@ describe('inbound call', () => {
     expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
     // DIALED_NUMBER_MAPPING turned 1233 into 4567 on leg B.
     expect(receivedRequestLines(calleeResult.messages)[0]).toMatch(/^INVITE sip:4567@127\.0\.0\.1:\d+ SIP\/2\.0$/);
+    // Leg B carries the caller's caller ID.
+    expect(receivedRequestHeader(calleeResult.messages, 'INVITE', 'From')).toMatch(/<sip:1001@/);
 
     const streams = await streamServer.waitForClosedStreams(2);
     expect(streamServer.streams).toHaveLength(2);

@@ -138,3 +138,11 @@ export function receivedRequestLines(messages: string): string[] {
   for (const match of messages.matchAll(pattern)) lines.push(match[1] ?? '');
   return lines;
 }
+
+/** A header of the first request SIPp received whose request line starts with `method`. */
+export function receivedRequestHeader(messages: string, method: string, header: string): string | undefined {
+  const pattern = new RegExp(`message received[^\\n]*\\n+${method} [^\\n]*\\n([\\s\\S]*?)\\n\\s*\\n`);
+  const headers = pattern.exec(messages)?.[1] ?? '';
+  const line = headers.split('\n').find((h) => h.toLowerCase().startsWith(`${header.toLowerCase()}:`));
+  return line?.slice(header.length + 1).trim();
+}
