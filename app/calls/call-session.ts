@@ -4,7 +4,7 @@
  * and one tap per leg. The session owns all of them and tears all of them down
  * on every path: either side hanging up, B failing, the service stopping.
  *
- *   StasisStart(A) → route → create B (in Stasis) → dial B
+ *   StasisStart(A) → plan (inbound-plan.ts: loop, host domain, number, route) → create B → dial B
  *     B rings     → ring A (a 180, or in-band ringback when A is already answered)
  *     B answers   → answer A, bridge A+B, tap A (CALLER1) and B (CALLER2)
  *     B fails     → hang A up with the matching cause (busy, no answer, ...)
@@ -18,10 +18,9 @@ import type { Logger } from 'pino';
 import type { AriChannel, AriEvent, AriPort, HangupReason } from '../ari/ari-port.js';
 import type { Config } from '../config/keys.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
-import { checkCallerId, checkNumber } from '../routing/dial-validator.js';
-import { mapDialledNumber } from '../routing/number-mapping.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { ChannelEvents } from './channel-events.js';
+import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from './inbound-plan.js';
 import { LegTap } from './leg-tap.js';
 
 export interface CallDeps {
@@ -55,12 +54,6 @@ function reasonForCause(cause: number | undefined): HangupReason {
   }
 }
 
-/** The user part of a SIP URI (`sip:4567@host;params` → `4567`). */
-export function userPartOf(uri: string | undefined): string | undefined {
-  const match = /^sips?:([^@;?]+)@/i.exec(uri ?? '');
-  return match?.[1];
-}
-
 export class CallSession {
   readonly callId = randomUUID();
   readonly legA: AriChannel;
@@ -73,13 +66,16 @@ export class CallSession {
   #state: CallState = 'routing';
   /** Creation requests still in flight: close() waits for them so nothing is created after the teardown. */
   readonly #creating = new Set<Promise<unknown>>();
+  readonly #args: readonly string[];
   #callee = '';
+  #linkedId = '';
   #closed: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
 
-  constructor(deps: CallDeps, legA: AriChannel) {
+  constructor(deps: CallDeps, legA: AriChannel, args: readonly string[]) {
     this.#deps = deps;
     this.legA = legA;
+    this.#args = args;
     this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
   }
 
@@ -101,34 +97,24 @@ export class CallSession {
     this.#releases.push(events.own(this.legA.id, (event) => this.#onLegAEvent(event)));
     this.#releases.push(events.own(this.legBId, (event) => this.#onLegBEvent(event)));
     try {
-      const dialled = await this.#dialledNumber();
-      const callerNumber = this.legA.caller.number ?? '';
-      const dialledVerdict = checkNumber(dialled ?? '');
-      if (dialled === undefined || !dialledVerdict.ok) {
-        this.#logger.warn({ reason: dialledVerdict.ok ? 'no dialled number' : dialledVerdict.reason, numbers: { dialled } }, 'call refused: dialled number not dialable');
-        await this.close('invalid number', 'unallocated');
+      const facts = await this.#readLegA();
+      this.#linkedId = facts.linkedId;
+      const plan = planInboundCall(this.legA, this.#args, facts, config, this.callId);
+      const caller = this.legA.caller.number ?? '';
+      if (!plan.ok) {
+        this.#logger.warn({ reason: plan.reason, numbers: { caller, exten: this.legA.dialplan.exten, requestUri: facts.requestUri } }, 'call refused');
+        await this.close(`refused: ${plan.reason}`, plan.hangup);
         return;
       }
-      const callee = mapDialledNumber(config.DIALED_NUMBER_MAPPING, dialled);
-      this.#callee = callee;
-      if (config.DESTINATION_DOMAIN === undefined) throw new Error('DESTINATION_DOMAIN is not set');
-      const endpoint = `PJSIP/${config.DESTINATION_ENDPOINT}/sip:${callee}@${config.DESTINATION_DOMAIN}`;
-      // Asterisk would also copy A's caller ID to B (originator / dial caller); setting it here
-      // keeps the decision with the validator. Whether a refused one is still inherited is for
-      // the routing work (issue 3) to settle.
-      const variables: Record<string, string> = {};
-      if (checkCallerId(callerNumber).ok) {
-        variables['CALLERID(num)'] = callerNumber;
-      } else {
-        this.#logger.warn({ numbers: { caller: callerNumber } }, 'caller ID not passed on: not a plain number');
-      }
-      this.#logger.info({ numbers: { caller: callerNumber, dialled, callee }, endpoint: config.DESTINATION_ENDPOINT, domain: config.DESTINATION_DOMAIN }, 'routing call');
+      if (plan.dropped.length > 0) this.#logger.warn({ dropped: plan.dropped }, 'not passed on to leg B: refused by the validator');
+      this.#callee = plan.number;
+      this.#logger.info({ numbers: { caller, dialled: plan.dialled, callee: plan.number }, rule: plan.rule }, 'routing call');
 
       if (this.#closed) return;
       const legBStarted = events.expect(this.legBId, 'StasisStart', 5000);
       legBStarted.catch(() => {});
       this.#state = 'dialling';
-      await this.#create(ari.createChannel({ channelId: this.legBId, endpoint, appArgs: 'leg-b', originator: this.legA.id, variables }));
+      await this.#create(ari.createChannel({ channelId: this.legBId, endpoint: plan.dialString, appArgs: 'leg-b', originator: this.legA.id, variables: plan.variables }));
       await legBStarted;
       if (this.#closed) return;
       await ari.dial(this.legBId, { caller: this.legA.id, timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
@@ -139,12 +125,21 @@ export class CallSession {
     }
   }
 
-  /** The number the caller dialled: the extension, or the request URI's user part for `s`. */
-  async #dialledNumber(): Promise<string | undefined> {
-    const exten = this.legA.dialplan.exten;
-    if (exten && exten !== 's') return exten;
-    const requestUri = await this.#deps.ari.getVariable(this.legA.id, 'CHANNEL(pjsip,request_uri)');
-    return userPartOf(requestUri);
+  /** What the routing decision needs from leg A; anything unreadable counts as absent. */
+  async #readLegA(): Promise<LegAFacts> {
+    const { ari, config } = this.#deps;
+    const read = (name: string) => ari.getVariable(this.legA.id, name)
+      .then((value) => (value === '' ? undefined : value))
+      .catch(() => undefined);
+    const [requestUri, loopHeader, loopVariable, linkedId, ...headerValues] = await Promise.all([
+      read('CHANNEL(pjsip,request_uri)'),
+      read(`PJSIP_HEADER(read,${LOOP_HEADER})`),
+      read(LOOP_VARIABLE),
+      this.legA.linkedid ?? read('CHANNEL(linkedid)'),
+      ...config.PASS_HEADERS.map((name) => read(`PJSIP_HEADER(read,${name})`)),
+    ]);
+    const headers = Object.fromEntries(config.PASS_HEADERS.map((name, index) => [name, headerValues[index]]));
+    return { requestUri, loopHeader, loopVariable, linkedId: linkedId ?? this.legA.id, headers };
   }
 
   async #create<T>(request: Promise<T>): Promise<T> {
@@ -232,14 +227,11 @@ export class CallSession {
 
   async #startTaps(): Promise<void> {
     const { ari, config } = this.#deps;
-    const [linkedId, sipCallIdA, sipCallIdB] = await Promise.all([
-      this.legA.linkedid ?? ari.getVariable(this.legA.id, 'CHANNEL(linkedid)'),
-      ari.getVariable(this.legA.id, 'CHANNEL(pjsip,call-id)').catch(() => undefined),
-      ari.getVariable(this.legBId, 'CHANNEL(pjsip,call-id)').catch(() => undefined),
-    ]).catch(() => [undefined, undefined, undefined]);
+    const sipCallId = (channelId: string) => ari.getVariable(channelId, 'CHANNEL(pjsip,call-id)').catch(() => undefined);
+    const [sipCallIdA, sipCallIdB] = await Promise.all([sipCallId(this.legA.id), sipCallId(this.legBId)]);
     const common = {
       callId: this.callId,
-      linkedId: linkedId ?? this.legA.id,
+      linkedId: this.#linkedId,
       direction: 'inbound' as const,
       caller: this.legA.caller.number ?? '',
       callee: this.#callee,

@@ -62,7 +62,7 @@ export class StasisApp {
       void this.#deps.ari.hangup(channel.id, 'congestion').catch(() => {});
       return;
     }
-    const call = new CallSession({ ...this.#deps, events: this.#events }, channel);
+    const call = new CallSession({ ...this.#deps, events: this.#events }, channel, event.args);
     this.#calls.add(call);
     call.onClosed(() => this.#calls.delete(call));
     void call.start();

@@ -4,8 +4,9 @@
  * proxy's `config.ini` keys keep their names and meanings; the ones no feature
  * uses yet are listed in RESERVED_KEYS so a seed file loads without errors.
  */
-import { checkDomain, checkEndpointName } from '../routing/dial-validator.js';
+import { checkDomain, checkEndpointName, checkHeaderName } from '../routing/dial-validator.js';
 import { parseNumberMapping, type NumberMapping } from '../routing/number-mapping.js';
+import type { RoutingTable } from '../routing/router.js';
 
 export interface KeySpec<T> {
   /** Text default, parsed like any other source; undefined = no default. */
@@ -91,6 +92,18 @@ function host(description: string, defaultText?: string): KeySpec<string> {
   };
 }
 
+function headerName(description: string, defaultText: string): KeySpec<string> {
+  return {
+    description,
+    defaultText,
+    parse(value) {
+      const verdict = checkHeaderName(value);
+      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
+      return value;
+    },
+  };
+}
+
 export const CONFIG_KEYS = {
   ARI_URL: url('Base URL of Asterisk ARI (its HTTP server).', ['http:', 'https:'], 'http://127.0.0.1:8088'),
   ARI_USERNAME: text('ARI user (ari.conf).', 'transcription-proxy'),
@@ -111,6 +124,30 @@ export const CONFIG_KEYS = {
       return value;
     },
   }),
+  HOST_DOMAIN: key({
+    description: 'When set, only calls whose request URI is for this domain are taken; others get 403 (the seed\'s FREESWITCH_HOST_DOMAIN).',
+    parse(value) {
+      const verdict = checkDomain(value);
+      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
+      return value.toLowerCase();
+    },
+  }),
+  SIP_GATEWAY_IP: key({
+    description: 'Trunk mode: when set, leg B goes to sip:NUMBER@SIP_GATEWAY_IP (host or host:port) instead of DESTINATION_DOMAIN.',
+    parse(value) {
+      const verdict = checkDomain(value);
+      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
+      return value;
+    },
+  }),
+  SIP_GATEWAY_ENDPOINT: key({
+    description: 'PJSIP endpoint leg B is dialled through in trunk mode (default: DESTINATION_ENDPOINT).',
+    parse(value) {
+      const verdict = checkEndpointName(value);
+      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
+      return value;
+    },
+  }),
   DESTINATION_ENDPOINT: key({
     description: 'PJSIP endpoint that leg B is dialled through (its codecs, transport and NAT settings).',
     defaultText: 'transcription-proxy-out',
@@ -124,6 +161,21 @@ export const CONFIG_KEYS = {
     description: 'Dialled-number map, FROM:TO pairs separated by commas (1233:4567,1234:5678).',
     defaultText: '',
     parse: parseNumberMapping,
+  }),
+  UNIQUE_CALL_ID_HEADER: headerName('SIP header on leg B carrying the call id (the callId of the stream metadata).', 'uniqueCallId'),
+  SESSION_ID_HEADER: headerName('SIP header on leg B carrying the session id (the linkedId of the stream metadata).', 'OUTBOUND_CALL_SESSION_ID'),
+  PASS_HEADERS: key<readonly string[]>({
+    description: 'X- headers of leg A passed on to leg B, comma-separated (X-Customer-Id,X-Campaign).',
+    defaultText: '',
+    parse(value) {
+      const names = value.split(',').map((name) => name.trim()).filter((name) => name !== '');
+      for (const name of names) {
+        if (!/^X-/i.test(name)) throw new Error(`"${name}" is not an X- header`);
+        const verdict = checkHeaderName(name);
+        if (!verdict.ok) throw new Error(`"${name}": ${verdict.reason}`);
+      }
+      return names;
+    },
   }),
   DIAL_TIMEOUT_MS: integer('How long leg B may ring before the call fails as no answer.', 1000, 600_000, '60000'),
   STREAM_URL: url('Transcription websocket that receives the audio streams.', ['ws:', 'wss:'], 'ws://127.0.0.1:8090'),
@@ -153,8 +205,6 @@ export const CONFIG_KEYS = {
  * audio or token is ever sent to WEBSOCKET_SERVER.
  */
 export const RESERVED_KEYS: Readonly<Record<string, { secret: boolean }>> = {
-  FREESWITCH_HOST_DOMAIN: { secret: false },
-  SIP_GATEWAY_IP: { secret: false },
   VG_GATEWAY_URL: { secret: false },
   JWT_TOKEN: { secret: true },
   AUTH_NAME: { secret: false },
@@ -173,15 +223,21 @@ export type ConfigKey = keyof typeof CONFIG_KEYS;
 
 type Parsed<S> = S extends KeySpec<infer T> ? T : never;
 
-/** Keys without a default: undefined unless some source sets them. */
-type OptionalKey = 'ARI_PASSWORD' | 'DESTINATION_DOMAIN' | 'STREAM_TOKEN' | 'MEDIA_ADVERTISE_HOST';
+/** Other names a key is known by (the seed's), mapped to ours. */
+export const KEY_ALIASES: Readonly<Record<string, ConfigKey>> = {
+  FREESWITCH_HOST_DOMAIN: 'HOST_DOMAIN',
+};
 
-/** The validated configuration. */
+/** Keys without a default: undefined unless some source sets them. */
+type OptionalKey = 'ARI_PASSWORD' | 'DESTINATION_DOMAIN' | 'STREAM_TOKEN' | 'MEDIA_ADVERTISE_HOST'
+  | 'HOST_DOMAIN' | 'SIP_GATEWAY_IP' | 'SIP_GATEWAY_ENDPOINT';
+
+/** The validated configuration: every key, and the routing table built from them and the rule sections. */
 export type Config = {
   readonly [K in ConfigKey]: K extends OptionalKey
     ? Parsed<(typeof CONFIG_KEYS)[K]> | undefined
     : Parsed<(typeof CONFIG_KEYS)[K]>;
-};
+} & { readonly routing: RoutingTable };
 
 export function isSecretKey(name: string): boolean {
   const spec = (CONFIG_KEYS as Record<string, KeySpec<unknown>>)[name];

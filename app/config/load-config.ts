@@ -8,7 +8,10 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { CONFIG_KEYS, RESERVED_KEYS, isSecretKey, type Config, type ConfigKey, type KeySpec } from './keys.js';
+import type { Destination } from '../routing/destination.js';
+import { mappingRules, parseRule, type RoutingRule } from '../routing/rules.js';
+import type { RoutingTable } from '../routing/router.js';
+import { CONFIG_KEYS, KEY_ALIASES, RESERVED_KEYS, isSecretKey, type Config, type ConfigKey, type KeySpec } from './keys.js';
 import { readDotEnvFile, readEnvironment, readFlags, readIniFile, type ConfigSource, type SourcedValue } from './sources.js';
 
 export interface LoadOptions {
@@ -20,6 +23,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Keys the command cannot run without. */
   required?: readonly ConfigKey[];
+  /** The command routes calls: there must be at least one destination. */
+  requireRoute?: boolean;
 }
 
 export interface LoadedConfig {
@@ -48,7 +53,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
   const dotEnvPath = join(cwd, '.env');
   if (existsSync(dotEnvPath)) sources.push(readDotEnvFile(dotEnvPath));
-  sources.push(readEnvironment(options.env ?? process.env, [...KNOWN_KEYS, ...Object.keys(RESERVED_KEYS)]));
+  sources.push(readEnvironment(options.env ?? process.env, [...KNOWN_KEYS, ...Object.keys(KEY_ALIASES), ...Object.keys(RESERVED_KEYS)]));
   sources.push(readFlags(options.flags ?? []));
 
   const merged = new Map<string, SourcedValue>();
@@ -56,7 +61,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   for (const source of sources) {
     warnings.push(...source.warnings);
     problems.push(...source.problems);
-    for (const [name, sourced] of source.values) {
+    for (const [given, sourced] of source.values) {
+      const name = KEY_ALIASES[given] ?? given;
       if (!(name in CONFIG_KEYS) && !(name in RESERVED_KEYS)) {
         if (source.name === 'command line') problems.push({ key: name, source: sourced.source, message: 'unknown key' });
         else warnings.push(`unknown key ${name} in ${sourced.source}; ignored`);
@@ -93,6 +99,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (typeof values.RTP_PORT_START === 'number' && typeof values.RTP_PORT_END === 'number' && values.RTP_PORT_START > values.RTP_PORT_END) {
     problems.push({ key: 'RTP_PORT_END', source: origins.RTP_PORT_END, message: `must not be below RTP_PORT_START (${values.RTP_PORT_START})` });
   }
+  values.routing = buildRouting(sources, values, origins, problems, warnings, options.requireRoute ?? false);
   for (const name of options.required ?? []) {
     if (values[name] === undefined && !problems.some((p) => p.key === name)) {
       problems.push({ key: name, source: origins[name], message: 'required, but set in no configuration source' });
@@ -115,4 +122,60 @@ export function describeConfig(loaded: LoadedConfig): Record<string, string | un
     else out[name] = String(value);
   }
   return out;
+}
+
+const RULE_SECTION = /^rule\s+([A-Za-z0-9_-]{1,64})$/;
+
+/** The routing table: the ini file's [rule NAME] sections in order, then DIALED_NUMBER_MAPPING. */
+function buildRouting(
+  sources: readonly ConfigSource[],
+  values: Record<string, unknown>,
+  origins: Record<ConfigKey, string>,
+  problems: ConfigProblem[],
+  warnings: string[],
+  requireRoute: boolean,
+): RoutingTable {
+  const fileRules: RoutingRule[] = [];
+  const ruleSource = new Map<RoutingRule, string>();
+  for (const source of sources) {
+    for (const [section, { source: where, values: keys }] of source.sections) {
+      const match = RULE_SECTION.exec(section);
+      if (!match) {
+        warnings.push(`unknown section [${section}] in ${where}; ignored (rules are [rule NAME])`);
+        continue;
+      }
+      try {
+        const rule = parseRule(match[1] ?? '', keys);
+        fileRules.push(rule);
+        ruleSource.set(rule, where);
+      } catch (error) {
+        problems.push({ key: `[${section}]`, source: where, message: (error as Error).message });
+      }
+    }
+  }
+  const mapping = values.DIALED_NUMBER_MAPPING;
+  const rules = mapping instanceof Map ? [...fileRules, ...mappingRules(mapping)] : fileRules;
+
+  let defaultDestination: Destination | undefined;
+  if (typeof values.SIP_GATEWAY_IP === 'string') {
+    defaultDestination = { kind: 'trunk', host: values.SIP_GATEWAY_IP };
+    if (typeof values.DESTINATION_DOMAIN === 'string') {
+      warnings.push(`SIP_GATEWAY_IP (${origins.SIP_GATEWAY_IP}) is set: trunk mode, DESTINATION_DOMAIN is not used`);
+    }
+  } else if (typeof values.DESTINATION_DOMAIN === 'string') {
+    defaultDestination = { kind: 'domain', host: values.DESTINATION_DOMAIN };
+  }
+  if (defaultDestination === undefined) {
+    const noDefault = 'gives no destination, and neither SIP_GATEWAY_IP nor DESTINATION_DOMAIN is set';
+    for (const rule of fileRules.filter((r) => r.destination === undefined)) {
+      problems.push({ key: `[rule ${rule.name}]`, source: ruleSource.get(rule) ?? 'rules', message: noDefault });
+    }
+    if (mapping instanceof Map && mapping.size > 0) {
+      problems.push({ key: 'DIALED_NUMBER_MAPPING', source: origins.DIALED_NUMBER_MAPPING, message: noDefault });
+    }
+    if (requireRoute && rules.length === 0) {
+      problems.push({ key: 'DESTINATION_DOMAIN', source: origins.DESTINATION_DOMAIN, message: 'no route: set DESTINATION_DOMAIN, SIP_GATEWAY_IP, or [rule NAME] sections with a destination' });
+    }
+  }
+  return { rules, defaultDestination };
 }

@@ -21,6 +21,8 @@ export interface SourcedValue {
 export interface ConfigSource {
   name: string;
   values: Map<string, SourcedValue>;
+  /** `[section]` blocks of an ini file, in file order, each with its keys. */
+  sections: Map<string, { source: string; values: Map<string, string> }>;
   warnings: string[];
   problems: ConfigProblem[];
 }
@@ -41,21 +43,26 @@ function protectValue(line: string): string {
   return line.slice(0, equals + 1) + value.replace(/[\\;#]/g, (c) => `\\${c}`);
 }
 
-/** Top-level `KEY=VALUE` pairs of an ini file. Sections are left for the features that use them. */
+/** Top-level `KEY=VALUE` pairs of an ini file, and its `[section]` blocks (routing rules). */
 export function readIniFile(path: string): ConfigSource {
   const text = readFileSync(path, 'utf8');
-  const source: ConfigSource = { name: path, values: new Map(), warnings: [], problems: [] };
+  const source: ConfigSource = { name: path, values: new Map(), sections: new Map(), warnings: [], problems: [] };
   const lines = text.split(/\r?\n/);
   const protectedLines: string[] = [];
   const lineOfKey = new Map<string, number>();
+  const lineOfSection = new Map<string, number>();
   let inSection = false;
   lines.forEach((line, index) => {
     if (COMMENT_LINE.test(line) || line.trim() === '') {
       protectedLines.push('');
       return;
     }
-    if (/^\s*\[.*\]\s*$/.test(line)) {
+    const section = /^\s*\[(.*)\]\s*$/.exec(line);
+    if (section) {
       inSection = true;
+      const name = (section[1] ?? '').trim();
+      if (lineOfSection.has(name)) source.problems.push({ key: `[${name}]`, source: `${path}:${index + 1}`, message: 'section given twice' });
+      lineOfSection.set(name, index + 1);
       protectedLines.push(line);
       return;
     }
@@ -71,7 +78,11 @@ export function readIniFile(path: string): ConfigSource {
   });
   const decoded = ini.decode(protectedLines.join('\n'), { bracketedArray: false });
   for (const [name, raw] of Object.entries(decoded)) {
-    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) continue; // a section
+    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+      const values = new Map(Object.entries(raw as Record<string, unknown>).map(([key, value]) => [key, String(value)]));
+      source.sections.set(name, { source: `${path}:${lineOfSection.get(name) ?? '?'}`, values });
+      continue;
+    }
     const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
     source.values.set(name, { value: String(value), source: `${path}:${lineOfKey.get(name) ?? '?'}` });
   }
@@ -80,7 +91,7 @@ export function readIniFile(path: string): ConfigSource {
 
 /** A `.env` file: `KEY=VALUE` lines, optional `export `, optional surrounding quotes. */
 export function readDotEnvFile(path: string): ConfigSource {
-  const source: ConfigSource = { name: path, values: new Map(), warnings: [], problems: [] };
+  const source: ConfigSource = { name: path, values: new Map(), sections: new Map(), warnings: [], problems: [] };
   readFileSync(path, 'utf8').split(/\r?\n/).forEach((line, index) => {
     if (COMMENT_LINE.test(line) || line.trim() === '') return;
     const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/.exec(line);
@@ -97,7 +108,7 @@ export function readDotEnvFile(path: string): ConfigSource {
 
 /** The environment variables named like known keys (others are not ours). */
 export function readEnvironment(env: NodeJS.ProcessEnv, knownKeys: readonly string[]): ConfigSource {
-  const source: ConfigSource = { name: 'environment', values: new Map(), warnings: [], problems: [] };
+  const source: ConfigSource = { name: 'environment', values: new Map(), sections: new Map(), warnings: [], problems: [] };
   for (const name of knownKeys) {
     const value = env[name];
     if (value !== undefined) source.values.set(name, { value: value.trim(), source: 'environment' });
@@ -107,7 +118,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv, knownKeys: readonly stri
 
 /** `--set KEY=VALUE` flags, in order. */
 export function readFlags(pairs: readonly string[]): ConfigSource {
-  const source: ConfigSource = { name: 'command line', values: new Map(), warnings: [], problems: [] };
+  const source: ConfigSource = { name: 'command line', values: new Map(), sections: new Map(), warnings: [], problems: [] };
   for (const pair of pairs) {
     const equals = pair.indexOf('=');
     if (equals <= 0) {

@@ -15,7 +15,8 @@ const MAX_HOST_LENGTH = 253;
 // The user part of a SIP URI as we dial it: digits, letters (some carriers and
 // the seed proxy's examples use UUIDs), and the few marks phone numbers use.
 const NUMBER_PATTERN = /^[A-Za-z0-9+*._~-]+$/;
-const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+// Labels may hold `_` too: DNS allows it (SRV names), and the seed's sample config has SIPTRUNK_IP.
+const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
 const IPV6_PATTERN = /^\[[0-9A-Fa-f:.]+\]$/;
 
 /** A dialled number or mapped destination number (the user part of the URI). */
@@ -52,4 +53,20 @@ export function checkEndpointName(value: string): Verdict {
 export function checkCallerId(value: string): Verdict {
   if (value.length === 0) return { ok: true };
   return checkNumber(value);
+}
+
+/** A SIP header name we put on leg B (a conservative subset of RFC 3261 tokens). */
+export function checkHeaderName(value: string): Verdict {
+  if (!/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(value)) return { ok: false, reason: 'not a header name (letters, digits, _ . -)' };
+  return { ok: true };
+}
+
+const MAX_HEADER_VALUE_LENGTH = 256;
+
+/** A SIP header value copied from leg A or made by us: printable, one line, bounded. */
+export function checkHeaderValue(value: string): Verdict {
+  if (value.length > MAX_HEADER_VALUE_LENGTH) return { ok: false, reason: `longer than ${MAX_HEADER_VALUE_LENGTH} characters` };
+  // Anything outside printable ASCII and space/tab could end the header (CR, LF) or confuse parsers.
+  if (/[^\x20-\x7e\t]/.test(value)) return { ok: false, reason: 'contains control or non-ASCII characters' };
+  return { ok: true };
 }

@@ -3,7 +3,7 @@
  * (through loadConfig, from environment-style values), pointed at the test
  * bed's Asterisk. Its JSON log goes to a file that a failing test can print.
  */
-import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../app/config/load-config.js';
@@ -18,13 +18,16 @@ export interface ServiceUnderTest {
   stop(): Promise<void>;
 }
 
-export async function startServiceUnderTest(settings: Record<string, string>): Promise<ServiceUnderTest> {
+/** `settings` act as environment variables; `ini`, when given, is the service's ./config.ini (rules). */
+export async function startServiceUnderTest(settings: Record<string, string>, ini?: string): Promise<ServiceUnderTest> {
   const dir = mkdtempSync(join(tmpdir(), 'atp-service-'));
+  if (ini !== undefined) writeFileSync(join(dir, 'config.ini'), ini);
   const logFile = join(dir, 'service.log');
   const { config } = loadConfig({
     cwd: dir,
     env: { ARI_URL, ARI_USERNAME, ARI_PASSWORD, LOG_LEVEL: 'debug', ...settings },
-    required: ['ARI_PASSWORD', 'DESTINATION_DOMAIN'],
+    required: ['ARI_PASSWORD'],
+    requireRoute: true,
   });
   const logStream = createWriteStream(logFile);
   const logger = createLogger(config.LOG_LEVEL, logStream);

@@ -157,3 +157,74 @@ describe('secrets', () => {
     expect(describeConfig(loaded).ARI_PASSWORD).toBe('[set]');
   });
 });
+
+describe('the seed proxy\'s sample config.ini, unchanged', () => {
+  const fixture = new URL('../fixtures/seed-config.ini', import.meta.url).pathname;
+
+  it('loads, with the seed\'s meaning for every key it sets', () => {
+    const loaded = loadConfig({ cwd: workdir(), env: {}, configFile: fixture, requireRoute: true });
+    const { config } = loaded;
+    expect(config.HOST_DOMAIN).toBe('fs1lab.ascalon.ai'); // FREESWITCH_HOST_DOMAIN
+    expect(config.SIP_GATEWAY_IP).toBe('SIPTRUNK_IP:64793'); // given twice: the later value
+    expect(config.DESTINATION_DOMAIN).toBe('fs.ascalon.ai:5080');
+    expect(config.LEFT_CHANNEL_NAME).toBe('CALLER1');
+    expect(config.RIGHT_CHANNEL_NAME).toBe('CALLER2');
+    expect([...config.DIALED_NUMBER_MAPPING]).toEqual([['1233', '4567']]);
+    // Trunk mode: SIP_GATEWAY_IP wins over DESTINATION_DOMAIN, as in the seed.
+    expect(config.routing.defaultDestination).toEqual({ kind: 'trunk', host: 'SIPTRUNK_IP:64793' });
+  });
+
+  it('warns about the keys given twice and about trunk mode ignoring DESTINATION_DOMAIN', () => {
+    const { warnings } = loadConfig({ cwd: workdir(), env: {}, configFile: fixture });
+    expect(warnings).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^SIP_GATEWAY_IP is set twice .*the later value is used/),
+      expect.stringMatching(/^DIALED_NUMBER_MAPPING is set twice .*the later value is used/),
+      expect.stringContaining('DESTINATION_DOMAIN is not used'),
+    ]));
+    expect(warnings).toHaveLength(3);
+  });
+
+  it('reports the keys no feature uses yet once, as ignored, never fatal', () => {
+    const { ignoredKeys } = loadConfig({ cwd: workdir(), env: {}, configFile: fixture });
+    expect(ignoredKeys).toEqual([
+      'AUDIO_CAPTURE', 'AUTH_NAME', 'CONTENT_INCREMENTAL', 'JWT_TOKEN', 'NOAUDIOTIMEOUT', 'OUTBOUND_CALLS_SECRET',
+      'OUTBOUND_CALL_EXT', 'OUTBOUND_CALL_PREFIX', 'OUT_SIP_GATEWAY_IP', 'SENSITIVITY', 'VG_GATEWAY_URL', 'WEBSOCKET_SERVER',
+    ]);
+  });
+});
+
+describe('routing rules in the ini file', () => {
+  it('reads [rule NAME] sections in file order, before the DIALED_NUMBER_MAPPING rules', () => {
+    const cwd = workdir({ 'config.ini': [
+      'DESTINATION_DOMAIN=d.example.com', 'DIALED_NUMBER_MAPPING=1233:4567',
+      '[rule second]', 'callee = 2\\d+', '[rule first]', 'callee = 1\\d+; not a comment', 'number = 9',
+    ].join('\n') });
+    const { rules } = loadConfig({ cwd, env: {} }).config.routing;
+    expect(rules.map((r) => r.name)).toEqual(['second', 'first', 'DIALED_NUMBER_MAPPING 1233']);
+    expect(rules[1]?.callee?.source).toBe('^(?:1\\d+; not a comment)$');
+  });
+
+  it('reports a bad rule by its section and file line', () => {
+    const cwd = workdir({ 'config.ini': 'DESTINATION_DOMAIN=d.example.com\n\n[rule bad]\ncallee = (unclosed\n[rule worse]\ncolour = red\n[rule refs]\ncallee = 1(\\d)\nnumber = $2\n[other]\nx=1\n' });
+    const problems = problemsOf(() => loadConfig({ cwd, env: {} }));
+    const iniPath = join(cwd, 'config.ini');
+    expect(problems).toEqual([
+      expect.objectContaining({ key: '[rule bad]', source: `${iniPath}:3`, message: expect.stringContaining('not a regular expression') }),
+      expect.objectContaining({ key: '[rule worse]', source: `${iniPath}:5`, message: expect.stringContaining('unknown key "colour"') }),
+      expect.objectContaining({ key: '[rule refs]', source: `${iniPath}:7`, message: expect.stringContaining('$2') }),
+    ]);
+  });
+
+  it('needs a destination for every rule, and some route for serve', () => {
+    const cwd = workdir({ 'config.ini': 'DIALED_NUMBER_MAPPING=1:2\n[rule r]\ncallee = 5\n' });
+    const problems = problemsOf(() => loadConfig({ cwd, env: {}, requireRoute: true }));
+    expect(problems.map((p) => p.key).sort()).toEqual(['DIALED_NUMBER_MAPPING', '[rule r]']);
+    const none = problemsOf(() => loadConfig({ cwd: workdir(), env: {}, requireRoute: true }));
+    expect(none).toEqual([expect.objectContaining({ key: 'DESTINATION_DOMAIN', message: expect.stringContaining('no route') })]);
+  });
+
+  it('accepts a configuration routed by rules alone', () => {
+    const cwd = workdir({ 'config.ini': '[rule all]\ndestination = dialplan:from-internal\n' });
+    expect(loadConfig({ cwd, env: {}, requireRoute: true }).config.routing.rules).toHaveLength(1);
+  });
+});

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkCallerId, checkDomain, checkNumber } from '../../app/routing/dial-validator.js';
 import { mapDialledNumber, parseNumberMapping } from '../../app/routing/number-mapping.js';
-import { userPartOf } from '../../app/calls/call-session.js';
+import { parseSipUri } from '../../app/calls/inbound-plan.js';
 
 describe('DIALED_NUMBER_MAPPING', () => {
   it('maps dialled numbers as in the seed (1233:4567,1234:5678)', () => {
@@ -59,6 +59,6 @@ describe('request URI user part', () => {
     ['sip:example.com', undefined],
     [undefined, undefined],
   ])('%j → %j', (uri, user) => {
-    expect(userPartOf(uri)).toBe(user);
+    expect(parseSipUri(uri)?.user).toBe(user);
   });
 });

@@ -1,0 +1,119 @@
+/**
+ * Decides what to do with a call that entered the app from the dialplan, as a
+ * pure function of what we know about leg A (its channel, Stasis arguments,
+ * request URI, headers and variables) and the configuration:
+ *
+ *   1. a call carrying our loop marker is refused (a destination that points back
+ *      at this Asterisk must not multiply calls);
+ *   2. the host-domain check (HOST_DOMAIN / the seed's FREESWITCH_HOST_DOMAIN): 403;
+ *   3. the dialled number: `number=` argument, else the extension unless `s`,
+ *      else the user part of the request URI;
+ *   4. routing (rules, mapping, trunk or domain mode, dialplan targets): 404 when none;
+ *   5. what leg B carries: caller ID, our call id and session id headers, the
+ *      chosen X- headers of leg A, and the loop marker.
+ * Every value that reaches a dial string or header passes the dial validator.
+ */
+import type { AriChannel, HangupReason } from '../ari/ari-port.js';
+import type { Config } from '../config/keys.js';
+import { checkCallerId, checkHeaderValue, checkNumber } from '../routing/dial-validator.js';
+import { dialString, type Destination } from '../routing/destination.js';
+import { route } from '../routing/router.js';
+import { parseStasisArgs } from '../routing/stasis-args.js';
+
+/** Marks leg B: as a SIP header on its INVITE, and as a channel variable inherited down Local chains. */
+export const LOOP_HEADER = 'X-Transcription-Proxy-Hop';
+export const LOOP_VARIABLE = 'TRANSCRIPTION_PROXY_HOP';
+
+/** What the service reads from leg A before deciding (undefined: absent or not a SIP channel). */
+export interface LegAFacts {
+  requestUri?: string | undefined;
+  loopHeader?: string | undefined;
+  loopVariable?: string | undefined;
+  linkedId: string;
+  /** Values of the PASS_HEADERS headers that leg A carries. */
+  headers: Readonly<Record<string, string | undefined>>;
+}
+
+export type InboundPlan =
+  | {
+      ok: true;
+      dialled: string;
+      number: string;
+      destination: Destination;
+      dialString: string;
+      /** Channel variables for leg B (PJSIP_HEADER(add,...) puts headers on its INVITE). */
+      variables: Record<string, string>;
+      rule: string;
+      /** Things left out of leg B, with why (logged; the call goes on). */
+      dropped: string[];
+    }
+  | { ok: false; reason: string; hangup: HangupReason };
+
+/** The user part and host[:port] of a SIP URI (`sip:4567@example.com:5060;transport=udp`). */
+export function parseSipUri(uri: string | undefined): { user?: string; hostPort: string } | undefined {
+  const match = /^sips?:(?:([^@;?]*)@)?([^;?>\s]+)/i.exec(uri ?? '');
+  if (!match) return undefined;
+  return { ...(match[1] !== undefined && { user: match[1] }), hostPort: (match[2] ?? '').toLowerCase() };
+}
+
+function hostDomainMatches(hostDomain: string, hostPort: string): boolean {
+  // HOST_DOMAIN with a port must match host and port; without one, the host alone.
+  if (/:\d+$/.test(hostDomain)) return hostPort === hostDomain;
+  return hostPort.replace(/:\d+$/, '') === hostDomain;
+}
+
+export function planInboundCall(channel: AriChannel, rawArgs: readonly string[], facts: LegAFacts, config: Config, callId: string): InboundPlan {
+  if (facts.loopHeader !== undefined || facts.loopVariable !== undefined) {
+    return { ok: false, reason: `loop: the call already went through this service (call ${facts.loopHeader ?? facts.loopVariable})`, hangup: 'rejected' };
+  }
+  const uri = parseSipUri(facts.requestUri);
+  if (config.HOST_DOMAIN !== undefined && uri !== undefined && !hostDomainMatches(config.HOST_DOMAIN, uri.hostPort)) {
+    return { ok: false, reason: `request URI domain "${uri.hostPort}" is not HOST_DOMAIN "${config.HOST_DOMAIN}"`, hangup: 'rejected' };
+  }
+  const parsedArgs = parseStasisArgs(rawArgs);
+  if (!parsedArgs.ok) return { ok: false, reason: `Stasis arguments: ${parsedArgs.reason}`, hangup: 'unallocated' };
+  const { args } = parsedArgs;
+
+  const exten = channel.dialplan.exten;
+  const dialled = args.number ?? (exten && exten !== 's' ? exten : uri?.user);
+  if (dialled === undefined) return { ok: false, reason: 'no dialled number (no number= argument, extension s, no request URI user)', hangup: 'unallocated' };
+  const dialledVerdict = checkNumber(dialled);
+  if (!dialledVerdict.ok) return { ok: false, reason: `dialled number not dialable: ${dialledVerdict.reason}`, hangup: 'unallocated' };
+
+  const caller = channel.caller.number ?? '';
+  const decision = route(config.routing, { dialled, caller, ruleSet: args.ruleSet, destination: args.destination });
+  if (!decision.ok) return { ok: false, reason: decision.reason, hangup: 'unallocated' };
+
+  let target: string;
+  try {
+    target = dialString(decision.destination, decision.number, {
+      domainEndpoint: config.DESTINATION_ENDPOINT,
+      trunkEndpoint: config.SIP_GATEWAY_ENDPOINT ?? config.DESTINATION_ENDPOINT,
+    });
+  } catch (error) {
+    return { ok: false, reason: `destination not dialable: ${(error as Error).message}`, hangup: 'unallocated' };
+  }
+
+  const dropped: string[] = [];
+  // Double underscore: inherited by every channel leg B creates (Local chains back into the PBX).
+  const variables: Record<string, string> = { [`__${LOOP_VARIABLE}`]: callId };
+  if (checkCallerId(caller).ok) variables['CALLERID(num)'] = caller;
+  else dropped.push('caller ID (not a plain number)');
+  // SIP headers only exist on a SIP leg B; a dialplan target is a Local channel.
+  if (decision.destination.kind !== 'dialplan') {
+    const headers: Record<string, string> = {
+      [LOOP_HEADER]: callId,
+      [config.UNIQUE_CALL_ID_HEADER]: callId,
+      [config.SESSION_ID_HEADER]: facts.linkedId,
+    };
+    for (const name of config.PASS_HEADERS) {
+      const value = facts.headers[name];
+      if (value === undefined) continue;
+      const verdict = checkHeaderValue(value);
+      if (verdict.ok) headers[name] = value;
+      else dropped.push(`header ${name} (${verdict.reason})`);
+    }
+    for (const [name, value] of Object.entries(headers)) variables[`PJSIP_HEADER(add,${name})`] = value;
+  }
+  return { ok: true, dialled, number: decision.number, destination: decision.destination, dialString: target, variables, rule: decision.rule, dropped };
+}

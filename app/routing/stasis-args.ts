@@ -1,0 +1,53 @@
+/**
+ * Arguments the dialplan passes to the app: `Stasis(transcription-proxy,key=value,...)`.
+ *   number=NUMBER        the number to route (a FreePBX custom destination lands on `s`)
+ *   rules=SET            the routing rule set to use (default: `default`)
+ *   destination=DEST     overrides the destination (domain:HOST, trunk:HOST, dialplan:CONTEXT)
+ * One FreePBX installation can so offer several custom destinations. Unknown keys
+ * and bad values are reported, never guessed at.
+ */
+import { checkNumber } from './dial-validator.js';
+import { parseDestination, type Destination } from './destination.js';
+
+export interface StasisArgs {
+  number?: string;
+  ruleSet?: string;
+  destination?: Destination;
+}
+
+export type ParsedStasisArgs = { ok: true; args: StasisArgs } | { ok: false; reason: string };
+
+const RULE_SET_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function parseStasisArgs(raw: readonly string[]): ParsedStasisArgs {
+  const args: StasisArgs = {};
+  for (const item of raw) {
+    if (item.trim() === '') continue;
+    const equals = item.indexOf('=');
+    if (equals <= 0) return { ok: false, reason: `argument "${item}" is not key=value` };
+    const key = item.slice(0, equals).trim().toLowerCase();
+    const value = item.slice(equals + 1).trim();
+    switch (key) {
+      case 'number': {
+        const verdict = checkNumber(value);
+        if (!verdict.ok) return { ok: false, reason: `number=${JSON.stringify(value)}: ${verdict.reason}` };
+        args.number = value;
+        break;
+      }
+      case 'rules':
+        if (!RULE_SET_PATTERN.test(value)) return { ok: false, reason: `rules=${JSON.stringify(value)} is not a rule set name` };
+        args.ruleSet = value;
+        break;
+      case 'destination':
+        try {
+          args.destination = parseDestination(value);
+        } catch (error) {
+          return { ok: false, reason: `destination=: ${(error as Error).message}` };
+        }
+        break;
+      default:
+        return { ok: false, reason: `unknown argument "${key}"` };
+    }
+  }
+  return { ok: true, args };
+}
