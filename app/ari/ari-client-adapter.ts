@@ -14,7 +14,8 @@ import { EventEmitter } from 'node:events';
 import ariClient from 'ari-client';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
-import type { AriBridge, AriChannel, AriEvent, AriPort, ExternalMediaRequest, HangupReason } from './ari-port.js';
+import { preflightAri } from './ari-preflight.js';
+import type { AriAsteriskPort, AriBridge, AriChannel, AriEvent, AriModule, AriPort, ExternalMediaRequest, HangupReason } from './ari-port.js';
 
 export interface AriConnectOptions {
   url: URL;
@@ -60,7 +61,7 @@ function requestFailed(operation: string, error: unknown): AppError {
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** An open ARI connection for one application. */
-export class AriClientAdapter extends EventEmitter implements AriPort {
+export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteriskPort {
   readonly app: string;
   // ari-client's dynamic API: typed loosely here and nowhere else.
   readonly #client: any;
@@ -90,6 +91,18 @@ export class AriClientAdapter extends EventEmitter implements AriPort {
     const deadline = Date.now() + (options.connectTimeoutMs ?? 30_000);
     const baseUrl = options.url.href.replace(/\/$/, '');
     for (let attempt = 1; ; attempt++) {
+      // ari-client throws an uncaught exception (killing the process) when its first request
+      // gets anything but 200, so that request is made here first (ari-preflight.ts).
+      const preflight = await preflightAri({ url: options.url, username: options.username, password: options.password, timeoutMs: 5000 });
+      if (!preflight.ok && preflight.kind === 'unauthorized') {
+        throw new AppError('ARI_UNREACHABLE', preflight.reason);
+      }
+      if (!preflight.ok) {
+        if (Date.now() > deadline) throw new AppError('ARI_UNREACHABLE', preflight.reason, { retryable: true });
+        options.logger.debug({ attempt, err: preflight.reason }, 'ARI not reachable yet; retrying');
+        await delay(Math.min(250 * attempt, 2000));
+        continue;
+      }
       try {
         const client = await withConsoleCaptured(options.logger, () =>
           ariClient.connect(baseUrl, options.username, options.password));
@@ -99,9 +112,6 @@ export class AriClientAdapter extends EventEmitter implements AriPort {
         return adapter;
       } catch (error) {
         const message = String((error as Error)?.message ?? error);
-        if (/401|Unauthorized/i.test(message)) {
-          throw new AppError('ARI_UNREACHABLE', `ARI at ${baseUrl} refused the credentials of ARI_USERNAME`, { cause: error });
-        }
         if (Date.now() > deadline) {
           throw new AppError('ARI_UNREACHABLE', `cannot reach ARI at ${baseUrl}: ${message}`, { cause: error, retryable: true });
         }
@@ -248,6 +258,11 @@ export class AriClientAdapter extends EventEmitter implements AriPort {
   async listBridges(): Promise<AriBridge[]> {
     const bridges = await this.#call<unknown[]>('bridges.list', () => this.#client.bridges.list());
     return bridges.map((bridge) => plain<AriBridge>(bridge));
+  }
+
+  async listModules(): Promise<AriModule[]> {
+    const modules = await this.#call<unknown[]>('asterisk.listModules', () => this.#client.asterisk.listModules());
+    return modules.map((module) => plain<AriModule>(module));
   }
 
   /** Options this adapter was opened with, minus the password (for `check`-style reports). */

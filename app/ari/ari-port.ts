@@ -36,6 +36,26 @@ export type AriEvent =
 
 export type AriEventType = AriEvent['type'];
 
+/** One entry of `GET /ari/asterisk/modules`. */
+export interface AriModule {
+  /** As Asterisk lists it: `chan_rtp.so` for a loadable module, `http` for a built-in one. */
+  name: string;
+  description: string;
+  use_count: number;
+  /** "Running" for a module in use; a module that is not loaded is absent from the list. */
+  status: string;
+  support_level: string;
+}
+
+/**
+ * Asterisk's own state, for `transcription-proxy check`. Kept apart from
+ * AriPort so the call logic (and in-memory fakes of it) need not provide it.
+ */
+export interface AriAsteriskPort {
+  /** The modules Asterisk has loaded (GET /ari/asterisk/modules). */
+  listModules(): Promise<AriModule[]>;
+}
+
 /** Hangup reasons ARI accepts; each maps to a Q.850 cause and so to a SIP response. */
 export type HangupReason = 'normal' | 'busy' | 'congestion' | 'no_answer' | 'timeout' | 'rejected' | 'unallocated' | 'failure';
 

@@ -117,7 +117,8 @@ export class CallSession {
       await this.#create(ari.createChannel({ channelId: this.legBId, endpoint: plan.dialString, appArgs: 'leg-b', originator: this.legA.id, variables: plan.variables }));
       await legBStarted;
       if (this.#closed) return;
-      await ari.dial(this.legBId, { caller: this.legA.id, timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
+      // No `caller`: it would copy A's caller ID to B unchecked (the plan sets B's connected line).
+      await ari.dial(this.legBId, { timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
     } catch (error) {
       if (this.#closed) return;
       this.#logger.error({ err: (error as Error).message }, 'call setup failed');

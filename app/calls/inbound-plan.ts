@@ -97,8 +97,15 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
   const dropped: string[] = [];
   // Double underscore: inherited by every channel leg B creates (Local chains back into the PBX).
   const variables: Record<string, string> = { [`__${LOOP_VARIABLE}`]: callId };
-  if (checkCallerId(caller).ok) variables['CALLERID(num)'] = caller;
-  else dropped.push('caller ID (not a plain number)');
+  // PJSIP builds leg B's From from B's connected line. ARI's dial would copy A's caller ID
+  // there unchecked when given `caller`, so the service dials without it and sets it here.
+  if (checkCallerId(caller).ok) {
+    variables['CONNECTEDLINE(num)'] = caller;
+    const name = channel.caller.name ?? '';
+    if (name !== '' && checkHeaderValue(name).ok && !/["\\]/.test(name)) variables['CONNECTEDLINE(name)'] = name;
+  } else {
+    dropped.push('caller ID (not a plain number)');
+  }
   // SIP headers only exist on a SIP leg B; a dialplan target is a Local channel.
   if (decision.destination.kind !== 'dialplan') {
     const headers: Record<string, string> = {

@@ -3,11 +3,15 @@
  * The `transcription-proxy` command. Sub-commands parse their options, load
  * the configuration and run; this file is the only place that turns errors
  * into exit codes: 2 for bad configuration or usage, 1 for anything else.
- * stdout carries only JSON log lines; human-readable problems go to stderr.
+ * stdout carries only JSON log lines, except for `check`, whose product is a
+ * human-readable report; human-readable problems go to stderr.
  */
 import { Command, Option } from 'commander';
 import { AppError, ConfigError } from '../errors.js';
+import { formatReport } from '../check/report.js';
+import { runCheck } from '../check/run-check.js';
 import { describeConfig, loadConfig } from '../config/load-config.js';
+import { CONFIG_KEYS, isSecretKey, type ConfigKey } from '../config/keys.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { startReceiver } from '../receiver/stream-receiver.js';
 import { startService } from '../service.js';
@@ -28,8 +32,11 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** What `serve` cannot run without (a password, and some route for calls); `check` demands the same. */
+const SERVE_REQUIREMENTS = { required: ['ARI_PASSWORD'] as readonly ConfigKey[], requireRoute: true };
+
 async function serve(options: { config?: string; set: string[] }): Promise<number> {
-  const loaded = loadConfig({ configFile: options.config, flags: options.set, required: ['ARI_PASSWORD', 'DESTINATION_DOMAIN'] });
+  const loaded = loadConfig({ configFile: options.config, flags: options.set, ...SERVE_REQUIREMENTS });
   const logger = createLogger(loaded.config.LOG_LEVEL);
   logger.info({ config: describeConfig(loaded), files: loaded.files }, 'configuration loaded');
   for (const warning of loaded.warnings) logger.warn({ warning }, 'configuration warning');
@@ -39,6 +46,18 @@ async function serve(options: { config?: string; set: string[] }): Promise<numbe
   logger.info({ signal }, 'stopping');
   await service.stop();
   return EXIT_OK;
+}
+
+async function check(options: { config?: string; set: string[] }): Promise<number> {
+  const loaded = loadConfig({ configFile: options.config, flags: options.set, ...SERVE_REQUIREMENTS });
+  const results = await runCheck(loaded, { transport: 'rtp', ariTimeoutMs: 5000, streamTimeoutMs: 5000 });
+  const secrets = (Object.keys(CONFIG_KEYS) as ConfigKey[])
+    .filter(isSecretKey)
+    .map((name) => loaded.config[name])
+    .filter((value): value is string => typeof value === 'string');
+  const report = formatReport(results, { title: 'transcription-proxy check (media transport: rtp)', secrets });
+  process.stdout.write(report.text);
+  return report.exitCode === 0 ? EXIT_OK : EXIT_FAILURE;
 }
 
 async function receive(options: { host: string; port: string; dir: string; logLevel: string }): Promise<number> {
@@ -73,6 +92,12 @@ export function buildProgram(run: (task: () => Promise<number>) => void): Comman
     .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
     .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
     .action((options) => run(() => serve(options)));
+
+  program.command('check')
+    .description('check a deployment: configuration, ARI, the Asterisk modules needed, STREAM_URL; prints a report (exit 0: all OK, 1: a check failed)')
+    .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
+    .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
+    .action((options) => run(() => check(options)));
 
   program.command('receive')
     .description('built-in stream receiver: logs each stream and writes one WAV file per stream')

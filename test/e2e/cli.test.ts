@@ -82,3 +82,14 @@ it('serve + receive: a call becomes one WAV file per party, with JSON-only stdou
   expect(everything).not.toContain(STREAM_TOKEN);
   expect(service.stdoutLines.some((l) => l.includes('"msg":"configuration loaded"'))).toBe(true);
 });
+
+it('serve exits 1 with a clear message when ARI refuses the password, and never prints it', async () => {
+  const wrong = 'definitely-not-the-password';
+  const service = runCli(['serve', '--set', 'DESTINATION_DOMAIN=127.0.0.1:5999'], { ARI_URL, ARI_USERNAME, ARI_PASSWORD: wrong });
+  running.push(service);
+  expect(await service.exited).toBe(1);
+  expect(service.stderr()).toContain('refused the credentials of ARI_USERNAME');
+  expect(service.stderr()).not.toMatch(/at .*\.js:\d+/); // a message, not a crash trace
+  expect(service.stderr() + service.stdoutLines.join('\n')).not.toContain(wrong);
+  for (const text of service.stdoutLines) expect(() => JSON.parse(text), text).not.toThrow();
+});

@@ -275,7 +275,7 @@ describe('a dialled number that could inject into the dial string', () => {
     const callerResult = await caller.done;
     expect(callerResult.exitCode, callerResult.stderr).toBe(0);
     expect(receivedResponseCodes(callerResult.messages).at(-1)).toBe(404);
-    expect(proxy.logTail(20)).toMatch(/call refused: dialled number not dialable/);
+    expect(proxy.logTail(20)).toMatch(/"reason":"dialled number not dialable[^"]*","numbers":[^\n]*"msg":"call refused"/);
     expect(proxy.logTail(20)).not.toMatch(/routing call/);
     expect(streamServer.streams).toHaveLength(0);
   });

@@ -138,6 +138,17 @@ describe('injection attempts', () => {
   );
 });
 
+describe('caller ID', () => {
+  it('does not pass on a caller ID the validator refuses (leg B is anonymous), but passes a plain one', async () => {
+    await startProxy({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}` });
+    const refused = await connectedCall('4567', { variables: { caller_id: '10(01)' } });
+    expect(receivedRequestHeader(refused.callee.messages, 'INVITE', 'From')).not.toContain('10(01)');
+    expect(receivedRequestHeader(refused.callee.messages, 'INVITE', 'From')).toMatch(/anonymous/i);
+    const plain = await connectedCall('4567', { variables: { caller_id: '+4930123' } });
+    expect(receivedRequestHeader(plain.callee.messages, 'INVITE', 'From')).toMatch(/<sip:\+4930123@/);
+  });
+});
+
 describe('loops', () => {
   it('stops a destination that points back at this Asterisk after one hop', async () => {
     const service = await startProxy({ DESTINATION_DOMAIN: ASTERISK_SIP });

@@ -14,7 +14,7 @@ it('exits 2 on a bad configuration, naming every bad key with its file and line,
   expect(stderr).toContain(`SAMPLE_RATE (${ini}:2)`);
   expect(stderr).toContain(`STREAM_URL (${ini}:4)`);
   expect(stderr).toContain('RTP_PORT_START (command line)');
-  expect(stderr).toContain('DESTINATION_DOMAIN (defaults): required');
+  expect(stderr).toContain('DESTINATION_DOMAIN (defaults): no route');
   expect(stderr).not.toContain('secret;with#marks');
   expect(cli.stdoutLines).toEqual([]);
 });

@@ -143,7 +143,7 @@ describe('headers on leg B', () => {
     const plan = planInboundCall(channel('4567'), [], facts({ headers: { 'X-Customer-Id': 'C-42', 'X-Campaign': 'spring sale' } }), cfg, CALL_ID);
     expect(plan.ok && plan.variables).toEqual({
       [`__${LOOP_VARIABLE}`]: CALL_ID,
-      'CALLERID(num)': '1001',
+      'CONNECTEDLINE(num)': '1001',
       [`PJSIP_HEADER(add,${LOOP_HEADER})`]: CALL_ID,
       'PJSIP_HEADER(add,X-Call)': CALL_ID,
       'PJSIP_HEADER(add,OUTBOUND_CALL_SESSION_ID)': 'L1',
@@ -164,7 +164,7 @@ describe('headers on leg B', () => {
   });
   it('does not pass on a caller ID that could inject', () => {
     const plan = planInboundCall(channel('4567', '1001\r\nX: y'), [], facts(), cfg, CALL_ID);
-    expect(plan.ok && plan.variables['CALLERID(num)']).toBeUndefined();
+    expect(plan.ok && plan.variables['CONNECTEDLINE(num)']).toBeUndefined();
     expect(plan.ok && plan.dropped).toEqual([expect.stringContaining('caller ID')]);
   });
 });

@@ -1,0 +1,128 @@
+/**
+ * Performs the checks of `transcription-proxy check` against a deployment:
+ * the (already validated) configuration, the ARI connection, the Asterisk
+ * modules the media transport needs, and the transcription websocket. This is
+ * the one part of the command that does I/O; every step has a time limit, and
+ * every failure becomes a FAIL result, never an exception.
+ *
+ * The check registers its own, uniquely named Stasis app: registering ARI_APP
+ * itself would make Asterisk hand a running service's app over to the check
+ * ("Replacing Stasis app") and leave the service deaf to new calls.
+ */
+import { AriClientAdapter } from '../ari/ari-client-adapter.js';
+import type { AriModule } from '../ari/ari-port.js';
+import type { LoadedConfig } from '../config/load-config.js';
+import { createLogger } from '../logging/logger.js';
+import type { CheckResult } from './report.js';
+import { preflightAri } from '../ari/ari-preflight.js';
+import { findModuleProblems, modulesConfLine, requiredModules, type MediaTransport } from './required-modules.js';
+import { probeStream } from './stream-probe.js';
+
+export interface RunCheckOptions {
+  transport: MediaTransport;
+  /** How long to keep trying to reach ARI. */
+  ariTimeoutMs?: number;
+  /** How long the websocket to STREAM_URL may take to open and close. */
+  streamTimeoutMs?: number;
+}
+
+/** Extra time past the adapter's own retry deadline before a hung connect is abandoned. */
+const HUNG_CONNECT_GRACE_MS = 2000;
+
+function messageOf(error: unknown): string {
+  return String((error as Error)?.message ?? error);
+}
+
+function configurationResult(loaded: LoadedConfig): CheckResult {
+  const files = loaded.files.length > 0 ? `files: ${loaded.files.join(', ')}` : 'no configuration file';
+  const details = [
+    ...loaded.warnings.map((warning) => `note: ${warning}`),
+    ...(loaded.ignoredKeys.length > 0 ? [`note: not used by any feature yet, ignored: ${loaded.ignoredKeys.join(', ')}`] : []),
+  ];
+  return { name: 'configuration', status: 'ok', summary: `valid (${files})`, details };
+}
+
+async function connectAri(loaded: LoadedConfig, timeoutMs: number): Promise<AriClientAdapter> {
+  const { config } = loaded;
+  const connecting = AriClientAdapter.connect({
+    url: config.ARI_URL,
+    username: config.ARI_USERNAME,
+    password: config.ARI_PASSWORD ?? '',
+    app: `${config.ARI_APP}-check-${process.pid}`,
+    logger: createLogger('silent'),
+    connectTimeoutMs: timeoutMs,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from ARI at ${config.ARI_URL.href} within ${timeoutMs + HUNG_CONNECT_GRACE_MS} ms`)), timeoutMs + HUNG_CONNECT_GRACE_MS);
+  });
+  try {
+    return await Promise.race([connecting, hung]);
+  } catch (error) {
+    // A connect that completes after we gave up must not stay open.
+    connecting.then((late) => late.close(), () => undefined);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function checkModules(ari: AriClientAdapter, transport: MediaTransport): Promise<CheckResult> {
+  const required = requiredModules(transport);
+  let modules: AriModule[];
+  try {
+    modules = await ari.listModules();
+  } catch (error) {
+    return {
+      name: 'modules',
+      status: 'fail',
+      summary: `ARI could not list Asterisk's modules: ${messageOf(error)}`,
+      details: [`listing them needs res_ari_asterisk; add to modules.conf: ${modulesConfLine('res_ari_asterisk')}`],
+    };
+  }
+  const problems = findModuleProblems(required, modules);
+  if (problems.length === 0) {
+    return { name: 'modules', status: 'ok', summary: `all ${required.length} modules the ${transport} media transport needs are running` };
+  }
+  return {
+    name: 'modules',
+    status: 'fail',
+    summary: `${problems.length} of ${required.length} modules the ${transport} media transport needs ${problems.length === 1 ? 'is' : 'are'} not running: ${problems.map((p) => p.module.name).join(', ')}`,
+    details: problems.map(({ module, state }) => state === 'absent'
+      ? `${module.name}: not loaded; add to modules.conf: ${modulesConfLine(module.name)}  (${module.why})`
+      : `${module.name}: status "${state.status}", see Asterisk's log; modules.conf needs: ${modulesConfLine(module.name)}  (${module.why})`),
+  };
+}
+
+async function checkAsterisk(loaded: LoadedConfig, options: RunCheckOptions): Promise<CheckResult[]> {
+  const { config } = loaded;
+  const timeoutMs = options.ariTimeoutMs ?? 5000;
+  const modulesSkipped: CheckResult = { name: 'modules', status: 'skipped', summary: 'not checked: needs a working ARI connection' };
+  const preflight = await preflightAri({ url: config.ARI_URL, username: config.ARI_USERNAME, password: config.ARI_PASSWORD ?? '', timeoutMs });
+  if (!preflight.ok) {
+    return [{ name: 'ARI', status: 'fail', summary: preflight.reason, details: preflight.hint === undefined ? [] : [preflight.hint] }, modulesSkipped];
+  }
+  let ari: AriClientAdapter;
+  try {
+    ari = await connectAri(loaded, timeoutMs);
+  } catch (error) {
+    return [{ name: 'ARI', status: 'fail', summary: messageOf(error) }, modulesSkipped];
+  }
+  try {
+    return [
+      { name: 'ARI', status: 'ok', summary: `connected to ${config.ARI_URL.href} as ${config.ARI_USERNAME}` },
+      await checkModules(ari, options.transport),
+    ];
+  } finally {
+    await ari.close();
+  }
+}
+
+/** Runs every check; the results are in a fixed order: configuration, ARI, modules, stream. */
+export async function runCheck(loaded: LoadedConfig, options: RunCheckOptions): Promise<CheckResult[]> {
+  const [asterisk, stream] = await Promise.all([
+    checkAsterisk(loaded, options),
+    probeStream({ url: loaded.config.STREAM_URL, token: loaded.config.STREAM_TOKEN, timeoutMs: options.streamTimeoutMs ?? 5000 }),
+  ]);
+  return [configurationResult(loaded), ...asterisk, stream];
+}
