@@ -56,8 +56,9 @@ export function parseSipUri(uri: string | undefined): { user?: string; hostPort:
   return { ...(match[1] !== undefined && { user: match[1] }), hostPort: (match[2] ?? '').toLowerCase() };
 }
 
-function hostDomainMatches(hostDomain: string, hostPort: string): boolean {
-  // HOST_DOMAIN with a port must match host and port; without one, the host alone.
+function hostDomainMatches(configured: string, hostPort: string): boolean {
+  // HOST_DOMAIN with a port must match host and port; without one, the host alone. Case does not matter.
+  const hostDomain = configured.toLowerCase();
   if (/:\d+$/.test(hostDomain)) return hostPort === hostDomain;
   return hostPort.replace(/:\d+$/, '') === hostDomain;
 }

@@ -4,7 +4,7 @@
  * proxy's `config.ini` keys keep their names and meanings; the ones no feature
  * uses yet are listed in RESERVED_KEYS so a seed file loads without errors.
  */
-import { checkDomain, checkEndpointName, checkHeaderName } from '../routing/dial-validator.js';
+import { checkDomain, checkEndpointName, checkHeaderName, type Verdict } from '../routing/dial-validator.js';
 import { parseNumberMapping, type NumberMapping } from '../routing/number-mapping.js';
 import type { RoutingTable } from '../routing/router.js';
 
@@ -92,12 +92,13 @@ function host(description: string, defaultText?: string): KeySpec<string> {
   };
 }
 
-function headerName(description: string, defaultText: string): KeySpec<string> {
+/** A text key whose value must pass one of the dial validator's checks. */
+function checked(description: string, check: (value: string) => Verdict, defaultText?: string): KeySpec<string> {
   return {
     description,
     defaultText,
     parse(value) {
-      const verdict = checkHeaderName(value);
+      const verdict = check(value);
       if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
       return value;
     },
@@ -116,54 +117,18 @@ export const CONFIG_KEYS = {
       return value;
     },
   }),
-  DESTINATION_DOMAIN: key({
-    description: 'Where leg B is sent: sip:NUMBER@DESTINATION_DOMAIN (host or host:port).',
-    parse(value) {
-      const verdict = checkDomain(value);
-      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
-      return value;
-    },
-  }),
-  HOST_DOMAIN: key({
-    description: 'When set, only calls whose request URI is for this domain are taken; others get 403 (the seed\'s FREESWITCH_HOST_DOMAIN).',
-    parse(value) {
-      const verdict = checkDomain(value);
-      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
-      return value.toLowerCase();
-    },
-  }),
-  SIP_GATEWAY_IP: key({
-    description: 'Trunk mode: when set, leg B goes to sip:NUMBER@SIP_GATEWAY_IP (host or host:port) instead of DESTINATION_DOMAIN.',
-    parse(value) {
-      const verdict = checkDomain(value);
-      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
-      return value;
-    },
-  }),
-  SIP_GATEWAY_ENDPOINT: key({
-    description: 'PJSIP endpoint leg B is dialled through in trunk mode (default: DESTINATION_ENDPOINT).',
-    parse(value) {
-      const verdict = checkEndpointName(value);
-      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
-      return value;
-    },
-  }),
-  DESTINATION_ENDPOINT: key({
-    description: 'PJSIP endpoint that leg B is dialled through (its codecs, transport and NAT settings).',
-    defaultText: 'transcription-proxy-out',
-    parse(value) {
-      const verdict = checkEndpointName(value);
-      if (!verdict.ok) throw new Error(`"${value}": ${verdict.reason}`);
-      return value;
-    },
-  }),
+  DESTINATION_DOMAIN: checked('Where leg B is sent: sip:NUMBER@DESTINATION_DOMAIN (host or host:port).', checkDomain),
+  HOST_DOMAIN: checked('When set, only calls whose request URI is for this domain are taken; others get 403 (the seed\'s FREESWITCH_HOST_DOMAIN).', checkDomain),
+  SIP_GATEWAY_IP: checked('Trunk mode: when set, leg B goes to sip:NUMBER@SIP_GATEWAY_IP (host or host:port) instead of DESTINATION_DOMAIN.', checkDomain),
+  SIP_GATEWAY_ENDPOINT: checked('PJSIP endpoint leg B is dialled through in trunk mode (default: DESTINATION_ENDPOINT).', checkEndpointName),
+  DESTINATION_ENDPOINT: checked('PJSIP endpoint leg B is dialled through (its codecs, transport and NAT settings).', checkEndpointName, 'transcription-proxy-out'),
   DIALED_NUMBER_MAPPING: key<NumberMapping>({
     description: 'Dialled-number map, FROM:TO pairs separated by commas (1233:4567,1234:5678).',
     defaultText: '',
     parse: parseNumberMapping,
   }),
-  UNIQUE_CALL_ID_HEADER: headerName('SIP header on leg B carrying the call id (the callId of the stream metadata).', 'uniqueCallId'),
-  SESSION_ID_HEADER: headerName('SIP header on leg B carrying the session id (the linkedId of the stream metadata).', 'OUTBOUND_CALL_SESSION_ID'),
+  UNIQUE_CALL_ID_HEADER: checked('SIP header on leg B carrying the call id (the callId of the stream metadata).', checkHeaderName, 'uniqueCallId'),
+  SESSION_ID_HEADER: checked('SIP header on leg B carrying the session id (the linkedId of the stream metadata).', checkHeaderName, 'OUTBOUND_CALL_SESSION_ID'),
   PASS_HEADERS: key<readonly string[]>({
     description: 'X- headers of leg A passed on to leg B, comma-separated (X-Customer-Id,X-Campaign).',
     defaultText: '',

@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it, onTestFailed } from 'vitest';
+import { closedTcpPort } from '../support/ports.js';
 import WebSocket, { WebSocketServer } from 'ws';
 import { USER_AGENT } from '../../app/transcription/websocket-stream.js';
 import { runCli, type CliProcess } from '../support/cli-process.js';
@@ -45,14 +46,6 @@ async function startRecordingServer(): Promise<RecordingServer> {
     await new Promise((resolve) => server.close(resolve));
   });
   return recorded;
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function ariGet(path: string): Promise<{ status: number; body: unknown }> {
@@ -120,7 +113,7 @@ it('a healthy deployment: OK for ARI, modules and stream, exit 0; the stream ser
 });
 
 it('STREAM_URL on a closed port: the stream check FAILs, exit 1', async () => {
-  const port = await closedPort();
+  const port = await closedTcpPort();
   const { exitCode, text } = await runCheck({ STREAM_URL: `ws://127.0.0.1:${port}` });
   expect(exitCode).toBe(1);
   expect(text).toMatch(new RegExp(`^FAIL +stream +cannot open a websocket to ws://127.0.0.1:${port}/: .*ECONNREFUSED`, 'm'));

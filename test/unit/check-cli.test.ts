@@ -8,16 +8,8 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { closedTcpPort } from '../support/ports.js';
 import { runCli } from '../support/cli-process.js';
-
-/** A port nothing listens on: bound on port 0, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 it('an ARI and a STREAM_URL that accept TCP but never answer: FAIL lines within the time limits, no hang', async () => {
   const accepted: Socket[] = [];
@@ -54,7 +46,7 @@ it('exits 2 on an unknown option', async () => {
 
 it('unreachable ARI and STREAM_URL: FAIL lines, modules skipped, exit 1, no secret', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'atp-check-'));
-  const [ariPort, streamPort] = [await closedPort(), await closedPort()];
+  const [ariPort, streamPort] = [await closedTcpPort(), await closedTcpPort()];
   const cli = runCli(['check', '--set', 'DESTINATION_DOMAIN=127.0.0.1:5070'], {
     ARI_URL: `http://127.0.0.1:${ariPort}`,
     ARI_PASSWORD: 'ari-pw-not-printed',
