@@ -3,7 +3,8 @@
 #
 # Asterisk runs from a Debian sid chroot (debootstrap, cached in
 # $ATP_TESTBED_DIR/chroot, default /var/cache/asterisk-transcription-proxy),
-# with the configuration of asterisk/conf/, listening on 127.0.0.1:
+# with the configuration of asterisk/conf/ (plus the shipped FreePBX files of
+# asterisk/freepbx/, which conf/extensions.conf includes), listening on 127.0.0.1:
 # SIP 5060/udp, HTTP/ARI 8088, RTP 10000-10999.
 #
 #   testbed.sh build | start | stop | status | logfile | log [N] | cli "command"
@@ -19,6 +20,7 @@ set -euo pipefail
 DIR="${ATP_TESTBED_DIR:-/var/cache/asterisk-transcription-proxy}"
 ROOT="$DIR/chroot"
 CONF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/conf"
+FREEPBX_CONF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/freepbx"
 LOG="$ROOT/var/log/asterisk/full"
 PIDFILE="$ROOT/run/asterisk/asterisk.pid"
 ARI_URL="http://127.0.0.1:8088/ari/asterisk/info"
@@ -151,6 +153,9 @@ start() {
     false
   fi
   find "$ROOT/etc/asterisk" -mindepth 1 -delete
+  # The shipped FreePBX files (extensions_custom.conf, ...) as users install
+  # them, then the test bed's own conf/, which wins on a name clash.
+  cp "$FREEPBX_CONF"/*.conf "$ROOT/etc/asterisk/"
   cp "$CONF"/* "$ROOT/etc/asterisk/"
   mkdir -p "$ROOT/run/asterisk" "$ROOT/var/log/asterisk"
   rm -f "$PIDFILE"

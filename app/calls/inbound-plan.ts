@@ -6,8 +6,8 @@
  *   1. a call carrying our loop marker is refused (a destination that points back
  *      at this Asterisk must not multiply calls);
  *   2. the host-domain check (HOST_DOMAIN / the seed's FREESWITCH_HOST_DOMAIN): 403;
- *   3. the dialled number: `number=` argument, else the extension unless `s`,
- *      else the user part of the request URI;
+ *   3. the dialled number: `number=` argument, else the extension, else the user
+ *      part of the request URI (`s` counts as no number in the first two);
  *   4. routing (rules, mapping, trunk or domain mode, dialplan targets): 404 when none;
  *   5. what leg B carries: caller ID, our call id and session id headers, the
  *      chosen X- headers of leg A, and the loop marker.
@@ -75,8 +75,9 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
   if (!parsedArgs.ok) return { ok: false, reason: `Stasis arguments: ${parsedArgs.reason}`, hangup: 'unallocated' };
   const { args } = parsedArgs;
 
-  const exten = channel.dialplan.exten;
-  const dialled = args.number ?? (exten && exten !== 's' ? exten : uri?.user);
+  // `s` is no number: FreePBX passes number=${EXTEN} = s for an internal call without a DID.
+  const given = (value: string | undefined) => (value && value !== 's' ? value : undefined);
+  const dialled = given(args.number) ?? given(channel.dialplan.exten) ?? uri?.user;
   if (dialled === undefined) return { ok: false, reason: 'no dialled number (no number= argument, extension s, no request URI user)', hangup: 'unallocated' };
   const dialledVerdict = checkNumber(dialled);
   if (!dialledVerdict.ok) return { ok: false, reason: `dialled number not dialable: ${dialledVerdict.reason}`, hangup: 'unallocated' };

@@ -6,11 +6,11 @@
  * the service's own.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
+import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk, setDialplanGlobal } from '../support/testbed.js';
 import { freeUdpPort, receivedRequestHeader, receivedRequestLines, receivedResponseCodes, startSipp, type SippResult } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
-import { streamByLabel } from '../support/stream-checks.js';
+import { expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
 
 let streamServer: StrictStreamServer;
 let calleePort: number;
@@ -93,6 +93,39 @@ describe('rules', () => {
   it('refuses with 404 a number no rule matches when there is no default', async () => {
     await startProxy({}, `[rule only-55]\ncallee = 55\\d+\ndestination = domain:127.0.0.1:${calleePort}\n`);
     expect(await refusedCall('4567')).toBe(404);
+  });
+});
+
+describe('back into the PBX', () => {
+  it('reaches a dialplan target through a Local channel and still taps the callee as CALLER2', async () => {
+    // The test bed's from-internal stand-in dials TESTBED_CALLEE and marks the INVITE with its name.
+    await setDialplanGlobal('TESTBED_CALLEE', `127.0.0.1:${calleePort}`);
+    await startProxy({}, '[rule pbx]\ndestination = dialplan:from-internal\n');
+    const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: calleePort });
+    const caller = await startSipp({ scenario: 'caller.xml', toneHz: 440, service: '4567', holdMs: 4000, target: ASTERISK_SIP });
+    const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    expect(receivedRequestLines(calleeResult.messages)[0]).toMatch(/^INVITE sip:4567@/);
+    expect(receivedRequestHeader(calleeResult.messages, 'INVITE', 'X-Testbed-Context')).toBe('from-internal');
+    const streams = await streamServer.waitForClosedStreams(2);
+    for (const [label, own, other] of [['CALLER1', 440, 1330], ['CALLER2', 1330, 440]] as const) {
+      const stream = streamByLabel(streams, label);
+      expectWellFormed(stream);
+      expectTone(stream, 16000, own, [other]);
+    }
+  });
+});
+
+describe('rule sets chosen by Stasis arguments', () => {
+  it('routes a call entering through the shipped "sales" custom destination by the sales rules', async () => {
+    await startProxy({ DESTINATION_DOMAIN: `127.0.0.1:${await freeUdpPort()}` }, [
+      '[rule sales-desk]', 'set = sales', 'callee = (\\d+)', 'number = 8$1', `destination = domain:127.0.0.1:${calleePort}`,
+    ].join('\n'));
+    // freepbxsales + NUMBER enters asterisk/freepbx/extensions_custom.conf's [transcription-proxy-sales]
+    // (Stasis(transcription-proxy,number=NUMBER,rules=sales)), as a FreePBX custom destination would.
+    const { callee } = await connectedCall('freepbxsales4567');
+    expect(receivedRequestLines(callee.messages)[0]).toMatch(/^INVITE sip:84567@/);
   });
 });
 

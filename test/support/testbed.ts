@@ -12,12 +12,25 @@ export const ARI_USERNAME = 'transcription-proxy';
 export const ARI_PASSWORD = 'change-me-ari-secret';
 export const ASTERISK_SIP = '127.0.0.1:5060';
 
-async function ariGet<T>(path: string): Promise<T> {
+/** The Authorization header value for the test bed's ARI user. */
+export const ARI_AUTHORIZATION = `Basic ${Buffer.from(`${ARI_USERNAME}:${ARI_PASSWORD}`).toString('base64')}`;
+
+/** A plain ARI request, bypassing the service's own ARI code; JSON in, JSON (or undefined) out. */
+export async function ariRequest<T = unknown>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<T> {
   const response = await fetch(`${ARI_URL}/ari${path}`, {
-    headers: { Authorization: `Basic ${Buffer.from(`${ARI_USERNAME}:${ARI_PASSWORD}`).toString('base64')}` },
+    method,
+    headers: { Authorization: ARI_AUTHORIZATION },
   });
-  if (!response.ok) throw new Error(`GET ${path}: HTTP ${response.status}`);
-  return (await response.json()) as T;
+  if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${await response.text()}`);
+  const text = await response.text();
+  return (text === '' ? undefined : JSON.parse(text)) as T;
+}
+
+const ariGet = <T>(path: string) => ariRequest<T>('GET', path);
+
+/** Sets a global dialplan variable (TESTBED_CALLEE: where the test bed's FreePBX stand-ins dial). */
+export async function setDialplanGlobal(name: string, value: string): Promise<void> {
+  await ariRequest('POST', `/asterisk/variable?variable=${encodeURIComponent(name)}&value=${encodeURIComponent(value)}`);
 }
 
 export const listChannels = () => ariGet<{ id: string; name: string }[]>('/channels');

@@ -38,6 +38,9 @@ describe('where the dialled number comes from', () => {
   it('then the request URI user part for s', () => {
     expect(planInboundCall(channel('s'), [], facts(), cfg, CALL_ID)).toMatchObject({ ok: true, dialled: '4567' });
   });
+  it('treats number=s (FreePBX without a DID) as no number given', () => {
+    expect(planInboundCall(channel('s'), ['number=s'], facts(), cfg, CALL_ID)).toMatchObject({ ok: true, dialled: '4567' });
+  });
   it('refuses a call with no number at all', () => {
     expect(planInboundCall(channel('s'), [], facts({ requestUri: undefined }), cfg, CALL_ID)).toMatchObject({ ok: false, hangup: 'unallocated' });
   });
