@@ -12,7 +12,8 @@ export type ErrorCode =
   | 'MEDIA_PORTS_EXHAUSTED'
   | 'DIAL_TARGET_INVALID'
   | 'CHANNEL_EVENT_TIMEOUT'
-  | 'CHANNEL_EVENT_CANCELLED';
+  | 'CHANNEL_EVENT_CANCELLED'
+  | 'USAGE_INVALID';
 
 export class AppError extends Error {
   readonly code: ErrorCode;

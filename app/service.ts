@@ -1,6 +1,6 @@
 /**
  * Starts and stops the whole service: the media port pool, the ARI
- * connection and the Stasis app. The CLI's `serve` and the end-to-end tests
+ * connection, the outbound gateway's objects in Asterisk, and the Stasis app. The CLI's `serve` and the end-to-end tests
  * both start it through here.
  */
 import type { Logger } from 'pino';
@@ -8,6 +8,7 @@ import { AriClientAdapter } from './ari/ari-client-adapter.js';
 import { StasisApp } from './calls/stasis-app.js';
 import type { Config } from './config/keys.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
+import { provisionGateway } from './outbound/gateway-provisioner.js';
 
 export interface RunningService {
   app: StasisApp;
@@ -28,6 +29,13 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     app: config.ARI_APP,
     logger,
   });
+  // The gateway's objects live in Asterisk's memory: create them now and after every
+  // reconnection (an Asterisk restart drops them).
+  const provision = () => provisionGateway(ari, config, logger).catch((error) => {
+    logger.error({ err: (error as Error).message }, 'creating the outbound gateway in Asterisk failed');
+  });
+  await provision();
+  ari.on('connected', () => void provision());
   const app = new StasisApp({ ari, config, logger, pool });
   await app.start();
   logger.info({ app: config.ARI_APP, streamUrl: config.STREAM_URL.origin }, 'service ready');

@@ -28,7 +28,7 @@ export interface AriConnectOptions {
 }
 
 const FORWARDED_EVENTS: readonly AriEvent['type'][] = [
-  'StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial',
+  'StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial', 'ChannelVarset',
 ];
 
 // ari-client's swagger dependency logs through console.log; keep it out of our JSON stdout.
@@ -166,6 +166,22 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
     }
   }
 
+  async originate(request: { channelId: string; endpoint: string; app: string; appArgs: string; callerId?: string; timeoutSeconds: number }): Promise<AriChannel> {
+    const channel = await this.#call('channels.originateWithId', () => this.#client.channels.originateWithId({
+      channelId: request.channelId,
+      endpoint: request.endpoint,
+      app: request.app,
+      appArgs: request.appArgs,
+      timeout: request.timeoutSeconds,
+      ...(request.callerId !== undefined && { callerId: request.callerId }),
+    }));
+    return plain<AriChannel>(channel);
+  }
+
+  async subscribe(eventSource: string): Promise<void> {
+    await this.#call('applications.subscribe', () => this.#client.applications.subscribe({ applicationName: this.app, eventSource }));
+  }
+
   async createChannel(request: { channelId: string; endpoint: string; appArgs?: string; originator?: string; variables?: Record<string, string> }): Promise<AriChannel> {
     const channel = await this.#call('channels.create', () => this.#client.channels.create({
       app: this.app,
@@ -226,6 +242,27 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
       ...(request.connectionType !== undefined && { connection_type: request.connectionType }),
     }));
     return plain<AriChannel>(channel);
+  }
+
+  async getConfigObject(type: string, name: string): Promise<Record<string, string> | undefined> {
+    try {
+      const fields = await this.#client.asterisk.getObject({ configClass: 'res_pjsip', objectType: type, id: name }) as { attribute: string; value: string }[];
+      return Object.fromEntries(fields.map(({ attribute, value }) => [attribute, value]));
+    } catch (error) {
+      if (/not found|could not be found/i.test(String((error as Error)?.message))) return undefined;
+      throw requestFailed('asterisk.getObject', error);
+    }
+  }
+
+  async putConfigObject(type: string, name: string, fields: Record<string, string>): Promise<void> {
+    await this.#call('asterisk.updateObject', () => this.#client.asterisk.updateObject({
+      configClass: 'res_pjsip', objectType: type, id: name,
+      fields: Object.entries(fields).map(([attribute, value]) => ({ attribute, value })),
+    }));
+  }
+
+  async setVariable(channelId: string, name: string, value: string): Promise<void> {
+    await this.#call('channels.setChannelVar', () => this.#client.channels.setChannelVar({ channelId, variable: name, value }));
   }
 
   async getVariable(channelId: string, name: string): Promise<string | undefined> {

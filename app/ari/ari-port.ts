@@ -32,7 +32,8 @@ export type AriEvent =
   | { type: 'ChannelStateChange'; channel: AriChannel }
   | { type: 'ChannelHangupRequest'; channel: AriChannel; cause?: number }
   | { type: 'ChannelDestroyed'; channel: AriChannel; cause: number; cause_txt: string }
-  | { type: 'Dial'; peer: AriChannel; caller?: AriChannel; dialstatus: string };
+  | { type: 'Dial'; peer: AriChannel; caller?: AriChannel; dialstatus: string }
+  | { type: 'ChannelVarset'; channel: AriChannel; variable: string; value: string };
 
 export type AriEventType = AriEvent['type'];
 
@@ -74,6 +75,13 @@ export interface AriPort {
   readonly app: string;
   /** Adds a listener for the app's events; returns its removal. */
   onEvent(listener: (event: AriEvent) => void): () => void;
+  /**
+   * Originates a channel (POST /channels): it is dialled at once and enters `app`
+   * with `appArgs` when answered.
+   */
+  originate(request: { channelId: string; endpoint: string; app: string; appArgs: string; callerId?: string; timeoutSeconds: number }): Promise<AriChannel>;
+  /** Subscribes this connection's app to an event source, e.g. `channel:ID`. */
+  subscribe(eventSource: string): Promise<void>;
   /** Creates a channel in Stasis without dialling it (POST /channels/create). */
   createChannel(request: { channelId: string; endpoint: string; appArgs?: string; originator?: string; variables?: Record<string, string> }): Promise<AriChannel>;
   dial(channelId: string, options: { caller?: string; timeoutSeconds: number }): Promise<void>;
@@ -84,6 +92,12 @@ export interface AriPort {
   hangup(channelId: string, reason?: HangupReason): Promise<void>;
   snoop(request: { channelId: string; snoopId: string; spy: 'in' | 'out' | 'both'; appArgs: string }): Promise<AriChannel>;
   externalMedia(request: ExternalMediaRequest): Promise<AriChannel>;
+  /** A dynamic configuration object (res_pjsip TYPE NAME) as field → value; undefined when absent. */
+  getConfigObject(type: string, name: string): Promise<Record<string, string> | undefined>;
+  /** Creates or updates a dynamic configuration object (PUT /asterisk/config/dynamic/res_pjsip/TYPE/NAME). */
+  putConfigObject(type: string, name: string, fields: Record<string, string>): Promise<void>;
+  /** Sets a channel variable (its ChannelVarset event reaches subscribers of the channel). */
+  setVariable(channelId: string, name: string, value: string): Promise<void>;
   /** A channel variable or dialplan function; undefined when unset or the channel is gone. */
   getVariable(channelId: string, name: string): Promise<string | undefined>;
   createBridge(bridgeId: string, name: string): Promise<void>;

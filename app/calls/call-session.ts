@@ -21,6 +21,7 @@ import type { RtpPortPool } from '../media/rtp-port-pool.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { ChannelEvents } from './channel-events.js';
 import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from './inbound-plan.js';
+import { parseStasisArgs } from '../routing/stasis-args.js';
 import { LegTap } from './leg-tap.js';
 
 export interface CallDeps {
@@ -54,11 +55,23 @@ function reasonForCause(cause: number | undefined): HangupReason {
   }
 }
 
+/**
+ * Set on leg A for whoever watches the call (the `call` command): `answered` when B
+ * answers, else, just before A is hung up, `busy`, `no-answer` or `failed`.
+ */
+export const OUTCOME_VARIABLE = 'TRANSCRIPTION_PROXY_OUTCOME';
+
+function outcomeOf(reason: HangupReason): 'busy' | 'no-answer' | 'failed' {
+  if (reason === 'busy') return 'busy';
+  if (reason === 'no_answer') return 'no-answer';
+  return 'failed';
+}
+
 export class CallSession {
-  readonly callId = randomUUID();
+  readonly callId: string;
   readonly legA: AriChannel;
   readonly legBId = `leg-b-${randomUUID()}`;
-  readonly bridgeId = `call-${this.callId}`;
+  readonly bridgeId: string;
   readonly #deps: CallDeps;
   readonly #logger: Logger;
   readonly #releases: (() => void)[] = [];
@@ -69,6 +82,7 @@ export class CallSession {
   readonly #args: readonly string[];
   #callee = '';
   #linkedId = '';
+  #direction: 'inbound' | 'outbound' = 'inbound';
   #closed: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
 
@@ -76,6 +90,10 @@ export class CallSession {
     this.#deps = deps;
     this.legA = legA;
     this.#args = args;
+    // The `call` command picks the id (call-id=) so it can print it before the call connects.
+    const parsed = parseStasisArgs(args);
+    this.callId = (parsed.ok ? parsed.args.callId : undefined) ?? randomUUID();
+    this.bridgeId = `call-${this.callId}`;
     this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
   }
 
@@ -108,7 +126,8 @@ export class CallSession {
       }
       if (plan.dropped.length > 0) this.#logger.warn({ dropped: plan.dropped }, 'not passed on to leg B: refused by the validator');
       this.#callee = plan.number;
-      this.#logger.info({ numbers: { caller, dialled: plan.dialled, callee: plan.number }, rule: plan.rule }, 'routing call');
+      this.#direction = plan.direction;
+      this.#logger.info({ numbers: { caller, dialled: plan.dialled, callee: plan.number }, rule: plan.rule, direction: plan.direction }, 'routing call');
 
       if (this.#closed) return;
       const legBStarted = events.expect(this.legBId, 'StasisStart', 5000);
@@ -223,6 +242,7 @@ export class CallSession {
       return;
     }
     if (this.#closed) return;
+    await ari.setVariable(this.legA.id, OUTCOME_VARIABLE, 'answered').catch(() => {});
     await this.#startTaps();
   }
 
@@ -233,7 +253,7 @@ export class CallSession {
     const common = {
       callId: this.callId,
       linkedId: this.#linkedId,
-      direction: 'inbound' as const,
+      direction: this.#direction,
       caller: this.legA.caller.number ?? '',
       callee: this.#callee,
     };
@@ -253,11 +273,13 @@ export class CallSession {
   }
 
   async #close(why: string, reasonForA: HangupReason): Promise<void> {
+    const answered = this.#state === 'answered';
     this.#state = 'closing';
     const { ari, events } = this.#deps;
     this.#logger.info({ reason: why, hangupCause: reasonForA }, 'call ending');
     events.cancel(this.legBId);
     await Promise.allSettled([...this.#creating]);
+    if (!answered) await this.#deps.ari.setVariable(this.legA.id, OUTCOME_VARIABLE, outcomeOf(reasonForA)).catch(() => {});
     const steps: Promise<unknown>[] = [
       ari.hangup(this.legA.id, reasonForA),
       ...this.#taps.map((tap) => tap.close(why)),

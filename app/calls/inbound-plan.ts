@@ -19,6 +19,7 @@ import { checkCallerId, checkHeaderValue, checkNumber } from '../routing/dial-va
 import { dialString, type Destination } from '../routing/destination.js';
 import { route } from '../routing/router.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
+import { GATEWAY_ENDPOINT } from '../outbound/gateway.js';
 
 /** Marks leg B: as a SIP header on its INVITE, and as a channel variable inherited down Local chains. */
 export const LOOP_HEADER = 'X-Transcription-Proxy-Hop';
@@ -40,6 +41,9 @@ export type InboundPlan =
       dialled: string;
       number: string;
       destination: Destination;
+      direction: 'inbound' | 'outbound';
+      /** The call id the dialplan chose (call-id=), if any. */
+      callId?: string | undefined;
       dialString: string;
       /** Channel variables for leg B (PJSIP_HEADER(add,...) puts headers on its INVITE). */
       variables: Record<string, string>;
@@ -83,7 +87,7 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
   if (!dialledVerdict.ok) return { ok: false, reason: `dialled number not dialable: ${dialledVerdict.reason}`, hangup: 'unallocated' };
 
   const caller = channel.caller.number ?? '';
-  const decision = route(config.routing, { dialled, caller, ruleSet: args.ruleSet, destination: args.destination });
+  const decision = route(config.routing, { dialled, caller, ruleSet: args.ruleSet, destination: args.destination, direction: args.direction });
   if (!decision.ok) return { ok: false, reason: decision.reason, hangup: 'unallocated' };
 
   let target: string;
@@ -91,6 +95,7 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
     target = dialString(decision.destination, decision.number, {
       domainEndpoint: config.DESTINATION_ENDPOINT,
       trunkEndpoint: config.SIP_GATEWAY_ENDPOINT ?? config.DESTINATION_ENDPOINT,
+      gateway: config.OUT_SIP_GATEWAY_IP === undefined ? undefined : { endpoint: GATEWAY_ENDPOINT, host: config.OUT_SIP_GATEWAY_IP },
     });
   } catch (error) {
     return { ok: false, reason: `destination not dialable: ${(error as Error).message}`, hangup: 'unallocated' };
@@ -124,5 +129,8 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
     }
     for (const [name, value] of Object.entries(headers)) variables[`PJSIP_HEADER(add,${name})`] = value;
   }
-  return { ok: true, dialled, number: decision.number, destination: decision.destination, dialString: target, variables, rule: decision.rule, dropped };
+  return {
+    ok: true, dialled, number: decision.number, destination: decision.destination, direction: decision.direction,
+    callId: args.callId, dialString: target, variables, rule: decision.rule, dropped,
+  };
 }

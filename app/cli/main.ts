@@ -2,9 +2,11 @@
 /**
  * The `transcription-proxy` command. Sub-commands parse their options, load
  * the configuration and run; this file is the only place that turns errors
- * into exit codes: 2 for bad configuration or usage, 1 for anything else.
+ * into exit codes: 2 for bad configuration or usage, 1 for anything else, and
+ * for `call --wait` 0 answered, 3 busy, 4 no answer, 5 failed.
  * stdout carries only JSON log lines, except for `check`, whose product is a
- * human-readable report; human-readable problems go to stderr.
+ * human-readable report, and `call`, which prints the call id; human-readable
+ * problems go to stderr.
  */
 import { Command, Option } from 'commander';
 import { AppError, ConfigError } from '../errors.js';
@@ -15,10 +17,14 @@ import { CONFIG_KEYS, isSecretKey, type ConfigKey } from '../config/keys.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { startReceiver } from '../receiver/stream-receiver.js';
 import { startService } from '../service.js';
+import { AriClientAdapter } from '../ari/ari-client-adapter.js';
+import { placeCall, type CallOutcome } from '../outbound/place-call.js';
+import { checkNumber } from '../routing/dial-validator.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_CONFIG = 2;
+export const EXIT_CALL: Readonly<Record<CallOutcome, number>> = { answered: 0, busy: 3, 'no-answer': 4, failed: 5 };
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -60,6 +66,46 @@ async function check(options: { config?: string; set: string[] }): Promise<numbe
   return report.exitCode === 0 ? EXIT_OK : EXIT_FAILURE;
 }
 
+interface CallOptions { config?: string; set: string[]; from?: string; callerId?: string; timeoutMs: string; wait?: boolean }
+
+async function call(number: string, options: CallOptions): Promise<number> {
+  const loaded = loadConfig({ configFile: options.config, flags: options.set, required: ['ARI_PASSWORD'] });
+  const { config } = loaded;
+  const usage = (message: string) => new AppError('USAGE_INVALID', message);
+  const numberVerdict = checkNumber(number);
+  if (!numberVerdict.ok) throw usage(`NUMBER "${number}" is not dialable: ${numberVerdict.reason}`);
+  const extension = options.from ?? config.OUTBOUND_CALL_EXT;
+  if (extension === undefined) throw usage('no agent extension: give --from EXTENSION or set OUTBOUND_CALL_EXT');
+  const extensionVerdict = checkNumber(extension);
+  if (!extensionVerdict.ok) throw usage(`--from "${extension}" is not an extension: ${extensionVerdict.reason}`);
+  if (options.callerId !== undefined && !checkNumber(options.callerId).ok) throw usage(`--caller-id "${options.callerId}" is not a plain number`);
+  const timeoutMs = Number(options.timeoutMs);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1000) throw usage('--timeout-ms takes a whole number of milliseconds, at least 1000');
+
+  // Logs go to stderr: stdout carries the call id, for scripts.
+  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, process.stderr);
+  const ari = await AriClientAdapter.connect({
+    url: config.ARI_URL, username: config.ARI_USERNAME, password: config.ARI_PASSWORD ?? '',
+    app: `${config.ARI_APP}-call-${process.pid}`, logger, connectTimeoutMs: 5000,
+  });
+  try {
+    const placed = await placeCall(ari, {
+      number,
+      agentEndpoint: config.AGENT_DIAL.replaceAll('{ext}', extension),
+      serviceApp: config.ARI_APP,
+      callerId: options.callerId,
+      timeoutMs,
+    });
+    process.stdout.write(`${placed.callId}\n`);
+    if (!options.wait) return EXIT_OK;
+    const outcome = await placed.ended;
+    process.stderr.write(`transcription-proxy: call ${placed.callId}: ${outcome}\n`);
+    return EXIT_CALL[outcome];
+  } finally {
+    await ari.close();
+  }
+}
+
 async function receive(options: { host: string; port: string; dir: string; logLevel: string }): Promise<number> {
   const logger = createLogger(options.logLevel as Parameters<typeof createLogger>[0]);
   const receiver = await startReceiver({ host: options.host, port: Number(options.port), directory: options.dir, logger });
@@ -72,6 +118,10 @@ async function receive(options: { host: string; port: string; dir: string; logLe
 function report(error: unknown, logger?: Logger): number {
   if (error instanceof ConfigError) {
     process.stderr.write(`transcription-proxy: invalid configuration\n${error.report()}\n`);
+    return EXIT_CONFIG;
+  }
+  if (error instanceof AppError && error.code === 'USAGE_INVALID') {
+    process.stderr.write(`transcription-proxy: ${error.message}\n`);
     return EXIT_CONFIG;
   }
   const message = error instanceof Error ? error.message : String(error);
@@ -98,6 +148,17 @@ export function buildProgram(run: (task: () => Promise<number>) => void): Comman
     .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
     .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
     .action((options) => run(() => check(options)));
+
+  program.command('call')
+    .description('place an outbound call through the running service: ring the agent, then dial NUMBER through the outbound gateway; prints the call id')
+    .argument('<NUMBER>', 'the number to call')
+    .option('--from <extension>', 'the agent\'s extension (default: OUTBOUND_CALL_EXT), dialled as AGENT_DIAL')
+    .option('--caller-id <number>', 'caller ID shown on the agent\'s phone')
+    .option('--timeout-ms <ms>', 'how long the agent\'s phone may ring', '30000')
+    .option('--wait', 'stay until the call ends; exit 0 answered, 3 busy, 4 no answer, 5 failed')
+    .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
+    .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
+    .action((number, options) => run(() => call(number, options)));
 
   program.command('receive')
     .description('built-in stream receiver: logs each stream and writes one WAV file per stream')

@@ -4,7 +4,7 @@
  * proxy's `config.ini` keys keep their names and meanings; the ones no feature
  * uses yet are listed in RESERVED_KEYS so a seed file loads without errors.
  */
-import { checkDomain, checkEndpointName, checkHeaderName, type Verdict } from '../routing/dial-validator.js';
+import { checkDomain, checkEndpointName, checkHeaderName, checkNumber, type Verdict } from '../routing/dial-validator.js';
 import { parseNumberMapping, type NumberMapping } from '../routing/number-mapping.js';
 import type { RoutingTable } from '../routing/router.js';
 
@@ -142,6 +142,36 @@ export const CONFIG_KEYS = {
       return names;
     },
   }),
+  OUT_SIP_GATEWAY_IP: checked('Outbound gateway (host or host:port) that outbound calls go out through: sip:NUMBER@OUT_SIP_GATEWAY_IP.', checkDomain),
+  OUTBOUND_CALL_EXT: checked('User name the service authenticates (and registers) as at the outbound gateway.', checkNumber),
+  OUTBOUND_CALLS_SECRET: text('Password for OUTBOUND_CALL_EXT at the outbound gateway.', undefined, true),
+  OUTBOUND_CALL_PREFIX: key({
+    description: 'Prefix stripped from the number of an outbound call when present (the seed\'s 33).',
+    defaultText: '',
+    parse(value) {
+      if (!/^[0-9*#+]{0,16}$/.test(value)) throw new Error(`"${value}" is not a dialling prefix (digits, * # +)`);
+      return value;
+    },
+  }),
+  OUTBOUND_REGISTER: key({
+    description: 'Register OUTBOUND_CALL_EXT at the outbound gateway: yes or no.',
+    defaultText: 'no',
+    parse(value) {
+      const normalised = value.toLowerCase();
+      if (['yes', 'true', '1', 'on'].includes(normalised)) return true;
+      if (['no', 'false', '0', 'off'].includes(normalised)) return false;
+      throw new Error(`"${value}" is not yes or no`);
+    },
+  }),
+  AGENT_DIAL: key({
+    description: 'How `call` rings the agent: an Asterisk dial string with {ext} for the extension (PJSIP/{ext}).',
+    defaultText: 'PJSIP/{ext}',
+    parse(value) {
+      if (!value.includes('{ext}')) throw new Error(`"${value}" has no {ext}`);
+      if (!/^[A-Za-z0-9_./:@{}+-]+$/.test(value)) throw new Error(`"${value}" is not a dial string (letters, digits, _ . / : @ + - and {ext})`);
+      return value;
+    },
+  }),
   DIAL_TIMEOUT_MS: integer('How long leg B may ring before the call fails as no answer.', 1000, 600_000, '60000'),
   STREAM_URL: url('Transcription websocket that receives the audio streams.', ['ws:', 'wss:'], 'ws://127.0.0.1:8090'),
   STREAM_TOKEN: text('Sent as Authorization: Bearer to STREAM_URL.', undefined, true),
@@ -175,10 +205,6 @@ export const RESERVED_KEYS: Readonly<Record<string, { secret: boolean }>> = {
   AUTH_NAME: { secret: false },
   WEBSOCKET_SERVER: { secret: false },
   CONTENT_INCREMENTAL: { secret: false },
-  OUT_SIP_GATEWAY_IP: { secret: false },
-  OUTBOUND_CALL_PREFIX: { secret: false },
-  OUTBOUND_CALL_EXT: { secret: false },
-  OUTBOUND_CALLS_SECRET: { secret: true },
   SENSITIVITY: { secret: false },
   AUDIO_CAPTURE: { secret: false },
   NOAUDIOTIMEOUT: { secret: false },
@@ -195,7 +221,8 @@ export const KEY_ALIASES: Readonly<Record<string, ConfigKey>> = {
 
 /** Keys without a default: undefined unless some source sets them. */
 type OptionalKey = 'ARI_PASSWORD' | 'DESTINATION_DOMAIN' | 'STREAM_TOKEN' | 'MEDIA_ADVERTISE_HOST'
-  | 'HOST_DOMAIN' | 'SIP_GATEWAY_IP' | 'SIP_GATEWAY_ENDPOINT';
+  | 'HOST_DOMAIN' | 'SIP_GATEWAY_IP' | 'SIP_GATEWAY_ENDPOINT'
+  | 'OUT_SIP_GATEWAY_IP' | 'OUTBOUND_CALL_EXT' | 'OUTBOUND_CALLS_SECRET';
 
 /** The validated configuration: every key, and the routing table built from them and the rule sections. */
 export type Config = {

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { gatewaySettings } from '../outbound/gateway.js';
 import type { Destination } from '../routing/destination.js';
 import { mappingRules, parseRule, type RoutingRule } from '../routing/rules.js';
 import type { RoutingTable } from '../routing/router.js';
@@ -165,6 +166,7 @@ function buildRouting(
   } else if (typeof values.DESTINATION_DOMAIN === 'string') {
     defaultDestination = { kind: 'domain', host: values.DESTINATION_DOMAIN };
   }
+  const gateway = gatewaySettings(values as Config);
   if (defaultDestination === undefined) {
     const noDefault = 'gives no destination, and neither SIP_GATEWAY_IP nor DESTINATION_DOMAIN is set';
     for (const rule of fileRules.filter((r) => r.destination === undefined)) {
@@ -173,9 +175,10 @@ function buildRouting(
     if (mapping instanceof Map && mapping.size > 0) {
       problems.push({ key: 'DIALED_NUMBER_MAPPING', source: origins.DIALED_NUMBER_MAPPING, message: noDefault });
     }
-    if (requireRoute && rules.length === 0) {
-      problems.push({ key: 'DESTINATION_DOMAIN', source: origins.DESTINATION_DOMAIN, message: 'no route: set DESTINATION_DOMAIN, SIP_GATEWAY_IP, or [rule NAME] sections with a destination' });
+    if (requireRoute && rules.length === 0 && 'missing' in gateway) {
+      problems.push({ key: 'DESTINATION_DOMAIN', source: origins.DESTINATION_DOMAIN, message: 'no route: set DESTINATION_DOMAIN, SIP_GATEWAY_IP, the outbound gateway (OUT_SIP_GATEWAY_IP, ...), or [rule NAME] sections with a destination' });
     }
   }
-  return { rules, defaultDestination };
+  const outbound = 'missing' in gateway ? { missing: gateway.missing } : { prefix: String(values.OUTBOUND_CALL_PREFIX ?? '') };
+  return { rules, defaultDestination, outbound };
 }

@@ -14,6 +14,8 @@ export interface RoutingTable {
   rules: readonly RoutingRule[];
   /** SIP_GATEWAY_IP (trunk mode) when set, else DESTINATION_DOMAIN, else none. */
   defaultDestination?: Destination | undefined;
+  /** The outbound gateway: its prefix when configured, else the keys it lacks. */
+  outbound: { prefix: string } | { missing: readonly string[] };
 }
 
 export interface RouteRequest {
@@ -22,17 +24,23 @@ export interface RouteRequest {
   ruleSet?: string | undefined;
   /** An override from the dialplan (Stasis argument destination=). */
   destination?: Destination | undefined;
+  /** `outbound` when the dialplan says so (Stasis argument direction=outbound). */
+  direction?: 'inbound' | 'outbound' | undefined;
 }
 
 export type RouteDecision =
-  | { ok: true; number: string; destination: Destination; rule: string }
+  | { ok: true; number: string; destination: Destination; rule: string; direction: 'inbound' | 'outbound' }
   | { ok: false; reason: string };
+
+// The seed proxy's test for an outbound call: a destination longer than 10 digits.
+const OUTBOUND_NUMBER = /^\+?\d{11,}$/;
 
 export function ruleSetsOf(table: RoutingTable): Set<string> {
   return new Set([DEFAULT_RULE_SET, ...table.rules.map((rule) => rule.set)]);
 }
 
 export function route(table: RoutingTable, request: RouteRequest): RouteDecision {
+  if (request.direction === 'outbound') return outbound(table, request.dialled, 'direction=outbound');
   const set = request.ruleSet ?? DEFAULT_RULE_SET;
   if (!ruleSetsOf(table).has(set)) return { ok: false, reason: `unknown rule set "${set}"` };
 
@@ -42,16 +50,32 @@ export function route(table: RoutingTable, request: RouteRequest): RouteDecision
     if (rule.callee && calleeMatch === null) continue;
     if (rule.caller && !rule.caller.test(request.caller)) continue;
     const number = rule.number === undefined ? request.dialled : substitute(rule.number, calleeMatch);
-    return decide(number, request.destination ?? rule.destination ?? table.defaultDestination, `rule "${rule.name}"`);
+    const destination = request.destination ?? rule.destination ?? table.defaultDestination;
+    if (destination?.kind === 'gateway') return outbound(table, number, `rule "${rule.name}"`);
+    return decide(number, destination, `rule "${rule.name}"`, 'inbound');
+  }
+  if (request.destination?.kind === 'gateway') return outbound(table, request.dialled, 'destination=gateway');
+  if ('prefix' in table.outbound && OUTBOUND_NUMBER.test(request.dialled)) {
+    return outbound(table, request.dialled, 'more than 10 digits');
   }
   const fallback = request.destination ?? table.defaultDestination;
   if (fallback === undefined) return { ok: false, reason: `no rule of set "${set}" matches and there is no default destination` };
-  return decide(request.dialled, fallback, 'default destination');
+  return decide(request.dialled, fallback, 'default destination', 'inbound');
 }
 
-function decide(number: string, destination: Destination | undefined, rule: string): RouteDecision {
+/** Out through the outbound gateway, with a leading OUTBOUND_CALL_PREFIX stripped. */
+function outbound(table: RoutingTable, dialled: string, why: string): RouteDecision {
+  if (!('prefix' in table.outbound)) {
+    return { ok: false, reason: `outbound call (${why}) but the outbound gateway is not configured: missing ${table.outbound.missing.join(', ')}` };
+  }
+  const { prefix } = table.outbound;
+  const number = prefix !== '' && dialled.startsWith(prefix) && dialled.length > prefix.length ? dialled.slice(prefix.length) : dialled;
+  return decide(number, { kind: 'gateway' }, `outbound (${why})`, 'outbound');
+}
+
+function decide(number: string, destination: Destination | undefined, rule: string, direction: 'inbound' | 'outbound'): RouteDecision {
   if (destination === undefined) return { ok: false, reason: `${rule} matched but gives no destination, and there is no default` };
   const verdict = checkNumber(number);
   if (!verdict.ok) return { ok: false, reason: `${rule} produced the number "${number}": ${verdict.reason}` };
-  return { ok: true, number, destination, rule: `${rule} → ${describeDestination(destination)}` };
+  return { ok: true, number, destination, rule: `${rule} → ${describeDestination(destination)}`, direction };
 }

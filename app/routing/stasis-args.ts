@@ -2,7 +2,9 @@
  * Arguments the dialplan passes to the app: `Stasis(transcription-proxy,key=value,...)`.
  *   number=NUMBER        the number to route (a FreePBX custom destination lands on `s`)
  *   rules=SET            the routing rule set to use (default: `default`)
- *   destination=DEST     overrides the destination (domain:HOST, trunk:HOST, dialplan:CONTEXT)
+ *   destination=DEST     overrides the destination (domain:HOST, trunk:HOST, dialplan:CONTEXT, gateway)
+ *   direction=outbound   an agent's outbound call: out through the outbound gateway
+ *   call-id=UUID         the call id to use (the `call` command chooses it, to print it at once)
  * One FreePBX installation can so offer several custom destinations. Unknown keys
  * and bad values are reported, never guessed at.
  */
@@ -13,6 +15,8 @@ export interface StasisArgs {
   number?: string;
   ruleSet?: string;
   destination?: Destination;
+  direction?: 'inbound' | 'outbound';
+  callId?: string;
 }
 
 export type ParsedStasisArgs = { ok: true; args: StasisArgs } | { ok: false; reason: string };
@@ -44,6 +48,14 @@ export function parseStasisArgs(raw: readonly string[]): ParsedStasisArgs {
         } catch (error) {
           return { ok: false, reason: `destination=: ${(error as Error).message}` };
         }
+        break;
+      case 'direction':
+        if (value !== 'inbound' && value !== 'outbound') return { ok: false, reason: `direction=${JSON.stringify(value)} is not inbound or outbound` };
+        args.direction = value;
+        break;
+      case 'call-id':
+        if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value)) return { ok: false, reason: `call-id=${JSON.stringify(value)} is not a UUID` };
+        args.callId = value;
         break;
       default:
         return { ok: false, reason: `unknown argument "${key}"` };

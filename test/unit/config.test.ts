@@ -172,6 +172,12 @@ describe('the seed proxy\'s sample config.ini, unchanged', () => {
     expect([...config.DIALED_NUMBER_MAPPING]).toEqual([['1233', '4567']]);
     // Trunk mode: SIP_GATEWAY_IP wins over DESTINATION_DOMAIN, as in the seed.
     expect(config.routing.defaultDestination).toEqual({ kind: 'trunk', host: 'SIPTRUNK_IP:64793' });
+    // The outbound gateway: OUT_SIP_GATEWAY_IP, OUTBOUND_CALL_EXT, OUTBOUND_CALLS_SECRET, prefix 33.
+    expect(config.OUT_SIP_GATEWAY_IP).toBe('10.1.0.4');
+    expect(config.OUTBOUND_CALL_EXT).toBe('1000');
+    expect(config.OUTBOUND_CALLS_SECRET).toBe('1234');
+    expect(config.OUTBOUND_REGISTER).toBe(false);
+    expect(config.routing.outbound).toEqual({ prefix: '33' });
   });
 
   it('warns about the keys given twice and about trunk mode ignoring DESTINATION_DOMAIN', () => {
@@ -187,8 +193,7 @@ describe('the seed proxy\'s sample config.ini, unchanged', () => {
   it('reports the keys no feature uses yet once, as ignored, never fatal', () => {
     const { ignoredKeys } = loadConfig({ cwd: workdir(), env: {}, configFile: fixture });
     expect(ignoredKeys).toEqual([
-      'AUDIO_CAPTURE', 'AUTH_NAME', 'CONTENT_INCREMENTAL', 'JWT_TOKEN', 'NOAUDIOTIMEOUT', 'OUTBOUND_CALLS_SECRET',
-      'OUTBOUND_CALL_EXT', 'OUTBOUND_CALL_PREFIX', 'OUT_SIP_GATEWAY_IP', 'SENSITIVITY', 'VG_GATEWAY_URL', 'WEBSOCKET_SERVER',
+      'AUDIO_CAPTURE', 'AUTH_NAME', 'CONTENT_INCREMENTAL', 'JWT_TOKEN', 'NOAUDIOTIMEOUT', 'SENSITIVITY', 'VG_GATEWAY_URL', 'WEBSOCKET_SERVER',
     ]);
   });
 });
