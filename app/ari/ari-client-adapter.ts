@@ -261,6 +261,10 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
     }));
   }
 
+  async deleteConfigObject(type: string, name: string): Promise<void> {
+    await this.#ignoringGone('asterisk.deleteObject', () => this.#client.asterisk.deleteObject({ configClass: 'res_pjsip', objectType: type, id: name }));
+  }
+
   async setVariable(channelId: string, name: string, value: string): Promise<void> {
     await this.#call('channels.setChannelVar', () => this.#client.channels.setChannelVar({ channelId, variable: name, value }));
   }

@@ -96,6 +96,8 @@ export interface AriPort {
   getConfigObject(type: string, name: string): Promise<Record<string, string> | undefined>;
   /** Creates or updates a dynamic configuration object (PUT /asterisk/config/dynamic/res_pjsip/TYPE/NAME). */
   putConfigObject(type: string, name: string, fields: Record<string, string>): Promise<void>;
+  /** Deletes a dynamic configuration object; one already gone is not an error. */
+  deleteConfigObject(type: string, name: string): Promise<void>;
   /** Sets a channel variable (its ChannelVarset event reaches subscribers of the channel). */
   setVariable(channelId: string, name: string, value: string): Promise<void>;
   /** A channel variable or dialplan function; undefined when unset or the channel is gone. */

@@ -3,7 +3,9 @@
  * dynamic configuration, without anyone editing Asterisk's files. They live in
  * Asterisk's memory only (sorcery `memory` wizard; PROTOCOLS.md), so this runs
  * at every (re)connection. An object whose fields already match is left alone
- * (an unchanged registration is not disturbed); a changed one is written again.
+ * (an unchanged registration is not disturbed); a changed one is written again,
+ * except a registration: Asterisk keeps a running registration as it was after
+ * a PUT, so a changed one is deleted (un-REGISTER) and created anew.
  */
 import type { Logger } from 'pino';
 import type { AriPort } from '../ari/ari-port.js';
@@ -48,6 +50,7 @@ export async function provisionGateway(ari: AriPort, config: Config, logger: Log
       result.unchanged.push(label);
       continue;
     }
+    if (current !== undefined && object.type === 'registration') await ari.deleteConfigObject(object.type, object.name);
     await ari.putConfigObject(object.type, object.name, object.fields);
     (current === undefined ? result.created : result.updated).push(label);
   }

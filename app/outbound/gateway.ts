@@ -38,7 +38,10 @@ export function gatewaySettings(config: Config): GatewaySettings | { missing: st
   };
 }
 
-/** The objects, in the order they must be created (what an object names must exist first). */
+/**
+ * The objects, in the order they must be created: the registration last, since one
+ * that REGISTERs before its auth exists is rejected for good.
+ */
 export function gatewayObjects(settings: GatewaySettings, transport = 'transport-udp'): PjsipObject[] {
   const objects: PjsipObject[] = [
     {
@@ -77,6 +80,8 @@ export function gatewayObjects(settings: GatewaySettings, transport = 'transport
         outbound_auth: GATEWAY_AUTH,
         retry_interval: '30',
         expiration: '300',
+        // Asterisk waits up to 10 s (random) before the first REGISTER by default.
+        max_random_initial_delay: '0',
       },
     });
   }

@@ -28,6 +28,8 @@ export interface SippOptions {
   callerId?: string;
   /** Scenario variables (`-set NAME VALUE`). */
   variables?: Record<string, string>;
+  /** Credentials the gateway-*.xml scenarios check with <verifyauth> (`-set gw_user/gw_pass`; SIPp's -au/-ap do not reach verifyauth). */
+  auth?: { username: string; password: string };
   /** Pause length in the scenario (`<pause/>`), i.e. how long the call is held. */
   holdMs?: number;
   /** Remote host:port (uac). */
@@ -104,6 +106,7 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
   if (options.service !== undefined) args.push('-s', options.service);
   if (options.callerId !== undefined) args.push('-set', 'caller_id', options.callerId);
   for (const [name, value] of Object.entries(options.variables ?? {})) args.push('-set', name, value);
+  if (options.auth !== undefined) args.push('-set', 'gw_user', options.auth.username, '-set', 'gw_pass', options.auth.password);
   if (options.target !== undefined) args.push(options.target);
 
   const child = spawn('sipp', args, { cwd: workdir, stdio: ['ignore', 'ignore', 'pipe'] });

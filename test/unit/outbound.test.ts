@@ -93,6 +93,18 @@ describe('provisioning', () => {
     expect(objects.get('auth/transcription-proxy-gateway-auth')?.password).toBe('n3w');
   });
 
+  it('re-creates a changed registration (a PUT would leave the running one as it was)', async () => {
+    const { ari, puts } = store();
+    const deletes: string[] = [];
+    (ari as unknown as { deleteConfigObject: (t: string, n: string) => Promise<void> }).deleteConfigObject = async (t, n) => { deletes.push(`${t}/${n}`); };
+    await provisionGateway(ari, config(`${GATEWAY}OUTBOUND_REGISTER=yes\n`), silent);
+    expect(deletes).toEqual([]);
+    const changed = await provisionGateway(ari, config(`${GATEWAY.replace('10.1.0.4:5060', '10.1.0.5')}OUTBOUND_REGISTER=yes\n`), silent);
+    expect(changed.updated).toContain('registration/transcription-proxy-gateway');
+    expect(deletes).toEqual(['registration/transcription-proxy-gateway']);
+    expect(puts.at(-1)).toBe('registration/transcription-proxy-gateway');
+  });
+
   it('does nothing without outbound settings', async () => {
     const { ari, puts } = store();
     expect(await provisionGateway(ari, config('DESTINATION_DOMAIN=x.example.com\n'), silent)).toMatchObject({ configured: false });
