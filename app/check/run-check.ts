@@ -17,6 +17,7 @@ import type { CheckResult } from './report.js';
 import { preflightAri } from '../ari/ari-preflight.js';
 import { findModuleProblems, modulesConfLine, requiredModules, type MediaTransport } from './required-modules.js';
 import { probeStream } from './stream-probe.js';
+import { checkGateway } from './gateway-check.js';
 
 export interface RunCheckOptions {
   transport: MediaTransport;
@@ -109,16 +110,18 @@ async function checkAsterisk(loaded: LoadedConfig, options: RunCheckOptions): Pr
     return [{ name: 'ARI', status: 'fail', summary: messageOf(error) }, modulesSkipped];
   }
   try {
+    const gateway = await checkGateway(ari, config).catch((error): CheckResult => ({ name: 'gateway', status: 'fail', summary: messageOf(error) }));
     return [
       { name: 'ARI', status: 'ok', summary: `connected to ${config.ARI_URL.href} as ${config.ARI_USERNAME}` },
       await checkModules(ari, options.transport),
+      ...(gateway === undefined ? [] : [gateway]),
     ];
   } finally {
     await ari.close();
   }
 }
 
-/** Runs every check; the results are in a fixed order: configuration, ARI, modules, stream. */
+/** Runs every check; the results are in a fixed order: configuration, ARI, modules, gateway (when configured), stream. */
 export async function runCheck(loaded: LoadedConfig, options: RunCheckOptions): Promise<CheckResult[]> {
   const [asterisk, stream] = await Promise.all([
     checkAsterisk(loaded, options),

@@ -87,3 +87,17 @@ export function gatewayObjects(settings: GatewaySettings, transport = 'transport
   }
   return objects;
 }
+
+/** What an Asterisk needs in sorcery.conf so the gateway's objects can be created at run time. */
+export const SORCERY_CONF_LINES = [
+  '[res_pjsip]',
+  'endpoint=config,pjsip.conf,criteria=type=endpoint',
+  'endpoint=memory',
+  'aor=config,pjsip.conf,criteria=type=aor',
+  'aor=memory',
+  'auth=config,pjsip.conf,criteria=type=auth',
+  'auth=memory',
+  '[res_pjsip_outbound_registration]',
+  'registration=config,pjsip.conf,criteria=type=registration',
+  'registration=memory',
+] as const;

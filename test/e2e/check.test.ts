@@ -149,3 +149,18 @@ it('a module the rtp transport needs is not loaded: the report names it and its 
   }
   expect(await moduleStatus('chan_rtp.so')).toBe('Running');
 });
+
+it('an outbound gateway: run-time PJSIP objects are proven with a probe that is removed again', async () => {
+  const stream = await startRecordingServer();
+  const { exitCode, text, cli } = await runCheck({
+    STREAM_URL: stream.url,
+    OUT_SIP_GATEWAY_IP: '127.0.0.1:5999', OUTBOUND_CALL_EXT: '1000', OUTBOUND_CALLS_SECRET: 'gw-secret-not-printed', OUTBOUND_REGISTER: 'yes',
+  });
+  expect(exitCode).toBe(0);
+  expect(text).toMatch(/^OK +gateway +run-time PJSIP objects work; outbound gateway 127\.0\.0\.1:5999$/m);
+  expect(text).toContain('registration state');
+  expect(text).not.toContain('gw-secret-not-printed');
+  const probe = await ariGet(`/asterisk/config/dynamic/res_pjsip/auth/transcription-proxy-check-${cli.child.pid}`);
+  expect(probe.status).toBe(404);
+  expect(text).toContain('All 5 checks passed.');
+});
