@@ -9,6 +9,7 @@ import { StasisApp } from './calls/stasis-app.js';
 import type { Config } from './config/keys.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { provisionGateway } from './outbound/gateway-provisioner.js';
+import { watchRegistration } from './outbound/registration-state.js';
 
 export interface RunningService {
   app: StasisApp;
@@ -36,6 +37,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   });
   await provision();
   ari.on('connected', () => void provision());
+  const registration = await watchRegistration(config, logger);
   const app = new StasisApp({ ari, config, logger, pool });
   await app.start();
   logger.info({ app: config.ARI_APP, streamUrl: config.STREAM_URL.origin }, 'service ready');
@@ -46,6 +48,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     stop() {
       stopped ??= (async () => {
         await app.stop();
+        registration?.close();
         await ari.close();
         logger.info('service stopped');
       })();

@@ -10,6 +10,7 @@ import type { AriPort } from '../ari/ari-port.js';
 import type { Config } from '../config/keys.js';
 import { GATEWAY_ENDPOINT, SORCERY_CONF_LINES, gatewaySettings } from '../outbound/gateway.js';
 import type { CheckResult } from './report.js';
+import { amiConfigured, registrationStateOnce } from '../outbound/registration-state.js';
 
 const GATEWAY_KEYS = ['OUT_SIP_GATEWAY_IP', 'OUTBOUND_CALL_EXT', 'OUTBOUND_CALLS_SECRET'] as const;
 
@@ -39,8 +40,21 @@ export async function checkGateway(ari: Pick<AriPort, 'putConfigObject' | 'delet
       ? `endpoint ${GATEWAY_ENDPOINT} not there yet: the service creates it when it connects`
       : `endpoint ${GATEWAY_ENDPOINT} present, to ${settings.host} as ${settings.username}`,
   ];
+  let status: CheckResult['status'] = 'ok';
   if (settings.register) {
-    details.push('registration state: Asterisk 22 publishes it on AMI only, not ARI; see `asterisk -rx "pjsip show registrations"`');
+    if (!amiConfigured(config)) {
+      details.push('registration state: Asterisk 22 publishes it on AMI only; set AMI_USERNAME and AMI_SECRET to see it here (or: asterisk -rx "pjsip show registrations")');
+    } else {
+      try {
+        const state = await registrationStateOnce(config);
+        details.push(`registration: ${state ?? 'not created yet (the service creates it when it connects)'}`);
+        if (state !== undefined && state !== 'Registered') status = 'fail';
+      } catch (error) {
+        details.push(`registration state unknown: ${(error as Error).message}`);
+        status = 'fail';
+      }
+    }
   }
-  return { name: 'gateway', status: 'ok', summary: `run-time PJSIP objects work; outbound gateway ${settings.host}`, details };
+  const summary = `run-time PJSIP objects work; outbound gateway ${settings.host}`;
+  return { name: 'gateway', status, summary: status === 'ok' ? summary : `${summary}, but it is not registered`, details };
 }

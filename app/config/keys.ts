@@ -172,6 +172,10 @@ export const CONFIG_KEYS = {
       return value;
     },
   }),
+  AMI_HOST: host('Asterisk Manager Interface host, used only to report the outbound registration\'s state (ARI does not).', '127.0.0.1'),
+  AMI_PORT: integer('Asterisk Manager Interface port.', 1, 65535, '5038'),
+  AMI_USERNAME: text('AMI user (manager.conf, read=system); without it the registration state is not reported.'),
+  AMI_SECRET: text('Its secret.', undefined, true),
   DIAL_TIMEOUT_MS: integer('How long leg B may ring before the call fails as no answer.', 1000, 600_000, '60000'),
   STREAM_URL: url('Transcription websocket that receives the audio streams.', ['ws:', 'wss:'], 'ws://127.0.0.1:8090'),
   STREAM_TOKEN: text('Sent as Authorization: Bearer to STREAM_URL.', undefined, true),
@@ -222,7 +226,7 @@ export const KEY_ALIASES: Readonly<Record<string, ConfigKey>> = {
 /** Keys without a default: undefined unless some source sets them. */
 type OptionalKey = 'ARI_PASSWORD' | 'DESTINATION_DOMAIN' | 'STREAM_TOKEN' | 'MEDIA_ADVERTISE_HOST'
   | 'HOST_DOMAIN' | 'SIP_GATEWAY_IP' | 'SIP_GATEWAY_ENDPOINT'
-  | 'OUT_SIP_GATEWAY_IP' | 'OUTBOUND_CALL_EXT' | 'OUTBOUND_CALLS_SECRET';
+  | 'OUT_SIP_GATEWAY_IP' | 'OUTBOUND_CALL_EXT' | 'OUTBOUND_CALLS_SECRET' | 'AMI_USERNAME' | 'AMI_SECRET';
 
 /** The validated configuration: every key, and the routing table built from them and the rule sections. */
 export type Config = {

@@ -12,7 +12,7 @@ import { freeUdpPort, receivedRequestHeader, receivedRequestLines, startSipp } f
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
 import { expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
-import { ARI_PASSWORD, ARI_URL, ARI_USERNAME, ASTERISK_SIP, TESTBED_SCRIPT, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
+import { AMI_SECRET, AMI_USERNAME, ARI_PASSWORD, ARI_URL, ARI_USERNAME, ASTERISK_SIP, TESTBED_SCRIPT, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
 
 const SECRET = 'gw-secret;#1';
 let streamServer: StrictStreamServer;
@@ -116,6 +116,18 @@ describe('call --wait', () => {
     expect(streamServer.streams).toHaveLength(0);
   });
 
+  it('exits 5 when the gateway refuses our credentials (403)', async () => {
+    await startProxy();
+    const agent = await startSipp({ scenario: 'callee.xml', toneHz: 440, sipPort: agentPort });
+    // The gateway expects another password: verifyauth fails, it answers 403 (and SIPp itself exits 1).
+    const gateway = await startSipp({ scenario: 'gateway-callee.xml', toneHz: 1330, sipPort: gatewayPort, auth: { username: '1000', password: 'another-password' } });
+    const cli = callCommand('3344123456');
+    const [exitCode, agentResult] = await Promise.all([cli.exited, agent.done, gateway.done]);
+    expect(exitCode, cli.stderr()).toBe(5);
+    expect(agentResult.exitCode, agentResult.stderr).toBe(0);
+    expect(streamServer.streams).toHaveLength(0);
+  });
+
   it('exits 2 for a NUMBER that is not dialable, before anything is dialled', async () => {
     const cli = callCommand('44&PJSIP/evil');
     expect(await cli.exited).toBe(2);
@@ -161,13 +173,24 @@ describe('the outbound gateway in Asterisk', () => {
     expect((await gatewayObject('endpoint', 'transcription-proxy-gateway'))?.from_user).toBe('2000');
   }, 60_000);
 
-  it('registers at the gateway with its credentials when OUTBOUND_REGISTER is on', async () => {
+  it('registers at the gateway with its credentials when OUTBOUND_REGISTER is on, and reports the state', async () => {
     const registrar = await startSipp({ scenario: 'gateway-registrar.xml', toneHz: 1330, sipPort: gatewayPort, calls: 1, auth: { username: '1000', password: SECRET } });
-    await startProxy({ OUTBOUND_REGISTER: 'yes' });
+    const service = await startProxy({ OUTBOUND_REGISTER: 'yes', AMI_USERNAME, AMI_SECRET });
     const result = await registrar.done;
     expect(result.exitCode, result.stderr).toBe(0);
     expect(receivedRequestLines(result.messages).filter((line) => line.startsWith('REGISTER '))).toHaveLength(2);
     expect(receivedRequestHeader(result.messages, 'REGISTER', 'From')).toMatch(/sip:1000@/);
     expect(result.messages).toMatch(/Authorization: Digest [^\n]*username="1000"/);
+
+    // The state reaches the log through AMI's Registry event (no event marks the log write: bounded poll).
+    const deadline = Date.now() + 10_000;
+    while (!/"registration":"Registered"/.test(service.logTail(100))) {
+      if (Date.now() > deadline) throw new Error('no "Registered" in the service log');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const check = runCli(['check'], { ARI_URL, ARI_USERNAME, ARI_PASSWORD, AMI_USERNAME, AMI_SECRET, ...settings({ OUTBOUND_REGISTER: 'yes' }), STREAM_URL: streamServer.url });
+    expect(await check.exited, check.stdoutLines.join('\n')).toBe(0);
+    expect(check.stdoutLines.join('\n')).toMatch(/registration: Registered/);
+    expect(check.stdoutLines.join('\n')).not.toContain(AMI_SECRET);
   });
 });

@@ -11,6 +11,9 @@ export const ARI_URL = 'http://127.0.0.1:8088';
 export const ARI_USERNAME = 'transcription-proxy';
 export const ARI_PASSWORD = 'change-me-ari-secret';
 export const ASTERISK_SIP = '127.0.0.1:5060';
+/** AMI (asterisk/conf/manager.conf), for the outbound registration's state. */
+export const AMI_USERNAME = 'transcription-proxy';
+export const AMI_SECRET = 'change-me-ami-secret';
 
 /** The Authorization header value for the test bed's ARI user. */
 export const ARI_AUTHORIZATION = `Basic ${Buffer.from(`${ARI_USERNAME}:${ARI_PASSWORD}`).toString('base64')}`;
