@@ -25,3 +25,11 @@ it.each(examples)('$name loads as serve would load it', ({ text }) => {
   const loaded = loadConfig({ cwd, env: {}, requireRoute: true });
   expect(loaded.warnings).toEqual([]);
 });
+
+it('.env.example loads as a .env without problems or warnings', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'atp-envexample-'));
+  writeFileSync(join(cwd, '.env'), readFileSync(fileURLToPath(new URL('../../.env.example', import.meta.url)), 'utf8'));
+  const loaded = loadConfig({ cwd, env: {}, requireRoute: true, required: ['ARI_PASSWORD'] });
+  expect(loaded.warnings).toEqual([]);
+  expect(loaded.config.ARI_PASSWORD).toBe('change-me-ari-secret');
+});
