@@ -48,8 +48,7 @@ afterAll(async () => {
 afterEach(async () => {
   streamServer.streams.length = 0;
   await expectNothingLeftInAsterisk();
-  expect(proxy.service.app.activeCalls).toBe(0);
-  expect(proxy.service.app.holdsSockets).toBe(false);
+  proxy.expectIdle();
 });
 
 function showLogsOnFailure(): void {

@@ -67,6 +67,7 @@ afterAll(async () => {
 afterEach(async () => {
   streamServer.streams.length = 0;
   await expectNothingLeftInAsterisk();
+  proxy?.expectIdle();
 });
 
 describe('call --wait', () => {
@@ -172,6 +173,16 @@ describe('the outbound gateway in Asterisk', () => {
     expect((await gatewayObject('auth', 'transcription-proxy-gateway-auth'))?.username).toBe('2000');
     expect((await gatewayObject('endpoint', 'transcription-proxy-gateway'))?.from_user).toBe('2000');
   }, 60_000);
+
+  it('changes nothing when the service connects again with unchanged settings', async () => {
+    await startProxy({ OUTBOUND_REGISTER: 'yes' });
+    const again = await startProxy({ OUTBOUND_REGISTER: 'yes' });
+    const provisioned = again.logTail(200).split('\n').find((line) => line.includes('"msg":"outbound gateway provisioned"'));
+    expect(JSON.parse(provisioned ?? '{}')).toMatchObject({
+      created: [], updated: [],
+      unchanged: ['auth/transcription-proxy-gateway-auth', 'aor/transcription-proxy-gateway', 'endpoint/transcription-proxy-gateway', 'registration/transcription-proxy-gateway'],
+    });
+  });
 
   it('registers at the gateway with its credentials when OUTBOUND_REGISTER is on, and reports the state', async () => {
     const registrar = await startSipp({ scenario: 'gateway-registrar.xml', toneHz: 1330, sipPort: gatewayPort, calls: 1, auth: { username: '1000', password: SECRET } });

@@ -27,10 +27,11 @@ afterAll(async () => {
 });
 
 afterEach(async () => {
+  await expectNothingLeftInAsterisk();
+  proxy?.expectIdle();
   await proxy?.stop();
   proxy = undefined;
   streamServer.streams.length = 0;
-  await expectNothingLeftInAsterisk();
 });
 
 async function startProxy(settings: Record<string, string>, ini?: string): Promise<ServiceUnderTest> {

@@ -15,6 +15,8 @@ export interface ServiceUnderTest {
   service: RunningService;
   logFile: string;
   logTail(lines?: number): string;
+  /** Throws unless the service has no call and holds no socket of one (check after each call). */
+  expectIdle(): void;
   stop(): Promise<void>;
 }
 
@@ -36,6 +38,10 @@ export async function startServiceUnderTest(settings: Record<string, string>, in
     service,
     logFile,
     logTail: (lines = 60) => readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n'),
+    expectIdle() {
+      if (service.app.activeCalls !== 0) throw new Error(`${service.app.activeCalls} call(s) still active in the service`);
+      if (service.app.holdsSockets) throw new Error('the service still holds a socket of a call');
+    },
     async stop() {
       await service.stop();
       await new Promise((resolve) => logStream.end(resolve));
