@@ -8,6 +8,7 @@ import { AriClientAdapter } from './ari/ari-client-adapter.js';
 import { StasisApp } from './calls/stasis-app.js';
 import type { Config } from './config/keys.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
+import { AudioSocketServer } from './media/audiosocket-server.js';
 import { provisionGateway } from './outbound/gateway-provisioner.js';
 import { watchRegistration } from './outbound/registration-state.js';
 
@@ -23,12 +24,17 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     portStart: config.RTP_PORT_START,
     portEnd: config.RTP_PORT_END,
   });
+  // Always listening: a call can choose AudioSocket with the Stasis argument transport=audiosocket.
+  const audioSocketServer = await AudioSocketServer.listen(config.MEDIA_BIND_HOST, config.AUDIOSOCKET_PORT);
   const ari = await AriClientAdapter.connect({
     url: config.ARI_URL,
     username: config.ARI_USERNAME,
     password: config.ARI_PASSWORD ?? '',
     app: config.ARI_APP,
     logger,
+  }).catch(async (error: unknown) => {
+    await audioSocketServer.close();
+    throw error;
   });
   // The gateway's objects live in Asterisk's memory: create them now and after every
   // reconnection (an Asterisk restart drops them).
@@ -38,9 +44,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   await provision();
   ari.on('connected', () => void provision());
   const registration = await watchRegistration(config, logger);
-  const app = new StasisApp({ ari, config, logger, pool });
+  const app = new StasisApp({ ari, config, logger, pool, audioSocketServer });
   await app.start();
-  logger.info({ app: config.ARI_APP, streamUrl: config.STREAM_URL.origin }, 'service ready');
+  logger.info({ app: config.ARI_APP, streamUrl: config.STREAM_URL.origin, mediaTransport: config.MEDIA_TRANSPORT, audioSocketPort: audioSocketServer.port }, 'service ready');
   let stopped: Promise<void> | undefined;
   return {
     app,
@@ -50,6 +56,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         await app.stop();
         registration?.close();
         await ari.close();
+        await audioSocketServer.close();
         logger.info('service stopped');
       })();
       return stopped;

@@ -18,6 +18,8 @@ import type { Logger } from 'pino';
 import type { AriChannel, AriEvent, AriPort, HangupReason } from '../ari/ari-port.js';
 import type { Config } from '../config/keys.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import type { AudioSocketServer } from '../media/audiosocket-server.js';
+import type { MediaTransportKind } from '../media/tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { ChannelEvents } from './channel-events.js';
 import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from './inbound-plan.js';
@@ -28,6 +30,7 @@ export interface CallDeps {
   ari: AriPort;
   events: ChannelEvents;
   pool: RtpPortPool;
+  audioSocketServer: AudioSocketServer;
   config: Config;
   logger: Logger;
 }
@@ -83,6 +86,7 @@ export class CallSession {
   #callee = '';
   #linkedId = '';
   #direction: 'inbound' | 'outbound' = 'inbound';
+  #transport: MediaTransportKind = 'rtp';
   #closed: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
 
@@ -127,7 +131,8 @@ export class CallSession {
       if (plan.dropped.length > 0) this.#logger.warn({ dropped: plan.dropped }, 'not passed on to leg B: refused by the validator');
       this.#callee = plan.number;
       this.#direction = plan.direction;
-      this.#logger.info({ numbers: { caller, dialled: plan.dialled, callee: plan.number }, rule: plan.rule, direction: plan.direction }, 'routing call');
+      this.#transport = plan.transport;
+      this.#logger.info({ numbers: { caller, dialled: plan.dialled, callee: plan.number }, rule: plan.rule, direction: plan.direction, transport: plan.transport }, 'routing call');
 
       if (this.#closed) return;
       const legBStarted = events.expect(this.legBId, 'StasisStart', 5000);
@@ -262,7 +267,7 @@ export class CallSession {
       { ...common, label: config.RIGHT_CHANNEL_NAME, leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
     ];
     if (this.#closed) return;
-    for (const identity of identities) this.#taps.push(new LegTap({ ...this.#deps, logger: this.#logger }, identity));
+    for (const identity of identities) this.#taps.push(new LegTap({ ...this.#deps, logger: this.#logger }, identity, this.#transport));
     await Promise.all(this.#taps.map((tap) => tap.start()));
   }
 

@@ -20,6 +20,7 @@ import { dialString, type Destination } from '../routing/destination.js';
 import { route } from '../routing/router.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
 import { GATEWAY_ENDPOINT } from '../outbound/gateway.js';
+import type { MediaTransportKind } from '../media/tap-transport.js';
 
 /** Marks leg B: as a SIP header on its INVITE, and as a channel variable inherited down Local chains. */
 export const LOOP_HEADER = 'X-Transcription-Proxy-Hop';
@@ -42,6 +43,8 @@ export type InboundPlan =
       number: string;
       destination: Destination;
       direction: 'inbound' | 'outbound';
+      /** How this call's legs are tapped (transport=, else MEDIA_TRANSPORT). */
+      transport: MediaTransportKind;
       /** The call id the dialplan chose (call-id=), if any. */
       callId?: string | undefined;
       dialString: string;
@@ -131,6 +134,7 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
   }
   return {
     ok: true, dialled, number: decision.number, destination: decision.destination, direction: decision.direction,
+    transport: args.transport ?? config.MEDIA_TRANSPORT,
     callId: args.callId, dialString: target, variables, rule: decision.rule, dropped,
   };
 }

@@ -3,8 +3,8 @@
  *
  *   leg channel ──snoop(spy=in)──▶ snoop channel ─┐
  *                                                 ├─ tap bridge (mixing)
- *         RTP/UDP to us ◀── ExternalMedia channel ┘
- *   RtpTapReceiver ──L16 little-endian──▶ WebsocketStream (CALLER1 / CALLER2)
+ *          tap transport ◀── ExternalMedia channel ┘   (RTP/UDP, AudioSocket/TCP or WebSocket)
+ *   TapTransport ──L16 little-endian──▶ WebsocketStream (CALLER1 / CALLER2)
  *
  * `spy=in` is what the party says, unmixed; the ExternalMedia channel never
  * joins the A–B bridge (it would hear the mix). The snoop and ExternalMedia
@@ -12,7 +12,7 @@
  * only after its own StasisStart, one channel per request. Adding them earlier,
  * or both in one request, silently loses the leg's audio (PROTOCOLS.md).
  *
- * The tap owns its snoop, ExternalMedia channel, bridge, UDP socket and
+ * The tap owns its snoop, ExternalMedia channel, bridge, transport and
  * stream, and close() releases all of them, once, whatever state start() is in.
  */
 import { randomUUID } from 'node:crypto';
@@ -20,7 +20,11 @@ import type { Logger } from 'pino';
 import type { AriPort } from '../ari/ari-port.js';
 import type { Config } from '../config/keys.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
-import { RtpTapReceiver } from '../media/rtp-tap-receiver.js';
+import type { AudioSocketServer } from '../media/audiosocket-server.js';
+import { AudioSocketTapTransport } from '../media/audiosocket-tap-transport.js';
+import { RtpTapTransport } from '../media/rtp-tap-transport.js';
+import type { MediaTransportKind, TapTransport } from '../media/tap-transport.js';
+import { WebsocketTapTransport } from '../media/websocket-tap-transport.js';
 import { startMessage, type StreamIdentity } from '../transcription/stream-messages.js';
 import { WebsocketStream } from '../transcription/websocket-stream.js';
 import type { ChannelEvents } from './channel-events.js';
@@ -29,6 +33,7 @@ export interface LegTapDeps {
   ari: AriPort;
   events: ChannelEvents;
   pool: RtpPortPool;
+  audioSocketServer: AudioSocketServer;
   config: Config;
   logger: Logger;
 }
@@ -44,16 +49,18 @@ export class LegTap {
   readonly #deps: LegTapDeps;
   readonly #logger: Logger;
   readonly #releases: (() => void)[] = [];
+  readonly #transportKind: MediaTransportKind;
   #stream: WebsocketStream | undefined;
-  #receiver: RtpTapReceiver | undefined;
+  #transport: TapTransport | undefined;
   #bridgeCreated = false;
   #starting: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
 
-  constructor(deps: LegTapDeps, identity: StreamIdentity) {
+  constructor(deps: LegTapDeps, identity: StreamIdentity, transport: MediaTransportKind) {
     this.#deps = deps;
     this.identity = identity;
-    this.#logger = deps.logger.child({ leg: identity.leg, label: identity.label, legChannelId: identity.channelId });
+    this.#transportKind = transport;
+    this.#logger = deps.logger.child({ leg: identity.leg, label: identity.label, legChannelId: identity.channelId, transport });
   }
 
   get isClosed(): boolean {
@@ -62,7 +69,7 @@ export class LegTap {
 
   /** True while this tap still holds a socket (for leak checks). */
   get holdsSockets(): boolean {
-    return this.#receiver !== undefined || (this.#stream?.isOpen ?? false);
+    return (this.#transport?.holdsSocket ?? false) || (this.#stream?.isOpen ?? false);
   }
 
   /** Opens the stream and builds the tap; a failure is logged and leaves the call alone. */
@@ -72,7 +79,7 @@ export class LegTap {
   }
 
   async #start(): Promise<void> {
-    const { ari, events, pool, config } = this.#deps;
+    const { ari, events, config } = this.#deps;
     try {
       this.#stream = new WebsocketStream({
         url: config.STREAM_URL,
@@ -82,10 +89,10 @@ export class LegTap {
       });
       this.#stream.open();
 
-      const receiver = await RtpTapReceiver.open(pool);
-      this.#receiver = receiver;
+      const transport = await this.#openTransport();
+      this.#transport = transport;
       const stream = this.#stream;
-      receiver.onAudio((frame) => stream.sendAudio(frame));
+      transport.onAudio((frame) => stream.sendAudio(frame));
       if (this.isClosed) return;
 
       // Our ids are known before creation, so the call can hang them up on any path.
@@ -110,26 +117,30 @@ export class LegTap {
 
       const externalStarted = events.expect(this.externalId, 'StasisStart', STASIS_START_TIMEOUT_MS);
       externalStarted.catch(() => {});
-      const external = await ari.externalMedia({
-        channelId: this.externalId,
-        externalHost: `${config.MEDIA_ADVERTISE_HOST}:${receiver.port}`,
-        format: config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin',
-        encapsulation: 'rtp',
-        transport: 'udp',
-      });
-      const address = external.channelvars?.UNICASTRTP_LOCAL_ADDRESS ??
-        await ari.getVariable(this.externalId, 'UNICASTRTP_LOCAL_ADDRESS');
-      const port = external.channelvars?.UNICASTRTP_LOCAL_PORT ??
-        await ari.getVariable(this.externalId, 'UNICASTRTP_LOCAL_PORT');
-      if (address === undefined || port === undefined) throw new Error('ExternalMedia channel reported no local RTP address');
-      receiver.expectSource(address, Number(port));
+      const external = await ari.externalMedia({ channelId: this.externalId, ...transport.request });
+      // The transport's side (RTP: lock onto Asterisk's source; WebSocket: connect) comes before
+      // the StasisStart wait: a WebSocket or AudioSocket channel enters Stasis only once connected.
+      await transport.attach(external);
       await externalStarted;
       if (this.isClosed) return;
       await ari.addToBridge(this.bridgeId, this.externalId);
-      this.#logger.info({ rtpPort: receiver.port, asteriskRtp: `${address}:${port}` }, 'leg tapped');
+      this.#logger.info({ externalHost: transport.request.externalHost }, 'leg tapped');
     } catch (error) {
       if (this.isClosed) return;
       this.#logger.error({ err: (error as Error).message }, 'tapping the leg failed; the call goes on without this stream');
+    }
+  }
+
+  #openTransport(): Promise<TapTransport> {
+    const { ari, pool, audioSocketServer, config } = this.#deps;
+    const format = config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin';
+    switch (this.#transportKind) {
+      case 'audiosocket':
+        return Promise.resolve(new AudioSocketTapTransport(audioSocketServer, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format));
+      case 'websocket':
+        return Promise.resolve(new WebsocketTapTransport(config.ARI_URL, format));
+      default:
+        return RtpTapTransport.open(pool, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format, (name) => ari.getVariable(this.externalId, name));
     }
   }
 
@@ -155,13 +166,13 @@ export class LegTap {
       if (result.status === 'rejected') this.#logger.warn({ err: String(result.reason) }, 'tap cleanup request failed');
     }
     for (const release of this.#releases.splice(0)) release();
-    this.#receiver?.close();
+    this.#transport?.close();
     await this.#stream?.finish(reason);
     this.#logger.info({
       reason,
-      rtp: this.#receiver?.stats,
+      media: this.#transport?.stats(),
       stream: this.#stream?.stats,
     }, 'leg tap closed');
-    this.#receiver = undefined;
+    this.#transport = undefined;
   }
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { AriEvent, AriPort } from '../ari/ari-port.js';
 import type { Config } from '../config/keys.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import type { AudioSocketServer } from '../media/audiosocket-server.js';
 import { CallSession } from './call-session.js';
 import { ChannelEvents } from './channel-events.js';
 
@@ -22,6 +23,7 @@ export interface StasisAppDeps {
   config: Config;
   logger: Logger;
   pool: RtpPortPool;
+  audioSocketServer: AudioSocketServer;
 }
 
 export class StasisApp {

@@ -56,12 +56,13 @@ async function serve(options: { config?: string; set: string[] }): Promise<numbe
 
 async function check(options: { config?: string; set: string[] }): Promise<number> {
   const loaded = loadConfig({ configFile: options.config, flags: options.set, ...SERVE_REQUIREMENTS });
-  const results = await runCheck(loaded, { transport: 'rtp', ariTimeoutMs: 5000, streamTimeoutMs: 5000 });
+  const transport = loaded.config.MEDIA_TRANSPORT;
+  const results = await runCheck(loaded, { transport, ariTimeoutMs: 5000, streamTimeoutMs: 5000 });
   const secrets = (Object.keys(CONFIG_KEYS) as ConfigKey[])
     .filter(isSecretKey)
     .map((name) => loaded.config[name])
     .filter((value): value is string => typeof value === 'string');
-  const report = formatReport(results, { title: 'transcription-proxy check (media transport: rtp)', secrets });
+  const report = formatReport(results, { title: `transcription-proxy check (media transport: ${transport})`, secrets });
   process.stdout.write(report.text);
   return report.exitCode === 0 ? EXIT_OK : EXIT_FAILURE;
 }

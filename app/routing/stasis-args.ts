@@ -5,11 +5,13 @@
  *   destination=DEST     overrides the destination (domain:HOST, trunk:HOST, dialplan:CONTEXT, gateway)
  *   direction=outbound   an agent's outbound call: out through the outbound gateway
  *   call-id=UUID         the call id to use (the `call` command chooses it, to print it at once)
+ *   transport=KIND       how this call's audio is tapped: rtp, audiosocket or websocket
  * One FreePBX installation can so offer several custom destinations. Unknown keys
  * and bad values are reported, never guessed at.
  */
 import { checkNumber } from './dial-validator.js';
 import { parseDestination, type Destination } from './destination.js';
+import { MEDIA_TRANSPORTS, type MediaTransportKind } from '../media/tap-transport.js';
 
 export interface StasisArgs {
   number?: string;
@@ -17,6 +19,7 @@ export interface StasisArgs {
   destination?: Destination;
   direction?: 'inbound' | 'outbound';
   callId?: string;
+  transport?: MediaTransportKind;
 }
 
 export type ParsedStasisArgs = { ok: true; args: StasisArgs } | { ok: false; reason: string };
@@ -53,6 +56,12 @@ export function parseStasisArgs(raw: readonly string[]): ParsedStasisArgs {
         if (value !== 'inbound' && value !== 'outbound') return { ok: false, reason: `direction=${JSON.stringify(value)} is not inbound or outbound` };
         args.direction = value;
         break;
+      case 'transport': {
+        const kind = MEDIA_TRANSPORTS.find((known) => known === value);
+        if (kind === undefined) return { ok: false, reason: `transport=${JSON.stringify(value)} is not ${MEDIA_TRANSPORTS.join(', ')}` };
+        args.transport = kind;
+        break;
+      }
       case 'call-id':
         if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value)) return { ok: false, reason: `call-id=${JSON.stringify(value)} is not a UUID` };
         args.callId = value;
