@@ -60,6 +60,17 @@ function requestFailed(operation: string, error: unknown): AppError {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** No ARI request may hang a call's setup or teardown: ari-client sets no time limit of its own. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+function withTimeout<T>(operation: string, request: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AppError('ARI_REQUEST_FAILED', `ARI ${operation}: no answer within ${REQUEST_TIMEOUT_MS} ms`, { retryable: true })), REQUEST_TIMEOUT_MS);
+  });
+  return Promise.race([request, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** An open ARI connection for one application. */
 export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteriskPort {
   readonly app: string;
@@ -152,16 +163,18 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
 
   async #call<T>(operation: string, run: () => Promise<unknown>): Promise<T> {
     try {
-      return (await run()) as T;
+      return (await withTimeout(operation, run())) as T;
     } catch (error) {
+      if (error instanceof AppError) throw error;
       throw requestFailed(operation, error);
     }
   }
 
   async #ignoringGone(operation: string, run: () => Promise<unknown>): Promise<void> {
     try {
-      await run();
+      await withTimeout(operation, run());
     } catch (error) {
+      if (error instanceof AppError) throw error;
       if (!isGone(error)) throw requestFailed(operation, error);
     }
   }
@@ -246,7 +259,7 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
 
   async getConfigObject(type: string, name: string): Promise<Record<string, string> | undefined> {
     try {
-      const fields = await this.#client.asterisk.getObject({ configClass: 'res_pjsip', objectType: type, id: name }) as { attribute: string; value: string }[];
+      const fields = await withTimeout('asterisk.getObject', this.#client.asterisk.getObject({ configClass: 'res_pjsip', objectType: type, id: name })) as { attribute: string; value: string }[];
       return Object.fromEntries(fields.map(({ attribute, value }) => [attribute, value]));
     } catch (error) {
       if (/not found|could not be found/i.test(String((error as Error)?.message))) return undefined;
@@ -271,7 +284,7 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
 
   async getVariable(channelId: string, name: string): Promise<string | undefined> {
     try {
-      const result = await this.#client.channels.getChannelVar({ channelId, variable: name });
+      const result = await withTimeout('channels.getChannelVar', this.#client.channels.getChannelVar({ channelId, variable: name }));
       return (result as { value?: string }).value;
     } catch (error) {
       if (isGone(error) || /Provided variable was not found/i.test(String((error as Error)?.message))) return undefined;

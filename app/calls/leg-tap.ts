@@ -40,12 +40,17 @@ export interface LegTapDeps {
 
 /** How long a created snoop or ExternalMedia channel may take to enter Stasis. */
 const STASIS_START_TIMEOUT_MS = 5000;
+/** How long close() waits for a start (or replacement) still under way before it tears down anyway. */
+const CLOSE_WAIT_FOR_START_MS = 6000;
+/** How often one leg's tap may be replaced before the stream is given up. */
+const MAX_REPLACEMENTS = 3;
 
 export class LegTap {
   readonly identity: StreamIdentity;
   readonly snoopId = `snoop-${randomUUID()}`;
-  readonly externalId = `media-${randomUUID()}`;
   readonly bridgeId = `tap-${randomUUID()}`;
+  /** Every ExternalMedia channel this tap created (a replaced tap has several); all are hung up at close. */
+  readonly #externalIds: string[] = [];
   readonly #deps: LegTapDeps;
   readonly #logger: Logger;
   readonly #releases: (() => void)[] = [];
@@ -54,6 +59,10 @@ export class LegTap {
   #transport: TapTransport | undefined;
   #bridgeCreated = false;
   #starting: Promise<void> = Promise.resolve();
+  /** When the transport last delivered a frame (ms since epoch); the watchdog reads it. */
+  #lastAudioAt = 0;
+  #watchdog: NodeJS.Timeout | undefined;
+  #replacements = 0;
   #closed: Promise<void> | undefined;
 
   constructor(deps: LegTapDeps, identity: StreamIdentity, transport: MediaTransportKind) {
@@ -89,21 +98,8 @@ export class LegTap {
       });
       this.#stream.open();
 
-      const transport = await this.#openTransport();
-      this.#transport = transport;
-      const stream = this.#stream;
-      transport.onAudio((frame) => stream.sendAudio(frame));
-      if (this.isClosed) return;
-
-      // Our ids are known before creation, so the call can hang them up on any path.
-      for (const id of [this.snoopId, this.externalId]) {
-        this.#releases.push(events.own(id, (event) => {
-          if (event.type === 'StasisEnd' || event.type === 'ChannelDestroyed') {
-            this.#logger.debug({ channelId: id, event: event.type }, 'tap channel ended');
-          }
-        }));
-      }
-
+      // The snoop's id is known before creation, so the call can hang it up on any path.
+      this.#releases.push(events.own(this.snoopId, () => {}));
       await ari.createBridge(this.bridgeId, this.bridgeId);
       this.#bridgeCreated = true;
       if (this.isClosed) return;
@@ -115,23 +111,80 @@ export class LegTap {
       if (this.isClosed) return;
       await ari.addToBridge(this.bridgeId, this.snoopId);
 
-      const externalStarted = events.expect(this.externalId, 'StasisStart', STASIS_START_TIMEOUT_MS);
-      externalStarted.catch(() => {});
-      const external = await ari.externalMedia({ channelId: this.externalId, ...transport.request });
-      // The transport's side (RTP: lock onto Asterisk's source; WebSocket: connect) comes before
-      // the StasisStart wait: a WebSocket or AudioSocket channel enters Stasis only once connected.
-      await transport.attach(external);
-      await externalStarted;
+      await this.#connectMedia();
       if (this.isClosed) return;
-      await ari.addToBridge(this.bridgeId, this.externalId);
-      this.#logger.info({ externalHost: transport.request.externalHost }, 'leg tapped');
+      this.#startWatchdog();
     } catch (error) {
       if (this.isClosed) return;
       this.#logger.error({ err: (error as Error).message }, 'tapping the leg failed; the call goes on without this stream');
     }
   }
 
-  #openTransport(): Promise<TapTransport> {
+  /**
+   * A new transport and ExternalMedia channel in the tap bridge: at start, and to replace
+   * one that went silent. The channel is bridged only after its own StasisStart.
+   */
+  async #connectMedia(): Promise<void> {
+    const { ari, events } = this.#deps;
+    const externalId = `media-${randomUUID()}`;
+    this.#externalIds.push(externalId);
+    this.#releases.push(events.own(externalId, () => {}));
+    const transport = await this.#openTransport(externalId);
+    this.#transport?.close();
+    this.#transport = transport;
+    const stream = this.#stream!;
+    transport.onAudio((frame) => {
+      this.#lastAudioAt = Date.now();
+      stream.sendAudio(frame);
+    });
+    if (this.isClosed) return;
+
+    const externalStarted = events.expect(externalId, 'StasisStart', STASIS_START_TIMEOUT_MS);
+    externalStarted.catch(() => {});
+    const external = await ari.externalMedia({ channelId: externalId, ...transport.request });
+    // The transport's side (RTP: lock onto Asterisk's source; WebSocket: connect) comes before
+    // the StasisStart wait: a WebSocket or AudioSocket channel enters Stasis only once connected.
+    await transport.attach(external);
+    await externalStarted;
+    if (this.isClosed) return;
+    await ari.addToBridge(this.bridgeId, externalId);
+    this.#lastAudioAt = Date.now();
+    this.#logger.info({ externalHost: transport.request.externalHost, externalId }, 'leg tapped');
+  }
+
+  /**
+   * No silent leg: the snoop sends a frame every 20 ms even when the party is quiet, so a
+   * transport that delivers nothing for TAP_NO_AUDIO_TIMEOUT_MS is broken. It is replaced
+   * (a new ExternalMedia channel in the same tap bridge), a bounded number of times.
+   */
+  #startWatchdog(): void {
+    const timeoutMs = this.#deps.config.TAP_NO_AUDIO_TIMEOUT_MS;
+    this.#watchdog = setInterval(() => {
+      const silentMs = Date.now() - this.#lastAudioAt;
+      if (silentMs < timeoutMs || this.isClosed) return;
+      if (this.#replacements >= MAX_REPLACEMENTS) {
+        clearInterval(this.#watchdog);
+        this.#logger.error({ silentMs, replacements: this.#replacements }, 'tap delivers no audio and was replaced too often; giving up on this stream');
+        return;
+      }
+      this.#replacements++;
+      this.#logger.warn({ silentMs, replacement: this.#replacements }, 'tap delivers no audio; replacing it');
+      clearInterval(this.#watchdog);
+      const previous = this.#externalIds.at(-1);
+      this.#starting = (async () => {
+        if (previous !== undefined) await this.#deps.ari.hangup(previous).catch(() => {});
+        try {
+          await this.#connectMedia();
+        } catch (error) {
+          this.#logger.error({ err: (error as Error).message }, 'replacing the tap failed');
+        }
+        if (!this.isClosed) this.#startWatchdog();
+      })();
+    }, Math.max(100, Math.floor(timeoutMs / 2)));
+    this.#watchdog.unref();
+  }
+
+  #openTransport(externalId: string): Promise<TapTransport> {
     const { ari, pool, audioSocketServer, config } = this.#deps;
     const format = config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin';
     switch (this.#transportKind) {
@@ -140,7 +193,7 @@ export class LegTap {
       case 'websocket':
         return Promise.resolve(new WebsocketTapTransport(config.ARI_URL, format));
       default:
-        return RtpTapTransport.open(pool, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format, (name) => ari.getVariable(this.externalId, name));
+        return RtpTapTransport.open(pool, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format, (name) => ari.getVariable(externalId, name));
     }
   }
 
@@ -154,11 +207,13 @@ export class LegTap {
     const { ari, events } = this.#deps;
     // Stop start() at its next step, then release whatever it got to create:
     // a request still in flight would otherwise create a channel after our hangup.
+    clearInterval(this.#watchdog);
     events.cancel(this.snoopId);
-    events.cancel(this.externalId);
-    await this.#starting;
+    for (const id of this.#externalIds) events.cancel(id);
+    // Bounded: a start stuck in Asterisk must not keep the rest of the teardown waiting.
+    await Promise.race([this.#starting, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_FOR_START_MS).unref())]);
     const results = await Promise.allSettled([
-      ari.hangup(this.externalId),
+      ...this.#externalIds.map((id) => ari.hangup(id)),
       ari.hangup(this.snoopId),
       this.#bridgeCreated ? ari.destroyBridge(this.bridgeId) : Promise.resolve(),
     ]);
@@ -171,6 +226,7 @@ export class LegTap {
     this.#logger.info({
       reason,
       media: this.#transport?.stats(),
+      replacements: this.#replacements,
       stream: this.#stream?.stats,
     }, 'leg tap closed');
     this.#transport = undefined;

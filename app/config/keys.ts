@@ -193,6 +193,7 @@ export const CONFIG_KEYS = {
   MEDIA_ADVERTISE_HOST: host('Address Asterisk sends tapped audio to (default: MEDIA_BIND_HOST).'),
   MEDIA_TRANSPORT: oneOf('How tapped audio travels from Asterisk to the service: rtp, audiosocket or websocket.', ['rtp', 'audiosocket', 'websocket'], 'rtp'),
   AUDIOSOCKET_PORT: integer('TCP port of the AudioSocket server on MEDIA_BIND_HOST (0: any free port; set one when a firewall is in between).', 0, 65535, '0'),
+  TAP_NO_AUDIO_TIMEOUT_MS: integer('A tap that delivers no audio this long after its leg was bridged (or at any time after) is replaced.', 500, 60_000, '2000'),
   RTP_PORT_START: integer('First UDP port for tapped audio.', 1024, 65535, '30000'),
   RTP_PORT_END: integer('Last UDP port for tapped audio.', 1024, 65535, '30999'),
   LOG_LEVEL: oneOf('Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),

@@ -5,7 +5,8 @@
  * produced them. RTP is covered by inbound-call.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
+import { ASTERISK_SIP, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk, listChannels } from '../support/testbed.js';
+import type { ReceivedStream } from '../support/strict-stream-server.js';
 import { freeUdpPort, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
@@ -35,7 +36,7 @@ afterEach(async () => {
 describe.each(['audiosocket', 'websocket'] as const)('MEDIA_TRANSPORT=%s', (transport) => {
   beforeAll(async () => {
     await proxy?.stop();
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, MEDIA_TRANSPORT: transport });
+    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, MEDIA_TRANSPORT: transport, TAP_NO_AUDIO_TIMEOUT_MS: '1000' });
   });
 
   it.each([
@@ -62,4 +63,53 @@ describe.each(['audiosocket', 'websocket'] as const)('MEDIA_TRANSPORT=%s', (tran
     expectTone(calleeStream, 16000, calleeHz, [callerHz]);
     expect(started.logTail(60)).toMatch(new RegExp(`"transport":"${transport}"`));
   });
+});
+
+/** The longest pause between two frames of a stream, and the frames after it. */
+function longestGap(stream: ReceivedStream): { gapMs: number; after: Buffer[] } {
+  let gapMs = 0;
+  let at = 0;
+  stream.frameArrivalMs.forEach((arrival, index) => {
+    const gap = index === 0 ? 0 : arrival - stream.frameArrivalMs[index - 1]!;
+    if (gap > gapMs) { gapMs = gap; at = index; }
+  });
+  return { gapMs, after: stream.frames.slice(at) };
+}
+
+describe.each(['rtp', 'audiosocket', 'websocket'] as const)('no silent leg, MEDIA_TRANSPORT=%s', (transport) => {
+  it('replaces a tap whose media channel is killed mid-call, and its audio resumes on the same stream', async () => {
+    await proxy?.stop();
+    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, MEDIA_TRANSPORT: transport, TAP_NO_AUDIO_TIMEOUT_MS: '1000' });
+    const started = proxy;
+    onTestFailed(() => console.log(`--- service log\n${started.logTail(80)}\n--- Asterisk log\n${asteriskLogTail()}`));
+    const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: calleePort });
+    const caller = await startSipp({ scenario: 'caller.xml', toneHz: 440, service: '4567', holdMs: 8000, target: ASTERISK_SIP });
+
+    // Once both streams carry audio, kill one leg's ExternalMedia channel from Asterisk's side.
+    const deadline = Date.now() + 10_000;
+    while (streamServer.streams.length < 2 || streamServer.streams.some((s) => s.frames.length < 50)) {
+      if (Date.now() > deadline) throw new Error('streams did not start');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const media = (await listChannels()).filter((c) => c.id.startsWith('media-'));
+    expect(media).toHaveLength(2);
+    await ariRequest('DELETE', `/channels/${media[0]!.id}`);
+
+    const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    const streams = await streamServer.waitForClosedStreams(2);
+    expect(started.logTail(200)).toMatch(/tap delivers no audio; replacing it/);
+
+    // Exactly one stream paused (about the timeout) and then resumed with its own party's tone.
+    const gaps = streams.map((stream) => ({ stream, ...longestGap(stream) }));
+    const broken = gaps.filter((g) => g.gapMs > 500);
+    expect(broken).toHaveLength(1);
+    const { stream, gapMs, after } = broken[0]!;
+    expect(gapMs).toBeLessThan(4000);
+    expect(after.length).toBeGreaterThan(100);
+    const [own, other] = stream.metadata?.label === 'CALLER1' ? [440, 1330] : [1330, 440];
+    expectTone({ ...stream, frames: after }, 16000, own, [other]);
+    for (const each of streams) expectWellFormed(each);
+  }, 30_000);
 });
