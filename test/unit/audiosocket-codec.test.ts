@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { hex, codeOf } from '../support/bytes.js';
 import {
   AudioSocketDecoder,
   type AudioSocketMessage,
@@ -16,19 +17,6 @@ import {
   encodeUuid,
   sampleRateOfKind,
 } from '../../app/media/audiosocket-codec.js';
-
-function hex(text: string): Buffer {
-  return Buffer.from(text.replace(/ /g, ''), 'hex');
-}
-
-function codeOf(action: () => unknown): unknown {
-  try {
-    action();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  throw new Error('expected a throw');
-}
 
 function errorOf(action: () => unknown): unknown {
   try {

@@ -1,18 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { hex, codeOf } from '../support/bytes.js';
 import { parseRtpPacket } from '../../app/media/rtp-packet.js';
-
-function hex(text: string): Buffer {
-  return Buffer.from(text.replace(/ /g, ''), 'hex');
-}
-
-function codeOf(action: () => unknown): unknown {
-  try {
-    action();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('parseRtpPacket', () => {
   it('parses a minimal 12-byte header and its payload', () => {

@@ -1,13 +1,10 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hex } from '../support/bytes.js';
 import { RtpPortPool } from '../../app/media/rtp-port-pool.js';
 import { RtpTapReceiver } from '../../app/media/rtp-tap-receiver.js';
 
 const HOST = '127.0.0.1';
-
-function hex(text: string): Buffer {
-  return Buffer.from(text.replace(/ /g, ''), 'hex');
-}
 
 /** One RTP packet: V=2, PT 11 (L16), the given sequence number and SSRC. */
 function rtp(sequenceNumber: number, ssrc: number, payloadHex: string): Buffer {

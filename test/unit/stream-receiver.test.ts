@@ -3,14 +3,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hex } from '../support/bytes.js';
 import WebSocket from 'ws';
 import { levelDbfs, sumOfSquares, wavHeader } from '../../app/media/wav.js';
 import { startReceiver, type RunningReceiver, type StreamSummary } from '../../app/receiver/stream-receiver.js';
 import { startMessage, stopMessage, type StreamIdentity } from '../../app/transcription/stream-messages.js';
-
-function hex(text: string): Buffer {
-  return Buffer.from(text.replace(/ /g, ''), 'hex');
-}
 
 const cleanups: (() => Promise<void>)[] = [];
 
