@@ -15,6 +15,8 @@ import { watchRegistration } from './outbound/registration-state.js';
 export interface RunningService {
   app: StasisApp;
   pool: RtpPortPool;
+  /** The TCP port AudioSocket taps connect to (AUDIOSOCKET_PORT, or the one chosen for 0). */
+  audioSocketPort: number;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   return {
     app,
     pool,
+    audioSocketPort: audioSocketServer.port,
     stop() {
       stopped ??= (async () => {
         await app.stop();

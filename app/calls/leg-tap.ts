@@ -44,6 +44,14 @@ const STASIS_START_TIMEOUT_MS = 5000;
 const CLOSE_WAIT_FOR_START_MS = 6000;
 /** How often one leg's tap may be replaced before the stream is given up. */
 const MAX_REPLACEMENTS = 3;
+/**
+ * How long a freshly bridged tap may take to deliver its first frame (capped by
+ * TAP_NO_AUDIO_TIMEOUT_MS). The snoop feeds the bridge every 20 ms, so the first frame
+ * normally arrives within about 60 ms. Over AudioSocket, about one leg in thirty
+ * was seen to get no audio at all although it was set up in the right order
+ * (docs/media-transports.md); replacing it quickly loses well under a second.
+ */
+const FIRST_AUDIO_TIMEOUT_MS = 600;
 
 export class LegTap {
   readonly identity: StreamIdentity;
@@ -59,7 +67,9 @@ export class LegTap {
   #transport: TapTransport | undefined;
   #bridgeCreated = false;
   #starting: Promise<void> = Promise.resolve();
-  /** When the transport last delivered a frame (ms since epoch); the watchdog reads it. */
+  /** When the current ExternalMedia channel joined the tap bridge (ms since epoch). */
+  #bridgedAt = 0;
+  /** When the current transport last delivered a frame (ms since epoch; 0: not yet); the watchdog reads it. */
   #lastAudioAt = 0;
   #watchdog: NodeJS.Timeout | undefined;
   #replacements = 0;
@@ -147,29 +157,34 @@ export class LegTap {
     await transport.attach(external);
     await externalStarted;
     if (this.isClosed) return;
+    this.#lastAudioAt = 0;
     await ari.addToBridge(this.bridgeId, externalId);
-    this.#lastAudioAt = Date.now();
+    this.#bridgedAt = Date.now();
     this.#logger.info({ externalHost: transport.request.externalHost, externalId }, 'leg tapped');
   }
 
   /**
    * No silent leg: the snoop sends a frame every 20 ms even when the party is quiet, so a
-   * transport that delivers nothing for TAP_NO_AUDIO_TIMEOUT_MS is broken. It is replaced
+   * transport that delivers no first frame within FIRST_AUDIO_TIMEOUT_MS of joining the
+   * bridge, or nothing for TAP_NO_AUDIO_TIMEOUT_MS later on, is broken. It is replaced
    * (a new ExternalMedia channel in the same tap bridge), a bounded number of times.
    */
   #startWatchdog(): void {
     const timeoutMs = this.#deps.config.TAP_NO_AUDIO_TIMEOUT_MS;
+    const firstAudioTimeoutMs = Math.min(FIRST_AUDIO_TIMEOUT_MS, timeoutMs);
     this.#watchdog = setInterval(() => {
-      const silentMs = Date.now() - this.#lastAudioAt;
-      if (silentMs < timeoutMs || this.isClosed) return;
+      if (this.isClosed) return;
+      const firstFrame = this.#lastAudioAt === 0;
+      const silentMs = Date.now() - (firstFrame ? this.#bridgedAt : this.#lastAudioAt);
+      if (silentMs < (firstFrame ? firstAudioTimeoutMs : timeoutMs)) return;
+      clearInterval(this.#watchdog);
       if (this.#replacements >= MAX_REPLACEMENTS) {
-        clearInterval(this.#watchdog);
         this.#logger.error({ silentMs, replacements: this.#replacements }, 'tap delivers no audio and was replaced too often; giving up on this stream');
         return;
       }
       this.#replacements++;
-      this.#logger.warn({ silentMs, replacement: this.#replacements }, 'tap delivers no audio; replacing it');
-      clearInterval(this.#watchdog);
+      const message = firstFrame ? 'tap delivered no first frame; replacing it' : 'tap delivers no audio; replacing it';
+      this.#logger.warn({ silentMs, replacement: this.#replacements }, message);
       const previous = this.#externalIds.at(-1);
       this.#starting = (async () => {
         if (previous !== undefined) await this.#deps.ari.hangup(previous).catch(() => {});
@@ -180,7 +195,7 @@ export class LegTap {
         }
         if (!this.isClosed) this.#startWatchdog();
       })();
-    }, Math.max(100, Math.floor(timeoutMs / 2)));
+    }, Math.max(50, Math.floor(firstAudioTimeoutMs / 3)));
     this.#watchdog.unref();
   }
 

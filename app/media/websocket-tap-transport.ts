@@ -7,7 +7,8 @@
  * x86/ARM hosts Asterisk runs on). The channel enters Stasis only once we are
  * connected, so attach() connects before the tap waits for its StasisStart.
  * Other TEXT control messages (MEDIA_XOFF/XON, DTMF_END, HANGUP, ...) are
- * counted; a malformed one is counted and ignored.
+ * counted; a malformed one (even invalid UTF-8, which ws would otherwise
+ * answer by closing the connection) is counted and ignored.
  */
 import WebSocket from 'ws';
 import type { AriChannel } from '../ari/ari-port.js';
@@ -40,7 +41,7 @@ export class WebsocketTapTransport implements TapTransport {
     if (id === undefined || !/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new Error('ExternalMedia channel reported no websocket connection id');
     if (this.#closed) return;
     const url = new URL(`/media/${id}`, this.#mediaBaseUrl);
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000 });
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000, skipUTF8Validation: true });
     this.#socket = socket;
     socket.on('message', (data, isBinary) => this.#receive(data as Buffer, isBinary));
     socket.on('close', () => { this.#socket = undefined; });

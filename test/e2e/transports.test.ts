@@ -5,11 +5,13 @@
  * produced them. RTP is covered by inbound-call.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { ASTERISK_SIP, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk, listChannels } from '../support/testbed.js';
+import { ASTERISK_HTTP_PORT, ASTERISK_SIP, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk, listChannels } from '../support/testbed.js';
 import type { ReceivedStream } from '../support/strict-stream-server.js';
 import { freeUdpPort, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
+import { establishedTcp, resetTcp, type TcpConnection } from '../support/tcp-connections.js';
+import type { MediaTransportKind } from '../../app/media/tap-transport.js';
 import { expectFrameCountMatchesDuration, expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
 
 const HOLD_MS = 5000;
@@ -76,24 +78,53 @@ function longestGap(stream: ReceivedStream): { gapMs: number; after: Buffer[] } 
   return { gapMs, after: stream.frames.slice(at) };
 }
 
-describe.each(['rtp', 'audiosocket', 'websocket'] as const)('no silent leg, MEDIA_TRANSPORT=%s', (transport) => {
-  it('replaces a tap whose media channel is killed mid-call, and its audio resumes on the same stream', async () => {
+/**
+ * How a test kills one leg's tap mid-call: Asterisk hangs up its ExternalMedia
+ * channel, or the network resets the tap's TCP connection under the service
+ * (AudioSocket: a connection to our server's port; WebSocket: our connection to
+ * Asterisk's /media/ID, the one carrying audio that existed only since the call).
+ */
+type Kill = 'hang up the media channel' | 'reset its TCP connection';
+const KILLS: [MediaTransportKind, Kill][] = [
+  ['rtp', 'hang up the media channel'],
+  ['audiosocket', 'hang up the media channel'],
+  ['audiosocket', 'reset its TCP connection'],
+  ['websocket', 'hang up the media channel'],
+  ['websocket', 'reset its TCP connection'],
+];
+
+async function killOneTap(kill: Kill, transport: MediaTransportKind, service: ServiceUnderTest, before: TcpConnection[]): Promise<void> {
+  if (kill === 'hang up the media channel') {
+    const media = (await listChannels()).filter((c) => c.id.startsWith('media-'));
+    expect(media).toHaveLength(2);
+    await ariRequest('DELETE', `/channels/${media[0]!.id}`);
+    return;
+  }
+  const known = new Set(before.map((c) => c.local));
+  const taps = transport === 'audiosocket'
+    ? establishedTcp(`sport = :${service.service.audioSocketPort}`)
+    // Our side of /media/ID: new since the call began, and carrying audio (32 kB/s).
+    : establishedTcp(`dport = :${ASTERISK_HTTP_PORT}`).filter((c) => !known.has(c.local) && c.bytesReceived > 20_000);
+  expect(taps).toHaveLength(2);
+  resetTcp(taps[0]!);
+}
+
+describe.each(KILLS)('no silent leg, MEDIA_TRANSPORT=%s', (transport, kill) => {
+  it(`replaces a tap when we ${kill} mid-call, and its audio resumes on the same stream`, async () => {
     await proxy?.stop();
     proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, MEDIA_TRANSPORT: transport, TAP_NO_AUDIO_TIMEOUT_MS: '1000' });
     const started = proxy;
     onTestFailed(() => console.log(`--- service log\n${started.logTail(80)}\n--- Asterisk log\n${asteriskLogTail()}`));
+    const before = establishedTcp(`dport = :${ASTERISK_HTTP_PORT}`);
     const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: calleePort });
     const caller = await startSipp({ scenario: 'caller.xml', toneHz: 440, service: '4567', holdMs: 8000, target: ASTERISK_SIP });
 
-    // Once both streams carry audio, kill one leg's ExternalMedia channel from Asterisk's side.
     const deadline = Date.now() + 10_000;
     while (streamServer.streams.length < 2 || streamServer.streams.some((s) => s.frames.length < 50)) {
       if (Date.now() > deadline) throw new Error('streams did not start');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    const media = (await listChannels()).filter((c) => c.id.startsWith('media-'));
-    expect(media).toHaveLength(2);
-    await ariRequest('DELETE', `/channels/${media[0]!.id}`);
+    await killOneTap(kill, transport, started, before);
 
     const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
     expect(callerResult.exitCode, callerResult.stderr).toBe(0);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 export const TESTBED_SCRIPT = fileURLToPath(new URL('../../asterisk/testbed.sh', import.meta.url));
 export const ARI_URL = 'http://127.0.0.1:8088';
+export const ASTERISK_HTTP_PORT = Number(new URL(ARI_URL).port);
 export const ARI_USERNAME = 'transcription-proxy';
 export const ARI_PASSWORD = 'change-me-ari-secret';
 export const ASTERISK_SIP = '127.0.0.1:5060';
