@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'DIAL_TARGET_INVALID'
   | 'CHANNEL_EVENT_TIMEOUT'
   | 'CHANNEL_EVENT_CANCELLED'
-  | 'USAGE_INVALID';
+  | 'USAGE_INVALID'
+  | 'TWILIO_MESSAGE_INVALID';
 
 export class AppError extends Error {
   readonly code: ErrorCode;

@@ -11,6 +11,7 @@ import { RtpPortPool } from './media/rtp-port-pool.js';
 import { AudioSocketServer } from './media/audiosocket-server.js';
 import { provisionGateway } from './outbound/gateway-provisioner.js';
 import { watchRegistration } from './outbound/registration-state.js';
+import { streamConnectionFromConfig } from './transcription/stream-connection.js';
 
 export interface RunningService {
   app: StasisApp;
@@ -46,9 +47,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   await provision();
   ari.on('connected', () => void provision());
   const registration = await watchRegistration(config, logger);
-  const app = new StasisApp({ ari, config, logger, pool, audioSocketServer });
+  const app = new StasisApp({ ari, config, logger, pool, audioSocketServer, streamConnection: streamConnectionFromConfig(config) });
   await app.start();
-  logger.info({ app: config.ARI_APP, streamUrl: config.STREAM_URL.origin, mediaTransport: config.MEDIA_TRANSPORT, audioSocketPort: audioSocketServer.port }, 'service ready');
+  const sink = config.PROVIDER === 'voicegain'
+    ? { provider: config.PROVIDER, voicegain: config.VG_GATEWAY_URL?.origin }
+    : { provider: config.PROVIDER, streamUrl: config.STREAM_URL.origin, ...(config.PROVIDER === 'websocket' && { streamMode: config.STREAM_MODE }) };
+  logger.info({ app: config.ARI_APP, ...sink, sampleRate: config.SAMPLE_RATE, mediaTransport: config.MEDIA_TRANSPORT, audioSocketPort: audioSocketServer.port }, 'service ready');
   let stopped: Promise<void> | undefined;
   return {
     app,

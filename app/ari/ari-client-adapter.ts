@@ -28,7 +28,7 @@ export interface AriConnectOptions {
 }
 
 const FORWARDED_EVENTS: readonly AriEvent['type'][] = [
-  'StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial', 'ChannelVarset',
+  'StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial', 'ChannelVarset', 'ChannelDtmfReceived',
 ];
 
 // ari-client's swagger dependency logs through console.log; keep it out of our JSON stdout.

@@ -33,7 +33,8 @@ export type AriEvent =
   | { type: 'ChannelHangupRequest'; channel: AriChannel; cause?: number }
   | { type: 'ChannelDestroyed'; channel: AriChannel; cause: number; cause_txt: string }
   | { type: 'Dial'; peer: AriChannel; caller?: AriChannel; dialstatus: string }
-  | { type: 'ChannelVarset'; channel: AriChannel; variable: string; value: string };
+  | { type: 'ChannelVarset'; channel: AriChannel; variable: string; value: string }
+  | { type: 'ChannelDtmfReceived'; channel: AriChannel; digit: string; duration_ms: number };
 
 export type AriEventType = AriEvent['type'];
 

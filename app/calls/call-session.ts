@@ -21,6 +21,8 @@ import type { RtpPortPool } from '../media/rtp-port-pool.js';
 import type { AudioSocketServer } from '../media/audiosocket-server.js';
 import type { MediaTransportKind } from '../media/tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
+import { createCallStreams, type CallStreams } from '../transcription/call-streams.js';
+import type { StreamConnection } from '../transcription/stream-connection.js';
 import type { ChannelEvents } from './channel-events.js';
 import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from './inbound-plan.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
@@ -32,6 +34,8 @@ export interface CallDeps {
   pool: RtpPortPool;
   audioSocketServer: AudioSocketServer;
   config: Config;
+  /** STREAM_* options for connections to STREAM_URL (read once at start-up). */
+  streamConnection: StreamConnection;
   logger: Logger;
 }
 
@@ -79,6 +83,7 @@ export class CallSession {
   readonly #logger: Logger;
   readonly #releases: (() => void)[] = [];
   readonly #taps: LegTap[] = [];
+  #streams: CallStreams | undefined;
   #state: CallState = 'routing';
   /** Creation requests still in flight: close() waits for them so nothing is created after the teardown. */
   readonly #creating = new Set<Promise<unknown>>();
@@ -107,7 +112,7 @@ export class CallSession {
 
   /** True while any tap of this call still holds a socket (for leak checks). */
   get holdsSockets(): boolean {
-    return this.#taps.some((tap) => tap.holdsSockets);
+    return this.#taps.some((tap) => tap.holdsSockets) || (this.#streams?.holdsSockets ?? false);
   }
 
   onClosed(handler: () => void): void {
@@ -179,7 +184,15 @@ export class CallSession {
   #onLegAEvent(event: AriEvent): void {
     if (event.type === 'StasisEnd' || event.type === 'ChannelDestroyed' || event.type === 'ChannelHangupRequest') {
       void this.close('caller hung up', 'normal');
+    } else if (event.type === 'ChannelDtmfReceived') {
+      this.#dtmf('A', event.digit, event.duration_ms);
     }
+  }
+
+  /** STREAM_DTMF: a digit pressed on a leg goes to the streams (ARI reports it once the key is released). */
+  #dtmf(leg: 'A' | 'B', digit: string, durationMs: number): void {
+    this.#logger.debug({ leg, digit, durationMs }, 'DTMF');
+    if (this.#deps.config.STREAM_DTMF) this.#streams?.dtmf(leg, digit, durationMs);
   }
 
   #onLegBEvent(event: AriEvent): void {
@@ -198,6 +211,9 @@ export class CallSession {
       }
       case 'ChannelStateChange':
         if (event.channel.state === 'Up') void this.#answered();
+        break;
+      case 'ChannelDtmfReceived':
+        this.#dtmf('B', event.digit, event.duration_ms);
         break;
       case 'ChannelHangupRequest':
       case 'StasisEnd':
@@ -267,7 +283,12 @@ export class CallSession {
       { ...common, label: config.RIGHT_CHANNEL_NAME, leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
     ];
     if (this.#closed) return;
-    for (const identity of identities) this.#taps.push(new LegTap({ ...this.#deps, logger: this.#logger }, identity, this.#transport));
+    const streams = createCallStreams({ config, connection: this.#deps.streamConnection, logger: this.#logger }, identities[0]!, identities[1]!);
+    this.#streams = streams;
+    streams.open();
+    for (const identity of identities) {
+      this.#taps.push(new LegTap({ ...this.#deps, logger: this.#logger }, identity, this.#transport, (frame) => streams.audio(identity.leg, frame)));
+    }
     await Promise.all(this.#taps.map((tap) => tap.start()));
   }
 
@@ -294,6 +315,8 @@ export class CallSession {
     for (const result of await Promise.allSettled(steps)) {
       if (result.status === 'rejected') this.#logger.warn({ err: String(result.reason) }, 'call cleanup request failed');
     }
+    // After the taps: every frame they delivered is in the streams before these close.
+    await this.#streams?.finish(why);
     await ari.destroyBridge(this.bridgeId).catch((error) => this.#logger.warn({ err: String(error) }, 'destroying the call bridge failed'));
     for (const release of this.#releases.splice(0)) release();
     this.#logger.info({ reason: why }, 'call ended');

@@ -4,7 +4,7 @@
  *   leg channel ──snoop(spy=in)──▶ snoop channel ─┐
  *                                                 ├─ tap bridge (mixing)
  *          tap transport ◀── ExternalMedia channel ┘   (RTP/UDP, AudioSocket/TCP or WebSocket)
- *   TapTransport ──L16 little-endian──▶ WebsocketStream (CALLER1 / CALLER2)
+ *   TapTransport ──L16 little-endian──▶ onAudio (the call's CallStreams, as CALLER1 / CALLER2)
  *
  * `spy=in` is what the party says, unmixed; the ExternalMedia channel never
  * joins the A–B bridge (it would hear the mix). The snoop and ExternalMedia
@@ -12,8 +12,9 @@
  * only after its own StasisStart, one channel per request. Adding them earlier,
  * or both in one request, silently loses the leg's audio (PROTOCOLS.md).
  *
- * The tap owns its snoop, ExternalMedia channel, bridge, transport and
- * stream, and close() releases all of them, once, whatever state start() is in.
+ * The tap owns its snoop, ExternalMedia channel, bridge and transport, and
+ * close() releases all of them, once, whatever state start() is in. Where the
+ * audio goes (streams, providers) is the call's business, not the tap's.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -25,8 +26,7 @@ import { AudioSocketTapTransport } from '../media/audiosocket-tap-transport.js';
 import { RtpTapTransport } from '../media/rtp-tap-transport.js';
 import type { MediaTransportKind, TapTransport } from '../media/tap-transport.js';
 import { WebsocketTapTransport } from '../media/websocket-tap-transport.js';
-import { startMessage, type StreamIdentity } from '../transcription/stream-messages.js';
-import { WebsocketStream } from '../transcription/websocket-stream.js';
+import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { ChannelEvents } from './channel-events.js';
 
 export interface LegTapDeps {
@@ -63,7 +63,7 @@ export class LegTap {
   readonly #logger: Logger;
   readonly #releases: (() => void)[] = [];
   readonly #transportKind: MediaTransportKind;
-  #stream: WebsocketStream | undefined;
+  readonly #onAudio: (frame: Buffer) => void;
   #transport: TapTransport | undefined;
   #bridgeCreated = false;
   #starting: Promise<void> = Promise.resolve();
@@ -75,8 +75,9 @@ export class LegTap {
   #replacements = 0;
   #closed: Promise<void> | undefined;
 
-  constructor(deps: LegTapDeps, identity: StreamIdentity, transport: MediaTransportKind) {
+  constructor(deps: LegTapDeps, identity: StreamIdentity, transport: MediaTransportKind, onAudio: (frame: Buffer) => void) {
     this.#deps = deps;
+    this.#onAudio = onAudio;
     this.identity = identity;
     this.#transportKind = transport;
     this.#logger = deps.logger.child({ leg: identity.leg, label: identity.label, legChannelId: identity.channelId, transport });
@@ -88,26 +89,18 @@ export class LegTap {
 
   /** True while this tap still holds a socket (for leak checks). */
   get holdsSockets(): boolean {
-    return (this.#transport?.holdsSocket ?? false) || (this.#stream?.isOpen ?? false);
+    return this.#transport?.holdsSocket ?? false;
   }
 
-  /** Opens the stream and builds the tap; a failure is logged and leaves the call alone. */
+  /** Builds the tap; a failure is logged and leaves the call alone. */
   start(): Promise<void> {
     this.#starting = this.#start();
     return this.#starting;
   }
 
   async #start(): Promise<void> {
-    const { ari, events, config } = this.#deps;
+    const { ari, events } = this.#deps;
     try {
-      this.#stream = new WebsocketStream({
-        url: config.STREAM_URL,
-        token: config.STREAM_TOKEN,
-        start: startMessage(this.identity, config.SAMPLE_RATE),
-        logger: this.#logger,
-      });
-      this.#stream.open();
-
       // The snoop's id is known before creation, so the call can hang it up on any path.
       this.#releases.push(events.own(this.snoopId, () => {}));
       await ari.createBridge(this.bridgeId, this.bridgeId);
@@ -142,10 +135,9 @@ export class LegTap {
     const transport = await this.#openTransport(externalId);
     this.#transport?.close();
     this.#transport = transport;
-    const stream = this.#stream!;
     transport.onAudio((frame) => {
       this.#lastAudioAt = Date.now();
-      stream.sendAudio(frame);
+      this.#onAudio(frame);
     });
     if (this.isClosed) return;
 
@@ -237,13 +229,7 @@ export class LegTap {
     }
     for (const release of this.#releases.splice(0)) release();
     this.#transport?.close();
-    await this.#stream?.finish(reason);
-    this.#logger.info({
-      reason,
-      media: this.#transport?.stats(),
-      replacements: this.#replacements,
-      stream: this.#stream?.stats,
-    }, 'leg tap closed');
+    this.#logger.info({ reason, media: this.#transport?.stats(), replacements: this.#replacements }, 'leg tap closed');
     this.#transport = undefined;
   }
 }

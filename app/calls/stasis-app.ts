@@ -13,6 +13,7 @@ import type { RtpPortPool } from '../media/rtp-port-pool.js';
 import type { AudioSocketServer } from '../media/audiosocket-server.js';
 import { CallSession } from './call-session.js';
 import { ChannelEvents } from './channel-events.js';
+import type { StreamConnection } from '../transcription/stream-connection.js';
 
 /** Prefixes of the ids of everything this service creates in Asterisk. */
 export const OWNED_CHANNEL_PREFIXES = ['leg-b-', 'snoop-', 'media-'] as const;
@@ -24,6 +25,7 @@ export interface StasisAppDeps {
   logger: Logger;
   pool: RtpPortPool;
   audioSocketServer: AudioSocketServer;
+  streamConnection: StreamConnection;
 }
 
 export class StasisApp {

@@ -17,6 +17,7 @@ import type { CheckResult } from './report.js';
 import { preflightAri } from '../ari/ari-preflight.js';
 import { findModuleProblems, modulesConfLine, requiredModules, type MediaTransport } from './required-modules.js';
 import { probeStream } from './stream-probe.js';
+import { streamConnectionFromConfig } from '../transcription/stream-connection.js';
 import { checkGateway } from './gateway-check.js';
 
 export interface RunCheckOptions {
@@ -121,11 +122,23 @@ async function checkAsterisk(loaded: LoadedConfig, options: RunCheckOptions): Pr
   }
 }
 
+/** The transcription side: STREAM_URL is probed; Voicegain is not (a request opens a billed session). */
+function checkStream(config: LoadedConfig['config'], timeoutMs: number): Promise<CheckResult> {
+  if (config.PROVIDER === 'voicegain') {
+    return Promise.resolve({
+      name: 'stream',
+      status: 'skipped',
+      summary: `PROVIDER=voicegain: a session is requested from ${config.VG_GATEWAY_URL?.origin ?? 'VG_GATEWAY_URL'} when a call is answered; not tried here, since every request opens a billed session`,
+    });
+  }
+  return probeStream({ url: config.STREAM_URL, connection: streamConnectionFromConfig(config), timeoutMs });
+}
+
 /** Runs every check; the results are in a fixed order: configuration, ARI, modules, gateway (when configured), stream. */
 export async function runCheck(loaded: LoadedConfig, options: RunCheckOptions): Promise<CheckResult[]> {
   const [asterisk, stream] = await Promise.all([
     checkAsterisk(loaded, options),
-    probeStream({ url: loaded.config.STREAM_URL, token: loaded.config.STREAM_TOKEN, timeoutMs: options.streamTimeoutMs ?? 5000 }),
+    checkStream(loaded.config, options.streamTimeoutMs ?? 5000),
   ]);
   return [configurationResult(loaded), ...asterisk, stream];
 }

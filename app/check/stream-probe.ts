@@ -1,23 +1,23 @@
 /**
  * Opens one websocket connection to STREAM_URL exactly as a call's stream
- * would (same User-Agent, same Bearer token) and closes it again without
+ * would (same headers, subprotocol and TLS settings) and closes it again without
  * sending a single message, so a transcription server sees no stream, only a
  * connection that opened and closed. Always settles within `timeoutMs`.
  */
-import WebSocket from 'ws';
-import { USER_AGENT } from '../transcription/websocket-stream.js';
+import { handshakeHeaders, openWebsocket, type StreamConnection } from '../transcription/stream-connection.js';
 import type { CheckResult } from './report.js';
 
 export interface StreamProbeOptions {
   url: URL;
-  token?: string | undefined;
+  connection: StreamConnection;
   timeoutMs: number;
 }
 
 export function probeStream(options: StreamProbeOptions): Promise<CheckResult> {
-  const { url, token, timeoutMs } = options;
+  const { url, connection, timeoutMs } = options;
   const target = url.href;
-  const auth = token ? ' (with Authorization: Bearer STREAM_TOKEN)' : '';
+  const fromToken = connection.token !== undefined && handshakeHeaders({ token: connection.token }).Authorization === handshakeHeaders(connection).Authorization;
+  const auth = fromToken ? ' (with Authorization: Bearer STREAM_TOKEN)' : '';
   return new Promise((resolve) => {
     let opened = false;
     let settled = false;
@@ -27,9 +27,7 @@ export function probeStream(options: StreamProbeOptions): Promise<CheckResult> {
       clearTimeout(timer);
       resolve(result);
     };
-    const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const socket = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const socket = openWebsocket(url, connection, timeoutMs);
 
     const timer = setTimeout(() => {
       socket.terminate();
@@ -43,7 +41,7 @@ export function probeStream(options: StreamProbeOptions): Promise<CheckResult> {
       socket.close(1000, 'transcription-proxy check');
     });
     socket.on('error', (error) => {
-      const hint = /\b(401|403)\b/.test(error.message) ? '; check STREAM_TOKEN' : '';
+      const hint = /\b(401|403)\b/.test(error.message) ? '; check STREAM_TOKEN and STREAM_EXTRA_HEADERS' : '';
       finish({ name: 'stream', status: 'fail', summary: `cannot open a websocket to ${target}: ${error.message}${hint}` });
     });
     socket.on('close', () => {

@@ -4,6 +4,7 @@
  * proxy's `config.ini` keys keep their names and meanings; the ones no feature
  * uses yet are listed in RESERVED_KEYS so a seed file loads without errors.
  */
+import { accessSync, constants } from 'node:fs';
 import { checkDomain, checkEndpointName, checkHeaderName, checkNumber, type Verdict } from '../routing/dial-validator.js';
 import { parseNumberMapping, type NumberMapping } from '../routing/number-mapping.js';
 import type { RoutingTable } from '../routing/router.js';
@@ -92,6 +93,34 @@ function host(description: string, defaultText?: string): KeySpec<string> {
   };
 }
 
+function yesNo(description: string, defaultText: 'yes' | 'no'): KeySpec<boolean> {
+  return {
+    description,
+    defaultText,
+    parse(value) {
+      const normalised = value.toLowerCase();
+      if (['yes', 'true', '1', 'on'].includes(normalised)) return true;
+      if (['no', 'false', '0', 'off'].includes(normalised)) return false;
+      throw new Error(`"${value}" is not yes or no`);
+    },
+  };
+}
+
+/** A file the service reads at start-up (TLS material): its path must be readable now, not at the first call. */
+function readableFile(description: string): KeySpec<string> {
+  return {
+    description,
+    parse(value) {
+      try {
+        accessSync(value, constants.R_OK);
+      } catch {
+        throw new Error(`cannot read file ${value}`);
+      }
+      return value;
+    },
+  };
+}
+
 /** A text key whose value must pass one of the dial validator's checks. */
 function checked(description: string, check: (value: string) => Verdict, defaultText?: string): KeySpec<string> {
   return {
@@ -153,16 +182,7 @@ export const CONFIG_KEYS = {
       return value;
     },
   }),
-  OUTBOUND_REGISTER: key({
-    description: 'Register OUTBOUND_CALL_EXT at the outbound gateway: yes or no.',
-    defaultText: 'no',
-    parse(value) {
-      const normalised = value.toLowerCase();
-      if (['yes', 'true', '1', 'on'].includes(normalised)) return true;
-      if (['no', 'false', '0', 'off'].includes(normalised)) return false;
-      throw new Error(`"${value}" is not yes or no`);
-    },
-  }),
+  OUTBOUND_REGISTER: yesNo('Register OUTBOUND_CALL_EXT at the outbound gateway: yes or no.', 'no'),
   AGENT_DIAL: key({
     description: 'How `call` rings the agent: an Asterisk dial string with {ext} for the extension (PJSIP/{ext}).',
     defaultText: 'PJSIP/{ext}',
@@ -177,12 +197,93 @@ export const CONFIG_KEYS = {
   AMI_USERNAME: text('AMI user (manager.conf, read=system); without it the registration state is not reported.'),
   AMI_SECRET: text('Its secret.', undefined, true),
   DIAL_TIMEOUT_MS: integer('How long leg B may ring before the call fails as no answer.', 1000, 600_000, '60000'),
-  STREAM_URL: url('Transcription websocket that receives the audio streams.', ['ws:', 'wss:'], 'ws://127.0.0.1:8090'),
+  PROVIDER: oneOf('Where the audio goes: websocket (STREAM_URL, our stream format), voicegain (Voicegain real-time API) or twilio (Twilio Media Streams to STREAM_URL). Default: voicegain when VG_GATEWAY_URL is set, else websocket.', ['websocket', 'voicegain', 'twilio']),
+  STREAM_URL: url('Transcription websocket that receives the audio streams (PROVIDER websocket and twilio).', ['ws:', 'wss:'], 'ws://127.0.0.1:8090'),
   STREAM_TOKEN: text('Sent as Authorization: Bearer to STREAM_URL.', undefined, true),
+  STREAM_MODE: oneOf('PROVIDER=websocket: split (a mono stream per party), stereo (one stream per call, caller left) or mixed (one stream per call, both parties in one channel).', ['split', 'stereo', 'mixed'], 'split'),
+  STREAM_EXTRA_HEADERS: key<Readonly<Record<string, string>>>({
+    description: 'Extra headers of the websocket handshake, a JSON object of strings ({"X-Tenant":"a"}); an Authorization here wins over STREAM_TOKEN.',
+    defaultText: '{}',
+    secret: true,
+    parse(value) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(value);
+      } catch (error) {
+        throw new Error(`not JSON: ${(error as Error).message}`);
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('must be a JSON object of header names to strings');
+      for (const [name, headerValue] of Object.entries(parsed)) {
+        if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) throw new Error(`"${name}" is not a header name`);
+        if (typeof headerValue !== 'string' || /[\r\n\0]/.test(headerValue)) throw new Error(`the value of ${name} must be a string on one line`);
+      }
+      return parsed as Record<string, string>;
+    },
+  }),
+  STREAM_SUBPROTOCOL: key<readonly string[]>({
+    description: 'Websocket subprotocol(s) to ask for (Sec-WebSocket-Protocol), comma-separated.',
+    defaultText: '',
+    parse(value) {
+      const names = value.split(',').map((name) => name.trim()).filter((name) => name !== '');
+      for (const name of names) {
+        if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) throw new Error(`"${name}" is not a subprotocol name`);
+      }
+      return names;
+    },
+  }),
+  STREAM_TLS_CA_FILE: key({
+    description: 'wss://: CA certificate(s) (PEM) the server\'s certificate must chain to; SYSTEM (default): the system\'s trusted CAs.',
+    defaultText: 'SYSTEM',
+    parse(value) {
+      if (value === 'SYSTEM') return value;
+      if (value === 'NONE') throw new Error('NONE (no certificate check) is not supported: give the CA file of the server\'s certificate');
+      return readableFile('').parse(value);
+    },
+  }),
+  STREAM_TLS_CERT_FILE: readableFile('wss://: client certificate (PEM) for servers that require one; needs STREAM_TLS_KEY_FILE.'),
+  STREAM_TLS_KEY_FILE: readableFile('wss://: private key (PEM) of STREAM_TLS_CERT_FILE.'),
+  STREAM_TLS_DISABLE_HOSTNAME_VALIDATION: yesNo('wss://: accept a server certificate issued for another host name (the chain is still checked).', 'no'),
+  STREAM_HEART_BEAT: integer('Seconds between websocket pings to the transcription server (0: none); a ping unanswered by the next one ends the connection, which is then retried.', 0, 3600, '0'),
+  STREAM_MESSAGE_DEFLATE: yesNo('Offer permessage-deflate compression (off by default: audio hardly compresses). Note: mod_audio_stream\'s variable of this name does the opposite.', 'no'),
+  STREAM_DTMF: yesNo('Send DTMF pressed on a leg as a text message on its stream.', 'no'),
+  VG_GATEWAY_URL: url('Voicegain real-time API (the seed\'s key): POST URL of async transcription; setting it selects PROVIDER=voicegain.', ['https:', 'http:']),
+  JWT_TOKEN: text('Voicegain API token (JWT), sent as Authorization: Bearer.', undefined, true),
+  WEBSOCKET_SERVER: url('Where Voicegain delivers the transcripts (your websocket server); no audio is sent there.', ['ws:', 'wss:']),
+  AUTH_NAME: text('Name of the Auth Configuration in the Voicegain console that Voicegain uses to log in to WEBSOCKET_SERVER.'),
+  CONTENT_INCREMENTAL: key<readonly string[]>({
+    description: 'What Voicegain sends to WEBSOCKET_SERVER as it goes: words or segments (comma-separated).',
+    defaultText: 'words',
+    parse(value) {
+      const kinds = value.split(',').map((kind) => kind.trim().toLowerCase()).filter((kind) => kind !== '');
+      const allowed = ['words', 'segments', 'progress', 'word-tree', 'transcript', 'captions', 'metadata'];
+      for (const kind of kinds) if (!allowed.includes(kind)) throw new Error(`"${kind}" is not one of ${allowed.join(', ')}`);
+      if (kinds.length === 0) throw new Error('name at least one of words, segments');
+      return kinds;
+    },
+  }),
+  SENSITIVITY: key({
+    description: 'Voicegain speech detection sensitivity, 0 (least) to 1 (most); Voicegain\'s default when unset.',
+    parse(value) {
+      const parsed = Number(value);
+      if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new Error(`"${value}" is not a number from 0 to 1`);
+      return parsed;
+    },
+  }),
+  AUDIO_CAPTURE: yesNo('Ask Voicegain to keep the call\'s audio.', 'no'),
+  NOAUDIOTIMEOUT: integer('Voicegain ends a session that receives no audio this many milliseconds.', 5000, 1_800_000, '30000'),
+  VG_REQUEST_TIMEOUT_MS: integer('How long the Voicegain session request may take before this call is streamed nowhere.', 500, 60_000, '5000'),
+  TWILIO_ACCOUNT_SID: key({
+    description: 'PROVIDER=twilio: the accountSid our messages carry (AC and 32 hex digits).',
+    defaultText: 'AC00000000000000000000000000000000',
+    parse(value) {
+      if (!/^AC[0-9a-fA-F]{32}$/.test(value)) throw new Error(`"${value}" is not AC followed by 32 hex digits`);
+      return value;
+    },
+  }),
   LEFT_CHANNEL_NAME: label('Label of the caller\'s stream (leg A).', 'CALLER1'),
   RIGHT_CHANNEL_NAME: label('Label of the called party\'s stream (leg B).', 'CALLER2'),
   SAMPLE_RATE: key({
-    description: 'Audio sample rate of the streams: 8000 or 16000.',
+    description: 'PROVIDER=websocket: audio sample rate of the streams, 8000 or 16000 (Voicegain and Twilio take 8000).',
     defaultText: '16000',
     parse(value) {
       if (value !== '8000' && value !== '16000') throw new Error(`"${value}" is not 8000 or 16000`);
@@ -200,22 +301,11 @@ export const CONFIG_KEYS = {
 } as const;
 
 /**
- * Keys of the seed proxy's config.ini that no feature of ours uses yet. They
- * are accepted (so a seed file loads), reported once as ignored, and the
- * secrets among them are never logged. WEBSOCKET_SERVER and JWT_TOKEN keep the
- * seed's meaning (where Voicegain delivers results; Voicegain's API token): no
- * audio or token is ever sent to WEBSOCKET_SERVER.
+ * Keys of the seed proxy's config.ini that no feature of ours uses yet: accepted
+ * (so a seed file loads), reported once as ignored, never logged when secret.
+ * Every seed key is in use now; the list stays for the next one.
  */
-export const RESERVED_KEYS: Readonly<Record<string, { secret: boolean }>> = {
-  VG_GATEWAY_URL: { secret: false },
-  JWT_TOKEN: { secret: true },
-  AUTH_NAME: { secret: false },
-  WEBSOCKET_SERVER: { secret: false },
-  CONTENT_INCREMENTAL: { secret: false },
-  SENSITIVITY: { secret: false },
-  AUDIO_CAPTURE: { secret: false },
-  NOAUDIOTIMEOUT: { secret: false },
-};
+export const RESERVED_KEYS: Readonly<Record<string, { secret: boolean }>> = {};
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
 
@@ -228,6 +318,7 @@ export const KEY_ALIASES: Readonly<Record<string, ConfigKey>> = {
 
 /** Keys without a default: undefined unless some source sets them. */
 type OptionalKey = 'ARI_PASSWORD' | 'DESTINATION_DOMAIN' | 'STREAM_TOKEN' | 'MEDIA_ADVERTISE_HOST'
+  | 'STREAM_TLS_CERT_FILE' | 'STREAM_TLS_KEY_FILE' | 'VG_GATEWAY_URL' | 'JWT_TOKEN' | 'WEBSOCKET_SERVER' | 'AUTH_NAME' | 'SENSITIVITY'
   | 'HOST_DOMAIN' | 'SIP_GATEWAY_IP' | 'SIP_GATEWAY_ENDPOINT'
   | 'OUT_SIP_GATEWAY_IP' | 'OUTBOUND_CALL_EXT' | 'OUTBOUND_CALLS_SECRET' | 'AMI_USERNAME' | 'AMI_SECRET';
 

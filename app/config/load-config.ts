@@ -100,6 +100,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (typeof values.RTP_PORT_START === 'number' && typeof values.RTP_PORT_END === 'number' && values.RTP_PORT_START > values.RTP_PORT_END) {
     problems.push({ key: 'RTP_PORT_END', source: origins.RTP_PORT_END, message: `must not be below RTP_PORT_START (${values.RTP_PORT_START})` });
   }
+  resolveProvider(values, origins, problems);
   values.routing = buildRouting(sources, values, origins, problems, warnings, options.requireRoute ?? false);
   for (const name of options.required ?? []) {
     if (values[name] === undefined && !problems.some((p) => p.key === name)) {
@@ -181,4 +182,49 @@ function buildRouting(
   }
   const outbound = 'missing' in gateway ? { missing: gateway.missing } : { prefix: String(values.OUTBOUND_CALL_PREFIX ?? '') };
   return { rules, defaultDestination, outbound };
+}
+
+/**
+ * PROVIDER and what it fixes. Voicegain (chosen by VG_GATEWAY_URL, as in the seed)
+ * takes stereo L16 at 8 kHz; Twilio Media Streams take µ-law at 8 kHz with two
+ * tracks on one connection. STREAM_MODE and SAMPLE_RATE are for the generic
+ * websocket only: an explicit value a provider cannot take is an error now, at
+ * start-up, not at the first call. The resolved values replace the defaults, so the
+ * taps ask Asterisk for the provider's rate (the app never resamples).
+ */
+function resolveProvider(values: Record<string, unknown>, origins: Record<ConfigKey, string>, problems: ConfigProblem[]): void {
+  if (values.PROVIDER === undefined && origins.PROVIDER === 'defaults') {
+    values.PROVIDER = values.VG_GATEWAY_URL !== undefined ? 'voicegain' : 'websocket';
+    origins.PROVIDER = values.VG_GATEWAY_URL !== undefined ? `defaults (VG_GATEWAY_URL is set in ${origins.VG_GATEWAY_URL})` : 'defaults';
+  }
+  const provider = values.PROVIDER;
+  const explicit = (name: ConfigKey) => origins[name] !== 'defaults';
+  const require = (name: ConfigKey, why: string) => {
+    if (values[name] === undefined && !problems.some((p) => p.key === name)) problems.push({ key: name, source: origins[name], message: why });
+  };
+  if (provider === 'voicegain') {
+    require('VG_GATEWAY_URL', 'required with PROVIDER=voicegain: the URL of Voicegain\'s async transcription API');
+    require('JWT_TOKEN', 'required with PROVIDER=voicegain: the Voicegain API token');
+    require('WEBSOCKET_SERVER', 'required with PROVIDER=voicegain: where Voicegain delivers the transcripts');
+    if (explicit('STREAM_MODE') && values.STREAM_MODE !== 'stereo') {
+      problems.push({ key: 'STREAM_MODE', source: origins.STREAM_MODE, message: `PROVIDER=voicegain streams stereo, not ${String(values.STREAM_MODE)}` });
+    }
+    if (explicit('SAMPLE_RATE') && values.SAMPLE_RATE !== 8000) {
+      problems.push({ key: 'SAMPLE_RATE', source: origins.SAMPLE_RATE, message: `PROVIDER=voicegain takes 8000, not ${String(values.SAMPLE_RATE)}` });
+    }
+    values.STREAM_MODE = 'stereo';
+    values.SAMPLE_RATE = 8000;
+  } else if (provider === 'twilio') {
+    if (explicit('STREAM_MODE')) {
+      problems.push({ key: 'STREAM_MODE', source: origins.STREAM_MODE, message: 'PROVIDER=twilio sends both parties as two tracks of one stream; STREAM_MODE is for PROVIDER=websocket' });
+    }
+    if (explicit('SAMPLE_RATE') && values.SAMPLE_RATE !== 8000) {
+      problems.push({ key: 'SAMPLE_RATE', source: origins.SAMPLE_RATE, message: `PROVIDER=twilio takes 8000 (µ-law), not ${String(values.SAMPLE_RATE)}` });
+    }
+    values.SAMPLE_RATE = 8000;
+  }
+  if ((values.STREAM_TLS_CERT_FILE === undefined) !== (values.STREAM_TLS_KEY_FILE === undefined)) {
+    const missing: ConfigKey = values.STREAM_TLS_CERT_FILE === undefined ? 'STREAM_TLS_CERT_FILE' : 'STREAM_TLS_KEY_FILE';
+    problems.push({ key: missing, source: origins[missing], message: 'STREAM_TLS_CERT_FILE and STREAM_TLS_KEY_FILE go together' });
+  }
 }

@@ -56,6 +56,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
     let path = '';
     let meta: Record<string, unknown> = {};
     let sampleRate = 8000;
+    let channels = 1;
     let frames = 0;
     let bytes = 0;
     let sumSquares = 0;
@@ -75,13 +76,14 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
         if (file === undefined && message.event === 'start') {
           meta = message;
           sampleRate = Number(message.sampleRate) || 8000;
+          channels = message.channels === 2 ? 2 : 1;
           // A stream that reconnects sends its metadata again: keep each connection's audio in its own file.
           const base = `${safeName(String(message.callId))}-${safeName(String(message.label))}`;
           const seen = (connectionsOf.get(base) ?? 0) + 1;
           connectionsOf.set(base, seen);
           path = join(options.directory, seen === 1 ? `${base}.wav` : `${base}-${seen}.wav`);
           file = createWriteStream(path);
-          file.write(wavHeader(sampleRate, 1, 0));
+          file.write(wavHeader(sampleRate, channels, 0));
           logger.info({ metadata: message, file: path }, 'stream started');
         } else {
           logger.info({ message }, 'stream message');
@@ -103,7 +105,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
       const finished = file;
       await new Promise((resolve) => finished.end(resolve));
       const handle = await open(path, 'r+');
-      await handle.write(wavHeader(sampleRate, 1, bytes), 0, 44, 0);
+      await handle.write(wavHeader(sampleRate, channels, bytes), 0, 44, 0);
       await handle.close();
       const summary: StreamSummary = {
         label: String(meta.label),
@@ -113,7 +115,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
         bytes,
         levelDbfs: Math.round(levelDbfs(sumSquares, bytes >> 1) * 10) / 10,
       };
-      logger.info({ ...summary, closeCode: code, seconds: bytes / 2 / sampleRate }, 'stream ended');
+      logger.info({ ...summary, closeCode: code, seconds: bytes / 2 / channels / sampleRate }, 'stream ended');
       for (const handler of handlers) handler(summary);
     });
   });

@@ -1,20 +1,38 @@
 /**
- * One labelled audio stream to the transcription websocket (STREAM_URL).
- * The call never waits on it: audio that arrives before the connection is
- * open is buffered (bounded), a lost connection is retried a few times with
- * backoff, and every new connection starts with the metadata frame again, so a
- * server never sees audio it cannot attribute. Giving up is logged, not thrown.
+ * One websocket to a transcription server, as every provider uses it. The
+ * call never waits on it: what is sent before the connection is open is
+ * buffered (bounded), a lost connection is retried a few times with backoff,
+ * and every new connection starts with the protocol's opening messages
+ * (metadata, or Twilio's connected/start), so a server never sees audio it
+ * cannot attribute. Giving up is logged, not thrown.
+ *
+ * What goes on the wire is the protocol's business (StreamProtocol): items are
+ * queued as they are and encoded only when sent, because some protocols number
+ * their messages per connection. Text the server sends back is counted and
+ * logged at debug level under `serverText`.
  */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { stopMessage, type StreamStartMessage } from './stream-messages.js';
+import { openWebsocket, type StreamConnection } from './stream-connection.js';
 
-export interface WebsocketStreamOptions {
+export { USER_AGENT } from './stream-connection.js';
+
+/** The messages of one wire format. */
+export interface StreamProtocol<T> {
+  /** Sent first on every new connection, before anything queued. */
+  opening(): (string | Buffer)[];
+  /** One queued item as it goes on the wire: a Buffer is sent BINARY, a string TEXT. */
+  encode(item: T): string | Buffer;
+  /** Sent last before a clean close, if anything. */
+  closing(reason: string): string | undefined;
+}
+
+export interface WebsocketStreamOptions<T> {
   url: URL;
-  token?: string | undefined;
-  start: StreamStartMessage;
+  connection: StreamConnection;
+  protocol: StreamProtocol<T>;
   logger: Logger;
-  /** Frames kept while not connected; older ones are dropped first. */
+  /** Items kept while not connected; older ones are dropped first. */
   maxBufferedFrames?: number;
   maxReconnectAttempts?: number;
   /** How long finish() waits for the close handshake. */
@@ -26,33 +44,29 @@ export interface WebsocketStreamStats {
   framesDropped: number;
   connections: number;
   serverMessages: number;
+  serverTexts: number;
 }
-
-export const USER_AGENT = 'asterisk-transcription-proxy/0.1';
 
 /** A connection open at least this long counts as healthy: its loss restarts the retry budget. */
 const STABLE_CONNECTION_MS = 10_000;
 
-export class WebsocketStream {
-  readonly stats: WebsocketStreamStats = { framesSent: 0, framesDropped: 0, connections: 0, serverMessages: 0 };
-  readonly #options: Required<Omit<WebsocketStreamOptions, 'token'>> & { token?: string | undefined };
+export class WebsocketStream<T = Buffer> {
+  readonly stats: WebsocketStreamStats = { framesSent: 0, framesDropped: 0, connections: 0, serverMessages: 0, serverTexts: 0 };
+  readonly #options: Required<WebsocketStreamOptions<T>>;
   readonly #logger: Logger;
-  readonly #buffer: Buffer[] = [];
+  readonly #buffer: T[] = [];
   #socket: WebSocket | undefined;
   #ready = false;
   #closing = false;
   #attempt = 0;
   #openedAt: number | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
   #finished: Promise<void> | undefined;
 
-  constructor(options: WebsocketStreamOptions) {
+  constructor(options: WebsocketStreamOptions<T>) {
     this.#options = { maxBufferedFrames: 250, maxReconnectAttempts: 5, closeTimeoutMs: 2000, ...options };
     this.#logger = options.logger;
-  }
-
-  get label(): string {
-    return this.#options.start.label;
   }
 
   /** True while a socket is open or being opened (for leak checks). */
@@ -66,21 +80,22 @@ export class WebsocketStream {
 
   #connect(): void {
     if (this.#closing) return;
-    const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
-    if (this.#options.token) headers.Authorization = `Bearer ${this.#options.token}`;
-    const socket = new WebSocket(this.#options.url, { headers, perMessageDeflate: false, handshakeTimeout: 5000 });
+    const socket = openWebsocket(this.#options.url, this.#options.connection);
     this.#socket = socket;
     socket.on('open', () => {
       this.#openedAt = Date.now();
       this.stats.connections++;
-      socket.send(JSON.stringify(this.#options.start));
+      for (const message of this.#options.protocol.opening()) socket.send(message, { binary: Buffer.isBuffer(message) });
       this.#ready = true;
-      for (const frame of this.#buffer.splice(0)) this.#send(frame);
-      this.#logger.info({ url: this.#options.url.origin }, 'stream connected');
+      for (const item of this.#buffer.splice(0)) this.#send(item);
+      this.#startHeartbeat(socket);
+      this.#logger.info({ url: this.#options.url.origin, protocol: socket.protocol || undefined }, 'stream connected');
     });
     socket.on('message', (data, isBinary) => {
       this.stats.serverMessages++;
-      if (!isBinary) this.#logger.debug({ serverText: data.toString().slice(0, 2000) }, 'stream server message');
+      if (isBinary) return;
+      this.stats.serverTexts++;
+      this.#logger.debug({ serverText: data.toString().slice(0, 2000) }, 'stream server message');
     });
     socket.on('error', (error) => {
       this.#logger.warn({ err: error.message }, 'stream connection error');
@@ -88,6 +103,7 @@ export class WebsocketStream {
     socket.on('close', (code) => {
       this.#ready = false;
       this.#socket = undefined;
+      clearInterval(this.#heartbeat);
       if (this.#closing) return;
       if (code === 1000) {
         // The server ended the stream on purpose: reconnecting would only be refused again.
@@ -104,6 +120,24 @@ export class WebsocketStream {
     });
   }
 
+  /** STREAM_HEART_BEAT: a ping every N seconds; one still unanswered at the next ends the connection (then retried). */
+  #startHeartbeat(socket: WebSocket): void {
+    const seconds = this.#options.connection.heartbeatSeconds ?? 0;
+    if (seconds <= 0) return;
+    let answered = true;
+    socket.on('pong', () => { answered = true; });
+    this.#heartbeat = setInterval(() => {
+      if (!answered) {
+        this.#logger.warn({ heartbeatSeconds: seconds }, 'stream server did not answer the ping; reconnecting');
+        socket.terminate();
+        return;
+      }
+      answered = false;
+      socket.ping();
+    }, seconds * 1000);
+    this.#heartbeat.unref();
+  }
+
   #scheduleReconnect(): void {
     if (this.#attempt >= this.#options.maxReconnectAttempts) {
       this.#logger.error({ attempts: this.#attempt }, 'stream given up; the call continues without it');
@@ -114,26 +148,35 @@ export class WebsocketStream {
     this.#retryTimer = setTimeout(() => this.#connect(), delayMs);
   }
 
-  #send(frame: Buffer): void {
-    this.#socket!.send(frame, { binary: true });
+  #send(item: T): void {
+    let message: string | Buffer;
+    try {
+      message = this.#options.protocol.encode(item);
+    } catch (error) {
+      // An item the protocol cannot express is dropped; it never ends the stream or the call.
+      this.stats.framesDropped++;
+      this.#logger.warn({ err: (error as Error).message }, 'stream item dropped: the protocol cannot send it');
+      return;
+    }
+    this.#socket!.send(message, { binary: Buffer.isBuffer(message) });
     this.stats.framesSent++;
   }
 
-  /** Queues one frame of little-endian audio. */
-  sendAudio(frame: Buffer): void {
+  /** Queues one item (an audio frame, a DTMF event, ...). */
+  send(item: T): void {
     if (this.#closing) return;
     if (this.#ready) {
-      this.#send(frame);
+      this.#send(item);
       return;
     }
-    this.#buffer.push(frame);
+    this.#buffer.push(item);
     if (this.#buffer.length > this.#options.maxBufferedFrames) {
       this.#buffer.shift();
       this.stats.framesDropped++;
     }
   }
 
-  /** Sends the stop message and closes with 1000; idempotent; resolves once the socket is closed. */
+  /** Sends the closing message and closes with 1000; idempotent; resolves once the socket is closed. */
   finish(reason: string): Promise<void> {
     this.#finished ??= this.#finish(reason);
     return this.#finished;
@@ -142,6 +185,7 @@ export class WebsocketStream {
   async #finish(reason: string): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#retryTimer);
+    clearInterval(this.#heartbeat);
     const socket = this.#socket;
     this.stats.framesDropped += this.#buffer.splice(0).length;
     if (socket === undefined) return;
@@ -155,7 +199,8 @@ export class WebsocketStream {
         resolve();
       });
       if (this.#ready) {
-        socket.send(JSON.stringify(stopMessage(this.#options.start, reason)));
+        const closing = this.#options.protocol.closing(reason);
+        if (closing !== undefined) socket.send(closing);
         socket.close(1000, 'call ended');
       } else {
         socket.terminate();

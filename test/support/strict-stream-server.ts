@@ -3,11 +3,11 @@
  * mod_audio_stream's mono stream: the first frame must be TEXT (the metadata),
  * then BINARY audio only, each a whole number of 16-bit samples; a final TEXT
  * frame (the stop message) is allowed only as the last frame before close.
+ * TEXT `dtmf` events (STREAM_DTMF) may come between, and are recorded.
  * It records every stream and every violation, so tests can assert on both.
  */
-import type { AddressInfo } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
-import { WebSocketServer } from 'ws';
+import { startRecordingServer, type StreamRecordingServer } from './recording-server.js';
 
 export interface ReceivedStream {
   headers: IncomingHttpHeaders;
@@ -15,26 +15,16 @@ export interface ReceivedStream {
   frames: Buffer[];
   frameArrivalMs: number[];
   stop: Record<string, unknown> | undefined;
+  dtmf: Record<string, unknown>[];
   closeCode: number | undefined;
   violations: string[];
   closed: Promise<void>;
 }
 
-export interface StrictStreamServer {
-  url: string;
-  streams: ReceivedStream[];
-  /** Resolves once `count` streams have connected and closed. */
-  waitForClosedStreams(count: number, timeoutMs?: number): Promise<ReceivedStream[]>;
-  close(): Promise<void>;
-}
+export type StrictStreamServer = StreamRecordingServer<ReceivedStream>;
 
-export async function startStrictStreamServer(): Promise<StrictStreamServer> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
-  const streams: ReceivedStream[] = [];
-  const waiters: (() => void)[] = [];
-
-  server.on('connection', (socket, request) => {
+export function startStrictStreamServer(): Promise<StrictStreamServer> {
+  return startRecordingServer<ReceivedStream>('streams', (socket, request, notifyClosed) => {
     let resolveClosed!: () => void;
     const stream: ReceivedStream = {
       headers: request.headers,
@@ -42,11 +32,11 @@ export async function startStrictStreamServer(): Promise<StrictStreamServer> {
       frames: [],
       frameArrivalMs: [],
       stop: undefined,
+      dtmf: [],
       closeCode: undefined,
       violations: [],
       closed: new Promise((resolve) => { resolveClosed = resolve; }),
     };
-    streams.push(stream);
     socket.on('message', (data, isBinary) => {
       const buffer = data as Buffer;
       if (stream.stop !== undefined) stream.violations.push('frame after the stop message');
@@ -57,7 +47,9 @@ export async function startStrictStreamServer(): Promise<StrictStreamServer> {
         } catch {
           stream.violations.push('text frame that is not JSON');
         }
-        if (stream.metadata === undefined) {
+        if (parsed?.event === 'dtmf' && stream.metadata !== undefined) {
+          stream.dtmf.push(parsed);
+        } else if (stream.metadata === undefined) {
           if (stream.frames.length > 0) stream.violations.push('metadata after audio');
           stream.metadata = parsed;
         } else {
@@ -73,30 +65,8 @@ export async function startStrictStreamServer(): Promise<StrictStreamServer> {
     socket.on('close', (code) => {
       stream.closeCode = code;
       resolveClosed();
-      for (const waiter of waiters.splice(0)) waiter();
+      notifyClosed();
     });
+    return stream;
   });
-
-  async function waitForClosedStreams(count: number, timeoutMs = 30_000): Promise<ReceivedStream[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const closed = streams.filter((s) => s.closeCode !== undefined);
-      if (closed.length >= count) return closed;
-      if (Date.now() > deadline) throw new Error(`only ${closed.length} of ${count} streams closed within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-        waiters.push(() => { clearTimeout(timer); resolve(); });
-      });
-    }
-  }
-
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    streams,
-    waitForClosedStreams,
-    close: () => new Promise((resolve) => {
-      for (const client of server.clients) client.terminate();
-      server.close(() => resolve());
-    }),
-  };
 }

@@ -34,14 +34,5 @@ export function toneMarginDb(samples: Buffer, sampleRate: number, hz: number, ot
   return tonePowerDb(samples, sampleRate, hz) - tonePowerDb(samples, sampleRate, otherHz);
 }
 
-/** G.711 µ-law bytes to little-endian 16-bit samples (ITU-T G.711). */
-export function ulawToL16(ulaw: Buffer): Buffer {
-  const out = Buffer.alloc(ulaw.length * 2);
-  for (let i = 0; i < ulaw.length; i++) {
-    const byte = ~ulaw[i]! & 0xff;
-    const exponent = (byte >> 4) & 0x07;
-    const magnitude = (((byte & 0x0f) << 3) + 0x84) << exponent;
-    out.writeInt16LE((byte & 0x80) ? 0x84 - magnitude : magnitude - 0x84, i * 2);
-  }
-  return out;
-}
+/** G.711 µ-law bytes to little-endian 16-bit samples: the service's own decoder, under the name the tests use. */
+export { decodeUlaw as ulawToL16 } from '../../app/media/g711.js';

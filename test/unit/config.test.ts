@@ -89,11 +89,11 @@ describe('values with ; and #', () => {
         'AUDIO_CAPTURE=true',
       ].join('\n'),
     });
-    const { config, ignoredKeys } = loadConfig({ cwd, env: {} });
+    const { config } = loadConfig({ cwd, env: {} });
     expect(config.ARI_PASSWORD).toBe('pa;ss#word');
     expect(config.STREAM_URL.href).toBe('wss://asr.example.com/listen?lang=en;x=1#frag');
     expect(config.STREAM_TOKEN).toBe('tok\\en;#');
-    expect(ignoredKeys).toEqual(['AUDIO_CAPTURE']);
+    expect(config.AUDIO_CAPTURE).toBe(true);
   });
 
   it('keeps ; and # inside .env values', () => {
@@ -190,11 +190,77 @@ describe('the seed proxy\'s sample config.ini, unchanged', () => {
     expect(warnings).toHaveLength(3);
   });
 
-  it('reports the keys no feature uses yet once, as ignored, never fatal', () => {
-    const { ignoredKeys } = loadConfig({ cwd: workdir(), env: {}, configFile: fixture });
-    expect(ignoredKeys).toEqual([
-      'AUDIO_CAPTURE', 'AUTH_NAME', 'CONTENT_INCREMENTAL', 'JWT_TOKEN', 'NOAUDIOTIMEOUT', 'SENSITIVITY', 'VG_GATEWAY_URL', 'WEBSOCKET_SERVER',
+  it('uses every key of the seed file: none is left over as ignored, and Voicegain is the provider', () => {
+    const { config, ignoredKeys, origins } = loadConfig({ cwd: workdir(), env: {}, configFile: fixture });
+    expect(ignoredKeys).toEqual([]);
+    expect(config.PROVIDER).toBe('voicegain');
+    expect(origins.PROVIDER).toMatch(/VG_GATEWAY_URL is set/);
+    expect(config).toMatchObject({ STREAM_MODE: 'stereo', SAMPLE_RATE: 8000, AUTH_NAME: 'fsproxy', CONTENT_INCREMENTAL: ['words'], SENSITIVITY: 1, AUDIO_CAPTURE: true, NOAUDIOTIMEOUT: 30000 });
+    expect(config.WEBSOCKET_SERVER?.href).toBe('wss://mydomain.com:8765/');
+  });
+});
+
+describe('providers and stream options', () => {
+  const voicegain = { VG_GATEWAY_URL: 'https://api.voicegain.ai/v1/asr/transcribe/async', JWT_TOKEN: 'jwt', WEBSOCKET_SERVER: 'wss://results.example.com' };
+  const keysOf = (env: Record<string, string>) => problemsOf(() => loadConfig({ cwd: workdir(), env })).map((p) => `${p.key}: ${p.message}`);
+
+  it('defaults to the generic websocket, split, at 16 kHz', () => {
+    const { config } = loadConfig({ cwd: workdir(), env: {} });
+    expect(config).toMatchObject({ PROVIDER: 'websocket', STREAM_MODE: 'split', SAMPLE_RATE: 16000, STREAM_MESSAGE_DEFLATE: false, STREAM_HEART_BEAT: 0, STREAM_DTMF: false, STREAM_EXTRA_HEADERS: {} });
+  });
+
+  it('fixes Voicegain to stereo at 8 kHz, and Twilio to 8 kHz', () => {
+    expect(loadConfig({ cwd: workdir(), env: voicegain }).config).toMatchObject({ PROVIDER: 'voicegain', STREAM_MODE: 'stereo', SAMPLE_RATE: 8000 });
+    expect(loadConfig({ cwd: workdir(), env: { ...voicegain, STREAM_MODE: 'stereo', SAMPLE_RATE: '8000' } }).config.PROVIDER).toBe('voicegain');
+    expect(loadConfig({ cwd: workdir(), env: { PROVIDER: 'twilio', SAMPLE_RATE: '8000' } }).config).toMatchObject({ PROVIDER: 'twilio', SAMPLE_RATE: 8000 });
+  });
+
+  it('reports what a provider misses or cannot take at start-up, each by key and source', () => {
+    expect(keysOf({ PROVIDER: 'voicegain' })).toEqual([
+      'VG_GATEWAY_URL: required with PROVIDER=voicegain: the URL of Voicegain\'s async transcription API',
+      'JWT_TOKEN: required with PROVIDER=voicegain: the Voicegain API token',
+      'WEBSOCKET_SERVER: required with PROVIDER=voicegain: where Voicegain delivers the transcripts',
     ]);
+    expect(keysOf({ ...voicegain, STREAM_MODE: 'split', SAMPLE_RATE: '16000' })).toEqual([
+      'STREAM_MODE: PROVIDER=voicegain streams stereo, not split',
+      'SAMPLE_RATE: PROVIDER=voicegain takes 8000, not 16000',
+    ]);
+    expect(keysOf({ PROVIDER: 'twilio', STREAM_MODE: 'stereo', SAMPLE_RATE: '16000' })).toEqual([
+      'STREAM_MODE: PROVIDER=twilio sends both parties as two tracks of one stream; STREAM_MODE is for PROVIDER=websocket',
+      'SAMPLE_RATE: PROVIDER=twilio takes 8000 (µ-law), not 16000',
+    ]);
+    expect(keysOf({ PROVIDER: 'deepgram', WEBSOCKET_SERVER: 'https://x' })).toEqual([
+      'PROVIDER: "deepgram" is not one of websocket, voicegain, twilio',
+      'WEBSOCKET_SERVER: must start with ws:// or wss://',
+    ]);
+    const problems = problemsOf(() => loadConfig({ cwd: workdir(), env: { PROVIDER: 'voicegain' } }));
+    expect(problems[0]?.source).toBe('defaults');
+  });
+
+  it('reads STREAM_EXTRA_HEADERS as a JSON object of strings and refuses anything else', () => {
+    expect(loadConfig({ cwd: workdir(), env: { STREAM_EXTRA_HEADERS: '{"X-Tenant":"a","Authorization":"Basic eA=="}' } }).config.STREAM_EXTRA_HEADERS)
+      .toEqual({ 'X-Tenant': 'a', Authorization: 'Basic eA==' });
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-Tenant":' })[0]).toMatch(/^STREAM_EXTRA_HEADERS: not JSON: /);
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '["a"]' })).toEqual(['STREAM_EXTRA_HEADERS: must be a JSON object of header names to strings']);
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-N":1}' })).toEqual(['STREAM_EXTRA_HEADERS: the value of X-N must be a string on one line']);
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-A":"a\\r\\nX-B: b"}' })).toEqual(['STREAM_EXTRA_HEADERS: the value of X-A must be a string on one line']);
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"Bad Name":"a"}' })).toEqual(['STREAM_EXTRA_HEADERS: "Bad Name" is not a header name']);
+  });
+
+  it('checks TLS files when the service starts, not at the first call', () => {
+    const dir = workdir({ 'ca.pem': 'x', 'cert.pem': 'x' });
+    expect(keysOf({ STREAM_TLS_CA_FILE: join(dir, 'missing.pem') })).toEqual([`STREAM_TLS_CA_FILE: cannot read file ${join(dir, 'missing.pem')}`]);
+    expect(keysOf({ STREAM_TLS_CA_FILE: 'NONE' })[0]).toMatch(/^STREAM_TLS_CA_FILE: NONE \(no certificate check\) is not supported/);
+    expect(keysOf({ STREAM_TLS_CERT_FILE: join(dir, 'cert.pem') })).toEqual(['STREAM_TLS_KEY_FILE: STREAM_TLS_CERT_FILE and STREAM_TLS_KEY_FILE go together']);
+    expect(loadConfig({ cwd: workdir(), env: { STREAM_TLS_CA_FILE: join(dir, 'ca.pem') } }).config.STREAM_TLS_CA_FILE).toBe(join(dir, 'ca.pem'));
+  });
+
+  it('never shows STREAM_EXTRA_HEADERS or JWT_TOKEN in the described configuration', () => {
+    const loaded = loadConfig({ cwd: workdir(), env: { ...voicegain, JWT_TOKEN: 'jwt-secret-value', STREAM_EXTRA_HEADERS: '{"Authorization":"Bearer hdr-secret"}' } });
+    const described = JSON.stringify(describeConfig(loaded));
+    expect(described).not.toContain('jwt-secret-value');
+    expect(described).not.toContain('hdr-secret');
+    expect(describeConfig(loaded)).toMatchObject({ JWT_TOKEN: '[set]', STREAM_EXTRA_HEADERS: '[set]' });
   });
 });
 

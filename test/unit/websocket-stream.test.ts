@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { startMessage, type StreamIdentity } from '../../app/transcription/stream-messages.js';
+import { ourStreamProtocol, startMessage, type StreamIdentity, type StreamItem } from '../../app/transcription/stream-messages.js';
+import type { StreamConnection } from '../../app/transcription/stream-connection.js';
 import { USER_AGENT, WebsocketStream, type WebsocketStreamOptions } from '../../app/transcription/websocket-stream.js';
 
 const identity: StreamIdentity = {
@@ -107,8 +108,10 @@ async function startServer(): Promise<RecordingServer> {
   return running;
 }
 
-function makeStream(options: Partial<WebsocketStreamOptions> & { url: URL }): WebsocketStream {
-  const stream = new WebsocketStream({ start, logger: silent, ...options });
+type MakeOptions = Partial<Omit<WebsocketStreamOptions<StreamItem>, 'connection'>> & { url: URL; token?: string; connection?: StreamConnection };
+
+function makeStream({ token, connection, ...options }: MakeOptions): WebsocketStream<StreamItem> {
+  const stream = new WebsocketStream<StreamItem>({ protocol: ourStreamProtocol(start), connection: connection ?? { token }, logger: silent, ...options });
   cleanups.push(() => stream.finish('test cleanup'));
   return stream;
 }
@@ -168,17 +171,17 @@ describe('WebsocketStream', () => {
   it('delivers audio queued before the connection opened after the metadata, in order', async () => {
     const server = await startServer();
     const stream = makeStream({ url: server.url });
-    stream.sendAudio(audio(1));
+    stream.send(audio(1));
     stream.open();
-    stream.sendAudio(audio(2));
-    stream.sendAudio(audio(3));
+    stream.send(audio(2));
+    stream.send(audio(3));
     const connection = await server.connection(0);
     const frames = await connection.framesArrived(4);
     expect(json(frames[0])).toEqual(start);
     expect(frames.slice(1).map((f) => f.binary)).toEqual([true, true, true]);
     expect(frames.slice(1).map((f) => f.data.equals(audio(f.data[0]!)) && f.data[0])).toEqual([1, 2, 3]);
 
-    stream.sendAudio(audio(4)); // now connected: sent straight away
+    stream.send(audio(4)); // now connected: sent straight away
     const all = await connection.framesArrived(5);
     expect(all[4]?.data.equals(audio(4))).toBe(true);
     expect(stream.stats).toMatchObject({ framesSent: 4, framesDropped: 0, connections: 1 });
@@ -207,7 +210,7 @@ describe('WebsocketStream', () => {
     const server = await startServer();
     const stream = makeStream({ url: server.url });
     stream.open();
-    stream.sendAudio(audio(7));
+    stream.send(audio(7));
     const connection = await server.connection(0);
     await connection.framesArrived(2);
 
@@ -220,7 +223,7 @@ describe('WebsocketStream', () => {
     expect(stream.isOpen).toBe(false);
 
     await stream.finish('again'); // after it finished, too
-    stream.sendAudio(audio(8)); // ignored once finished
+    stream.send(audio(8)); // ignored once finished
     expect(connection.frames).toHaveLength(3);
     expect(server.connections).toHaveLength(1);
   });
@@ -229,7 +232,7 @@ describe('WebsocketStream', () => {
     const server = await startServer();
     const stream = makeStream({ url: server.url, maxReconnectAttempts: 2 });
     stream.open();
-    stream.sendAudio(audio(1));
+    stream.send(audio(1));
     const firstConnection = await server.connection(0);
     await firstConnection.framesArrived(2);
 
@@ -238,7 +241,7 @@ describe('WebsocketStream', () => {
     const deadline = Date.now() + 2000;
     while (stream.isOpen && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(stream.isOpen).toBe(false);
-    stream.sendAudio(audio(2)); // while disconnected: buffered
+    stream.send(audio(2)); // while disconnected: buffered
 
     const secondConnection = await server.connection(1);
     const frames = await secondConnection.framesArrived(2);
@@ -246,7 +249,7 @@ describe('WebsocketStream', () => {
     expect(frames[1]?.binary).toBe(true);
     expect(frames[1]?.data.equals(audio(2))).toBe(true);
 
-    stream.sendAudio(audio(3));
+    stream.send(audio(3));
     const more = await secondConnection.framesArrived(3);
     expect(more[2]?.data.equals(audio(3))).toBe(true);
     expect(stream.stats.connections).toBe(2);
@@ -263,8 +266,8 @@ describe('WebsocketStream', () => {
     const { logger, lines, line } = capturingLogger();
     const stream = makeStream({ url, logger, maxReconnectAttempts: 2 });
     stream.open();
-    stream.sendAudio(audio(1));
-    stream.sendAudio(audio(2));
+    stream.send(audio(1));
+    stream.send(audio(2));
 
     const gaveUp = await line((l) => l.level === 50);
     expect(gaveUp.attempts).toBe(2);
@@ -287,7 +290,7 @@ describe('WebsocketStream', () => {
     await connection.framesArrived(1);
     connection.socket.close(1000, 'done');
     await line((l) => l.code === 1000);
-    stream.sendAudio(audio(1));
+    stream.send(audio(1));
     expect(stream.isOpen).toBe(false);
     expect(server.connections).toHaveLength(1);
   });
@@ -311,7 +314,7 @@ describe('WebsocketStream', () => {
   it('drops the oldest frames when its buffer overflows, and counts them', async () => {
     const server = await startServer();
     const stream = makeStream({ url: server.url, maxBufferedFrames: 2 });
-    for (let byte = 1; byte <= 5; byte++) stream.sendAudio(audio(byte));
+    for (let byte = 1; byte <= 5; byte++) stream.send(audio(byte));
     expect(stream.stats.framesDropped).toBe(3);
 
     stream.open();
@@ -330,7 +333,7 @@ describe('WebsocketStream', () => {
     const server = await startServer();
     const stream = makeStream({ url: server.url });
     stream.open();
-    stream.sendAudio(audio(1));
+    stream.send(audio(1));
     await stream.finish('hangup');
     expect(stream.isOpen).toBe(false);
     expect(stream.stats).toMatchObject({ framesSent: 0, framesDropped: 1, connections: 0 });
