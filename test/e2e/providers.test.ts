@@ -135,9 +135,9 @@ describe('PROVIDER=twilio', () => {
   afterAll(async () => { await twilio?.close(); });
 
   it('sends Twilio Media Streams: the caller as track inbound, the callee as outbound, µ-law 8 kHz', async () => {
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: twilio.url, PROVIDER: 'twilio' });
+    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: twilio.url, PROVIDER: 'twilio', STREAM_DTMF: 'yes' });
     showLogsOnFailure();
-    await placeCall();
+    await placeCall(HOLD_MS, 'caller-dtmf.xml');
     const [stream] = await twilio.waitForClosedStreams(1);
     expect(twilio.streams).toHaveLength(1);
     expect(stream!.violations).toEqual([]);
@@ -154,6 +154,9 @@ describe('PROVIDER=twilio', () => {
     // Both tracks cover the call: 50 messages a second each, within 3 % of one another.
     expect(inbound.length).toBeGreaterThan(150);
     expect(Math.abs(inbound.length - outbound.length) / inbound.length).toBeLessThan(0.03);
+    for (const track of ['inbound', 'outbound']) expectFrameCountMatchesDuration({ frameArrivalMs: stream!.arrivals.get(track) ?? [] });
+    // The caller's key, as Twilio reports DTMF: on the inbound track.
+    expect(stream!.dtmf).toEqual([{ track: 'inbound_track', digit: '7' }]);
     expectOwnTone(Buffer.concat(inbound), 8000, CALLER_HZ, CALLEE_HZ, 'track inbound (CALLER1)');
     expectOwnTone(Buffer.concat(outbound), 8000, CALLEE_HZ, CALLER_HZ, 'track outbound (CALLER2)');
     proxy.expectIdle();
@@ -206,6 +209,8 @@ describe('PROVIDER=voicegain', () => {
     expect(audio!.textFrames).toEqual([]);
     expect(audio!.closeCode).toBe(1000);
     expect(audio!.left().length).toBe(audio!.right().length);
+    expect(audio!.bytes.length / audio!.frameArrivalMs.length, 'bytes per frame: 20 ms of stereo L16 8 kHz').toBe(640);
+    expectFrameCountMatchesDuration(audio!);
     expectOwnTone(audio!.left(), 8000, CALLER_HZ, CALLEE_HZ, 'left channel (CALLER1)');
     expectOwnTone(audio!.right(), 8000, CALLEE_HZ, CALLER_HZ, 'right channel (CALLER2)');
     proxy.expectIdle();

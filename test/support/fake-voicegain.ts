@@ -27,6 +27,8 @@ export interface FakeVoicegainAudio {
   audioUrl: URL;
   /** Every binary frame received, concatenated. */
   bytes: Buffer;
+  /** When each binary frame arrived (performance.now()). */
+  frameArrivalMs: number[];
   textFrames: string[];
   /** Protocol problems on the audio websocket: text frames, a second connection. */
   problems: string[];
@@ -371,6 +373,7 @@ export async function startFakeVoicegain(expected: { token: string }): Promise<F
         const buffer = data as Buffer;
         if (isBinary) {
           audio.bytes = Buffer.concat([audio.bytes, buffer]);
+          audio.frameArrivalMs.push(performance.now());
         } else {
           audio.textFrames.push(buffer.toString('utf8'));
           audio.problems.push('text frame on the audio websocket: Voicegain expects binary audio only');
@@ -422,6 +425,7 @@ function newAudio(audioUrl: URL): FakeVoicegainAudio {
   const audio: FakeVoicegainAudio = {
     audioUrl,
     bytes: Buffer.alloc(0),
+    frameArrivalMs: [],
     textFrames: [],
     problems: [],
     closed: false,

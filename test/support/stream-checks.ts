@@ -39,7 +39,7 @@ export function expectTone(stream: ReceivedStream, sampleRate: number, ownHz: nu
 }
 
 /** Frames × 20 ms matches the time the stream was receiving audio, within 3 %. */
-export function expectFrameCountMatchesDuration(stream: ReceivedStream): void {
+export function expectFrameCountMatchesDuration(stream: Pick<ReceivedStream, 'frameArrivalMs'>): void {
   const arrivals = stream.frameArrivalMs;
   expect(arrivals.length).toBeGreaterThan(50);
   const durationMs = arrivals[arrivals.length - 1]! - arrivals[0]! + 20;

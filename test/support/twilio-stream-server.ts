@@ -15,6 +15,8 @@ export interface ReceivedTwilioStream {
   events: string[];
   /** Decoded audio (little-endian L16, 8 kHz) per track. */
   tracks: Map<string, Buffer[]>;
+  /** When each media message of a track arrived (performance.now()). */
+  arrivals: Map<string, number[]>;
   dtmf: Record<string, any>[];
   violations: string[];
   closeCode: number | undefined;
@@ -24,7 +26,7 @@ export type TwilioStreamServer = StreamRecordingServer<ReceivedTwilioStream>;
 
 export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
   return startRecordingServer<ReceivedTwilioStream>('Twilio streams', (socket, _request, notifyClosed) => {
-    const stream: ReceivedTwilioStream = { start: undefined, stopped: false, events: [], tracks: new Map(), dtmf: [], violations: [], closeCode: undefined };
+    const stream: ReceivedTwilioStream = { start: undefined, stopped: false, events: [], tracks: new Map(), arrivals: new Map(), dtmf: [], violations: [], closeCode: undefined };
     let sequence = 0;
     const chunks = new Map<string, number>();
     const violation = (text: string) => { if (stream.violations.length < 20) stream.violations.push(text); };
@@ -73,6 +75,7 @@ export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
           const list = stream.tracks.get(track) ?? [];
           list.push(ulawToL16(payload));
           stream.tracks.set(track, list);
+          stream.arrivals.set(track, [...(stream.arrivals.get(track) ?? []), performance.now()]);
           return;
         }
         case 'dtmf':
