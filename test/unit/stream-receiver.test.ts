@@ -7,7 +7,7 @@ import { hex } from '../support/bytes.js';
 import WebSocket from 'ws';
 import { levelDbfs, sumOfSquares, wavHeader } from '../../app/media/wav.js';
 import { startReceiver, type RunningReceiver, type StreamSummary } from '../../app/receiver/stream-receiver.js';
-import { startMessage, stopMessage, type StreamIdentity } from '../../app/transcription/stream-messages.js';
+import { callStartMessage, startMessage, stopMessage, type StreamIdentity } from '../../app/transcription/stream-messages.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -127,6 +127,19 @@ function sendAll(client: WebSocket, frames: (Buffer | string)[]): Promise<void> 
 }
 
 describe('startReceiver', () => {
+  it('writes a stereo call stream (STREAM_MODE=stereo) as a two-channel WAV named after both labels', async () => {
+    const { receiver, closedStream } = await receiverInTempDir();
+    const start = callStartMessage('stereo', identity('call-s', 'CALLER1'), { ...identity('call-s', 'CALLER2'), leg: 'B' }, 8000);
+    const frames = [Buffer.alloc(640, 1), Buffer.alloc(640, 2)];
+    const client = await connect(receiver.port);
+    await sendAll(client, [JSON.stringify(start), ...frames]);
+    client.close(1000);
+    const summary = await closedStream();
+    expect(summary.file.endsWith('call-s-CALLER1_CALLER2.wav')).toBe(true);
+    const wav = parseWav(await readFile(summary.file));
+    expect(wav).toMatchObject({ channels: 2, sampleRate: 8000, byteRate: 32000, blockAlign: 4, dataSize: 1280 });
+  });
+
   it('writes one stream to a WAV file whose header and data match what was sent', async () => {
     const { receiver, directory, closedStream } = await receiverInTempDir();
     expect(receiver.port).toBeGreaterThan(0);
