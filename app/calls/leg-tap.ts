@@ -179,6 +179,8 @@ export class LegTap {
       this.#logger.warn({ silentMs, replacement: this.#replacements }, message);
       const previous = this.#externalIds.at(-1);
       this.#starting = (async () => {
+        // Our end first (see #close): a channel stuck reading its socket lets go of its lock.
+        this.#transport?.close();
         if (previous !== undefined) await this.#deps.ari.hangup(previous).catch(() => {});
         try {
           await this.#connectMedia();
@@ -219,6 +221,12 @@ export class LegTap {
     for (const id of this.#externalIds) events.cancel(id);
     // Bounded: a start stuck in Asterisk must not keep the rest of the teardown waiting.
     await Promise.race([this.#starting, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_FOR_START_MS).unref())]);
+    // Our end of the media connection closes before we ask Asterisk to hang anything up.
+    // Asterisk's AudioSocket reader (res_audiosocket.c, ast_audiosocket_receive_frame)
+    // waits for data in a loop while holding the channel's lock, and we never send any:
+    // until the socket closes, a hangup of that channel (or of the call) gets no answer.
+    // EOF ends that wait. For RTP and WebSocket the order does not matter.
+    this.#transport?.close();
     const results = await Promise.allSettled([
       ...this.#externalIds.map((id) => ari.hangup(id)),
       ari.hangup(this.snoopId),

@@ -4,11 +4,24 @@
  * AudioSocketServer and announces that UUID, and the channel enters Stasis
  * only then. Audio arrives little-endian (kind 0x12 for slin16; older Asterisk
  * labels every rate 0x10).
+ *
+ * We also send: a short frame of silence every KEEPALIVE_MS. Asterisk's AudioSocket
+ * reader (res_audiosocket.c, ast_audiosocket_receive_frame) waits for data in a
+ * loop while holding the channel's lock whenever it is asked to read and nothing
+ * has come; a receive-only peer that never sends leaves that channel stuck: no
+ * audio reaches us, and hanging it up gets no answer (seen here as whole silent
+ * legs and 10 s ARI timeouts at teardown). The silence ends any such wait within
+ * KEEPALIVE_MS; the snoop channel on the other side of the tap bridge drops it.
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { encodeAudio, KIND_SLIN } from './audiosocket-codec.js';
 import type { AudioSocketServer } from './audiosocket-server.js';
 import type { TapTransport } from './tap-transport.js';
+
+const KEEPALIVE_MS = 100;
+/** 20 ms of 8 kHz silence as kind 0x10, the audio kind every Asterisk version reads. */
+const KEEPALIVE_FRAME = encodeAudio(KIND_SLIN, Buffer.alloc(320));
 
 export class AudioSocketTapTransport implements TapTransport {
   readonly kind = 'audiosocket';
@@ -24,7 +37,12 @@ export class AudioSocketTapTransport implements TapTransport {
     this.#unregister = server.register(this.uuid, {
       onConnection: (socket) => {
         this.#socket = socket;
-        socket.once('close', () => { if (this.#socket === socket) this.#socket = undefined; });
+        const keepalive = setInterval(() => socket.write(KEEPALIVE_FRAME), KEEPALIVE_MS);
+        keepalive.unref();
+        socket.once('close', () => {
+          clearInterval(keepalive);
+          if (this.#socket === socket) this.#socket = undefined;
+        });
       },
       onAudio: (frame) => {
         if (frame.length % 2 !== 0) {

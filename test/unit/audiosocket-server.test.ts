@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeAudio, encodeUuid, KIND_SLIN16 } from '../../app/media/audiosocket-codec.js';
 import { AudioSocketServer } from '../../app/media/audiosocket-server.js';
+import { AudioSocketTapTransport } from '../../app/media/audiosocket-tap-transport.js';
 
 const servers: AudioSocketServer[] = [];
 afterEach(async () => {
@@ -66,5 +67,26 @@ describe('AudioSocketServer', () => {
     await secondFrame;
     expect(frames.map((f) => f[0])).toEqual([7, 8]);
     good.destroy();
+  });
+});
+
+describe('AudioSocketTapTransport', () => {
+  it('sends Asterisk 20 ms of silence (kind 0x10) every 100 ms, so its reader never waits on us holding the channel lock', async () => {
+    const server = await listen();
+    const transport = new AudioSocketTapTransport(server, '127.0.0.1', 'slin16');
+    const client = await dial(server.port);
+    client.write(encodeUuid(transport.uuid));
+    const received: Buffer[] = [];
+    const started = Date.now();
+    await new Promise<void>((resolve) => client.on('data', (chunk: Buffer) => {
+      received.push(chunk);
+      if (Buffer.concat(received).length >= 2 * 323) resolve();
+    }));
+    const bytes = Buffer.concat(received);
+    expect(bytes.subarray(0, 3)).toEqual(Buffer.from([0x10, 0x01, 0x40]));
+    expect(bytes.subarray(3, 323).every((b) => b === 0)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    transport.close();
+    await closed(client);
   });
 });
