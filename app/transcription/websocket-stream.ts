@@ -188,8 +188,15 @@ export class WebsocketStream<T = Buffer> {
     clearInterval(this.#heartbeat);
     const socket = this.#socket;
     this.stats.framesDropped += this.#buffer.splice(0).length;
-    if (socket === undefined) return;
-    await new Promise<void>((resolve) => {
+    try {
+      if (socket !== undefined) await this.#close(socket, reason);
+    } finally {
+      this.#logger.info({ reason, ...this.stats }, 'stream closed');
+    }
+  }
+
+  #close(socket: WebSocket, reason: string): Promise<void> {
+    return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         socket.terminate();
         resolve();
@@ -205,7 +212,6 @@ export class WebsocketStream<T = Buffer> {
       } else {
         socket.terminate();
       }
-    });
-    this.#socket = undefined;
+    }).finally(() => { this.#socket = undefined; });
   }
 }

@@ -88,7 +88,7 @@ describe('heartbeat and server text', () => {
     await expect.poll(() => stream.stats.connections).toBe(2);
   });
 
-  it('counts text from the server and logs it at debug under serverText', async () => {
+  it('counts text from the server, logs it at debug under serverText, and reports the counts when the stream closes', async () => {
     const server = await wsServer();
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
@@ -101,6 +101,8 @@ describe('heartbeat and server text', () => {
     await expect.poll(() => stream.stats.serverMessages).toBe(2);
     expect(stream.stats.serverTexts).toBe(1);
     expect(lines.find((l) => l.serverText !== undefined)).toMatchObject({ level: 20, serverText: '{"transcript":"hello"}' });
+    await stream.finish('call ended');
+    expect(lines.find((l) => l.msg === 'stream closed')).toMatchObject({ level: 30, reason: 'call ended', serverTexts: 1, serverMessages: 2, connections: 1 });
   });
 });
 
