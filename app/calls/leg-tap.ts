@@ -225,7 +225,8 @@ export class LegTap {
     // Asterisk's AudioSocket reader (res_audiosocket.c, ast_audiosocket_receive_frame)
     // waits for data in a loop while holding the channel's lock, and we never send any:
     // until the socket closes, a hangup of that channel (or of the call) gets no answer.
-    // EOF ends that wait. For RTP and WebSocket the order does not matter.
+    // EOF ends that wait. WebSocket taps send a CLOSE, which Asterisk answers by
+    // hanging up the channel itself (websocket-tap-transport.ts). RTP: any order.
     this.#transport?.close();
     const results = await Promise.allSettled([
       ...this.#externalIds.map((id) => ari.hangup(id)),

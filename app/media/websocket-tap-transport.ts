@@ -9,10 +9,19 @@
  * Other TEXT control messages (MEDIA_XOFF/XON, DTMF_END, HANGUP, ...) are
  * counted; a malformed one (even invalid UTF-8, which ws would otherwise
  * answer by closing the connection) is counted and ignored.
+ *
+ * close() ends the connection with the closing handshake, not by dropping
+ * TCP: Asterisk reads our CLOSE, hangs its channel up and answers with its
+ * own. A connection dropped under a channel Asterisk is still reading and
+ * writing once left both of a call's WebSocket channels behind in Asterisk
+ * (seen once in CI; docs/media-transports.md).
  */
 import WebSocket from 'ws';
 import type { AriChannel } from '../ari/ari-port.js';
 import type { TapTransport } from './tap-transport.js';
+
+/** How long close() waits for Asterisk's answering CLOSE before it drops the connection anyway. */
+export const CLOSE_HANDSHAKE_MS = 2000;
 
 export class WebsocketTapTransport implements TapTransport {
   readonly kind = 'websocket';
@@ -24,8 +33,11 @@ export class WebsocketTapTransport implements TapTransport {
   #onAudio: ((frame: Buffer) => void) | undefined;
   #closed = false;
 
+  readonly #closeHandshakeMs: number;
+
   /** `ariUrl`: Asterisk's HTTP server (ARI_URL); /media/ID is on the same server. */
-  constructor(ariUrl: URL, format: 'slin' | 'slin16') {
+  constructor(ariUrl: URL, format: 'slin' | 'slin16', closeHandshakeMs = CLOSE_HANDSHAKE_MS) {
+    this.#closeHandshakeMs = closeHandshakeMs;
     this.#mediaBaseUrl = new URL(ariUrl.href);
     this.#mediaBaseUrl.protocol = ariUrl.protocol === 'https:' ? 'wss:' : 'ws:';
     // external_host is required by ARI but unused in server mode.
@@ -53,6 +65,7 @@ export class WebsocketTapTransport implements TapTransport {
   }
 
   #receive(data: Buffer, isBinary: boolean): void {
+    if (this.#closed) return; // what still arrives during the closing handshake
     if (!isBinary) {
       this.#counters.controlMessages++;
       if (data.toString('utf8').startsWith('MEDIA_START')) this.#started = true;
@@ -79,9 +92,18 @@ export class WebsocketTapTransport implements TapTransport {
     return { ...this.#counters };
   }
 
+  /** Starts the closing handshake; the connection is gone within #closeHandshakeMs whatever Asterisk does. */
   close(): void {
     this.#closed = true;
-    this.#socket?.terminate();
+    const socket = this.#socket;
     this.#socket = undefined;
+    if (socket === undefined) return;
+    if (socket.readyState !== WebSocket.OPEN) {
+      socket.terminate();
+      return;
+    }
+    socket.close(1000);
+    const deadline = setTimeout(() => socket.terminate(), this.#closeHandshakeMs).unref();
+    socket.once('close', () => clearTimeout(deadline));
   }
 }

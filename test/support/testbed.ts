@@ -47,10 +47,39 @@ export async function expectNothingLeftInAsterisk(timeoutMs = 5000): Promise<voi
     const [channels, bridges] = await Promise.all([listChannels(), listBridges()]);
     if (channels.length === 0 && bridges.length === 0) return;
     if (Date.now() > deadline) {
-      throw new Error(`left behind in Asterisk: channels ${JSON.stringify(channels.map((c) => c.name))}, bridges ${JSON.stringify(bridges.map((b) => b.id))}`);
+      throw new Error(`left behind in Asterisk: channels ${JSON.stringify(channels.map((c) => c.name))}, bridges ${JSON.stringify(bridges.map((b) => b.id))}\n`
+        + asteriskCli(['core show channels concise', ...channels.map((c) => `core show channel ${c.name}`)]));
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** Kills Asterisk the hard way (SIGKILL: no hangups, no StasisEnd, no BYE) and starts it again. */
+export async function crashAndRestartAsterisk(): Promise<void> {
+  const status = execFileSync('bash', [TESTBED_SCRIPT, 'status'], { encoding: 'utf8' });
+  const pid = Number(/pid (\d+)/.exec(status)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no Asterisk pid in "${status.trim()}"`);
+  process.kill(pid, 'SIGKILL');
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      break; // gone
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  execFileSync('bash', [TESTBED_SCRIPT, 'start'], { stdio: 'ignore' });
+}
+
+/** Asterisk's own answers to CLI commands, for a failing test's output (what ARI lists is a cache). */
+export function asteriskCli(commands: string[]): string {
+  return commands.map((command) => {
+    try {
+      return `--- asterisk -rx "${command}"\n${execFileSync('bash', [TESTBED_SCRIPT, 'cli', command], { encoding: 'utf8', timeout: 5000 })}`;
+    } catch (error) {
+      return `--- asterisk -rx "${command}" failed: ${(error as Error).message}`;
+    }
+  }).join('\n');
 }
 
 /** The last lines of Asterisk's log, for a failing test's output. */

@@ -4,9 +4,9 @@
  * messages are counted and dropped; good frames around them still arrive.
  */
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { AriChannel } from '../../app/ari/ari-port.js';
 import { WebsocketTapTransport } from '../../app/media/websocket-tap-transport.js';
 
@@ -78,5 +78,38 @@ describe('WebsocketTapTransport', () => {
     const { socket } = await asterisk.connected;
     socket.terminate();
     await expect.poll(() => transport.holdsSocket).toBe(false);
+  });
+
+  it('closes with the closing handshake (1000), and delivers nothing more once closed', async () => {
+    const asterisk = await fakeAsterisk();
+    const transport = new WebsocketTapTransport(asterisk.ariUrl, 'slin');
+    const terminate = vi.spyOn(WebSocket.prototype, 'terminate');
+    cleanups.push(() => terminate.mockRestore());
+    const received: Buffer[] = [];
+    transport.onAudio((audio) => received.push(audio));
+    await transport.attach(channel('c2'));
+    const { socket } = await asterisk.connected;
+    socket.send('MEDIA_START connection_id:c2 format:slin');
+    const closed = once(socket, 'close');
+    transport.close();
+    expect(transport.holdsSocket).toBe(false);
+    socket.send(frame(1), { binary: true }); // Asterisk was mid-frame
+    const [code] = await closed;
+    expect(code).toBe(1000);
+    expect(received).toEqual([]);
+    expect(terminate).not.toHaveBeenCalled();
+  });
+
+  it('drops the connection when Asterisk does not answer the CLOSE in time', async () => {
+    const asterisk = await fakeAsterisk();
+    const transport = new WebsocketTapTransport(asterisk.ariUrl, 'slin', 100);
+    const terminate = vi.spyOn(WebSocket.prototype, 'terminate');
+    cleanups.push(() => terminate.mockRestore());
+    await transport.attach(channel('c3'));
+    const { socket } = await asterisk.connected;
+    // An Asterisk that reads nothing more: our CLOSE is never answered.
+    (socket as unknown as { _socket: Socket })._socket.pause();
+    transport.close();
+    await expect.poll(() => terminate.mock.calls.length, { timeout: 2000 }).toBe(1);
   });
 });
