@@ -79,6 +79,8 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
   readonly #logger: Logger;
   readonly #options: AriConnectOptions;
   #closed = false;
+  /** The event connection was lost and has not come back yet. */
+  #lost = false;
 
   private constructor(client: unknown, options: AriConnectOptions) {
     super();
@@ -91,9 +93,16 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
     }
     this.#client.on('WebSocketReconnecting', (error?: Error) => {
       this.#logger.warn({ err: error?.message }, 'ARI event connection lost; reconnecting');
+      this.#lost = true;
       this.emit('disconnected');
     });
-    this.#client.on('WebSocketConnected', () => this.emit('connected'));
+    this.#client.on('WebSocketConnected', () => {
+      this.emit('connected');
+      if (!this.#lost) return;
+      this.#lost = false;
+      this.#logger.info('ARI event connection back');
+      this.emit('reconnected');
+    });
     this.#client.on('WebSocketMaxRetries', () => void this.#restartEvents());
   }
 
@@ -149,6 +158,11 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
   onEvent(listener: (event: AriEvent) => void): () => void {
     this.on('ari-event', listener);
     return () => this.off('ari-event', listener);
+  }
+
+  onReconnected(listener: () => void): () => void {
+    this.on('reconnected', listener);
+    return () => this.off('reconnected', listener);
   }
 
   async close(): Promise<void> {

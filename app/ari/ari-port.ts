@@ -77,6 +77,11 @@ export interface AriPort {
   /** Adds a listener for the app's events; returns its removal. */
   onEvent(listener: (event: AriEvent) => void): () => void;
   /**
+   * Adds a listener called each time the event connection is back after a loss
+   * (the events of the gap are lost); returns its removal.
+   */
+  onReconnected(listener: () => void): () => void;
+  /**
    * Originates a channel (POST /channels): it is dialled at once and enters `app`
    * with `appArgs` when answered.
    */

@@ -292,6 +292,19 @@ export class CallSession {
     await Promise.all(this.#taps.map((tap) => tap.start()));
   }
 
+  /**
+   * After the ARI event connection came back (`present`: the ids of the channels Asterisk
+   * has now): a leg that is gone ended while nobody was listening, so the call ends.
+   */
+  reconcile(present: ReadonlySet<string>): void {
+    if (this.#closed) return;
+    if (!present.has(this.legA.id)) {
+      void this.close('caller gone from Asterisk while ARI was disconnected', 'normal');
+    } else if ((this.#state === 'ringing' || this.#state === 'answered') && !present.has(this.legBId)) {
+      void this.close('callee gone from Asterisk while ARI was disconnected', this.#state === 'answered' ? 'normal' : 'congestion');
+    }
+  }
+
   /** Ends the call on every side; idempotent. `reasonForA` is how leg A is hung up. */
   close(why: string, reasonForA: HangupReason = 'normal'): Promise<void> {
     this.#closed ??= this.#close(why, reasonForA);

@@ -5,6 +5,11 @@
  * B, snoops, ExternalMedia) are owned before they exist, so their StasisStart
  * never looks like a new call. Leftovers of an earlier run of the service
  * (recognised by our id prefixes) are hung up at start.
+ *
+ * When the ARI event connection comes back after a loss, the events of the gap
+ * are gone: every call checks that Asterisk still has its channels, and a call
+ * whose caller (or answered callee) went away meanwhile, or whose Asterisk
+ * restarted, ends as if the hangup had been seen.
  */
 import type { Logger } from 'pino';
 import type { AriEvent, AriPort } from '../ari/ari-port.js';
@@ -33,6 +38,7 @@ export class StasisApp {
   readonly #events = new ChannelEvents();
   readonly #calls = new Set<CallSession>();
   #unsubscribe: (() => void) | undefined;
+  #unsubscribeReconnected: (() => void) | undefined;
   #stopping = false;
 
   constructor(deps: StasisAppDeps) {
@@ -50,7 +56,21 @@ export class StasisApp {
 
   async start(): Promise<void> {
     this.#unsubscribe = this.#deps.ari.onEvent((event) => this.#onEvent(event));
+    this.#unsubscribeReconnected = this.#deps.ari.onReconnected(() => void this.#reconcileCalls());
     await this.#removeLeftovers();
+  }
+
+  /** After a reconnection: ends the calls whose channels Asterisk no longer has. */
+  async #reconcileCalls(): Promise<void> {
+    const { ari, logger } = this.#deps;
+    if (this.#calls.size === 0) return;
+    try {
+      const present = new Set((await ari.listChannels()).map((channel) => channel.id));
+      logger.info({ calls: this.#calls.size }, 'checking the calls in progress against Asterisk');
+      for (const call of this.#calls) call.reconcile(present);
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, 'could not check the calls in progress after the ARI reconnection');
+    }
   }
 
   #onEvent(event: AriEvent): void {
@@ -95,5 +115,6 @@ export class StasisApp {
     this.#stopping = true;
     await Promise.allSettled([...this.#calls].map((call) => call.close('service stopping', 'congestion')));
     this.#unsubscribe?.();
+    this.#unsubscribeReconnected?.();
   }
 }

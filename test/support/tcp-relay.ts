@@ -1,0 +1,57 @@
+/**
+ * A plain TCP relay in front of a server (Asterisk's HTTP/ARI port), for tests
+ * that take the network away from the service and give it back: cut() drops
+ * every relayed connection, and while refusing, new connections are closed as
+ * soon as they are accepted, the way an unreachable Asterisk looks.
+ */
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+
+export interface TcpRelay {
+  /** http://127.0.0.1:PORT: the relay's address, for ARI_URL. */
+  url: URL;
+  /** Connections accepted and relayed so far. */
+  connections: number;
+  /** Closes new connections at once while true. */
+  refuse(refusing: boolean): void;
+  /** Resets every connection relayed now. */
+  cut(): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
+  const sockets = new Set<Socket>();
+  let refusing = false;
+  const server = createServer((client) => {
+    if (refusing) {
+      client.resetAndDestroy();
+      return;
+    }
+    relay.connections++;
+    const upstream = connect(target.port, target.host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => { client.destroy(); upstream.destroy(); });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const relay: TcpRelay = {
+    url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    connections: 0,
+    refuse(next) { refusing = next; },
+    cut() {
+      for (const socket of sockets) socket.resetAndDestroy();
+    },
+    async close() {
+      relay.cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return relay;
+}
