@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { AmiClient } from '../ami/ami-client.js';
+import { AppError } from '../errors.js';
 import type { Config } from '../config/keys.js';
 import { GATEWAY_ENDPOINT } from './gateway.js';
 
@@ -36,35 +37,94 @@ export async function registrationStateOnce(config: Config): Promise<string | un
   }
 }
 
-/** Logs the registration's state now and at every change, while the service runs. */
+/** The longest pause between two attempts to reach AMI again. */
+const MAX_RETRY_DELAY_MS = 10_000;
+
+/**
+ * Logs the registration's state now and at every change, while the service runs.
+ * A lost AMI connection (an Asterisk restart, say) is made again, with growing
+ * pauses, and the state is read afresh each time: changes of the gap are not lost.
+ */
+class RegistrationWatcher {
+  readonly #config: Config;
+  readonly #logger: Logger;
+  #client: AmiClient | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #attempt = 0;
+  #closed = false;
+
+  constructor(config: Config, logger: Logger) {
+    this.#config = config;
+    this.#logger = logger;
+  }
+
+  async connect(): Promise<void> {
+    this.#retryTimer = undefined;
+    let client: AmiClient;
+    try {
+      client = await connectAmi(this.#config, 'system');
+    } catch (error) {
+      if (this.#closed) return;
+      if (error instanceof AppError && !error.retryable) {
+        // Wrong credentials: asking again would only be refused again.
+        this.#logger.error({ err: error.message }, 'outbound registration state not reported');
+        return;
+      }
+      this.#logger.warn({ err: (error as Error).message, attempt: this.#attempt + 1 }, 'outbound registration state not known: AMI unavailable; trying again');
+      this.#retry();
+      return;
+    }
+    if (this.#closed) {
+      client.close();
+      return;
+    }
+    this.#client = client;
+    const gateway = this.#config.OUT_SIP_GATEWAY_IP;
+    const clientUri = `sip:${this.#config.OUTBOUND_CALL_EXT}@${gateway}`;
+    client.on('event', (event: Record<string, string>) => {
+      if (event.Event === 'Registry' && event.Username === clientUri) {
+        this.#logger.info({ registration: event.Status, cause: event.Cause, gateway }, 'outbound gateway registration');
+      }
+    });
+    client.on('close', () => {
+      this.#client = undefined;
+      if (this.#closed) return;
+      this.#logger.warn('AMI connection lost: reconnecting to keep reporting the outbound registration');
+      this.#retry();
+    });
+    try {
+      const state = await readRegistrationState(client);
+      this.#attempt = 0;
+      this.#logger.info({ registration: state ?? 'not created', gateway }, 'outbound gateway registration');
+    } catch (error) {
+      // The connection is unusable: closing it brings the next attempt (see 'close').
+      this.#logger.warn({ err: (error as Error).message }, 'could not read the outbound registration state');
+      client.close();
+    }
+  }
+
+  #retry(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    this.#attempt++;
+    this.#retryTimer = setTimeout(() => void this.connect(), Math.min(1000 * this.#attempt, MAX_RETRY_DELAY_MS));
+    this.#retryTimer.unref();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    this.#client?.close();
+  }
+}
+
 export async function watchRegistration(config: Config, logger: Logger): Promise<{ close(): void } | undefined> {
   if (!config.OUTBOUND_REGISTER) return undefined;
   if (!amiConfigured(config)) {
     logger.info('outbound registration state not reported: Asterisk publishes it on AMI only; set AMI_USERNAME and AMI_SECRET');
     return undefined;
   }
-  try {
-    const client = await connectAmi(config, 'system');
-    const clientUri = `sip:${config.OUTBOUND_CALL_EXT}@${config.OUT_SIP_GATEWAY_IP}`;
-    client.on('event', (event: Record<string, string>) => {
-      if (event.Event === 'Registry' && event.Username === clientUri) {
-        logger.info({ registration: event.Status, cause: event.Cause, gateway: config.OUT_SIP_GATEWAY_IP }, 'outbound gateway registration');
-      }
-    });
-    let closing = false;
-    client.on('close', () => {
-      if (!closing) logger.warn('AMI connection closed: outbound registration changes are no longer reported');
-    });
-    const state = await readRegistrationState(client);
-    logger.info({ registration: state ?? 'not created', gateway: config.OUT_SIP_GATEWAY_IP }, 'outbound gateway registration');
-    return {
-      close: () => {
-        closing = true;
-        client.close();
-      },
-    };
-  } catch (error) {
-    logger.warn({ err: (error as Error).message }, 'outbound registration state not reported: AMI unavailable');
-    return undefined;
-  }
+  const watcher = new RegistrationWatcher(config, logger);
+  // The first attempt is awaited, so the state (or why it is unknown) is logged before "service ready".
+  await watcher.connect();
+  return watcher;
 }

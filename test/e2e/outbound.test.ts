@@ -11,8 +11,9 @@ import { runCli } from '../support/cli-process.js';
 import { freeUdpPort, receivedRequestHeader, receivedRequestLines, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
+import { startTcpRelay } from '../support/tcp-relay.js';
 import { expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
-import { AMI_SECRET, AMI_USERNAME, ARI_PASSWORD, ARI_URL, ARI_USERNAME, ASTERISK_SIP, TESTBED_SCRIPT, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
+import { AMI_PORT, AMI_SECRET, AMI_USERNAME, ARI_PASSWORD, ARI_URL, ARI_USERNAME, ASTERISK_SIP, TESTBED_SCRIPT, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
 
 const SECRET = 'gw-secret;#1';
 let streamServer: StrictStreamServer;
@@ -204,4 +205,25 @@ describe('the outbound gateway in Asterisk', () => {
     expect(check.stdoutLines.join('\n')).toMatch(/registration: Registered/);
     expect(check.stdoutLines.join('\n')).not.toContain(AMI_SECRET);
   });
+
+  it('reads the registration state again after its AMI connection is lost, and goes on reporting', async () => {
+    const ami = await startTcpRelay({ host: '127.0.0.1', port: AMI_PORT });
+    try {
+      const service = await startProxy({ OUTBOUND_REGISTER: 'yes', AMI_USERNAME, AMI_SECRET, AMI_PORT: String(ami.url.port) });
+      const states = () => service.logTail(400).split('\n').filter((line) => line.includes('"msg":"outbound gateway registration"')).length;
+      expect(states(), 'the state at start').toBeGreaterThanOrEqual(1);
+      const before = states();
+      ami.refuse(true);
+      ami.cut();
+      await expect.poll(() => service.logTail(100), { timeout: 5000 }).toContain('AMI connection lost: reconnecting');
+      await expect.poll(() => service.logTail(100), { timeout: 5000 }).toContain('AMI unavailable; trying again');
+      ami.refuse(false);
+      // Read afresh on the new connection (attempts 1 s, 2 s, ... apart).
+      await expect.poll(states, { timeout: 15_000 }).toBeGreaterThan(before);
+      expect(ami.connections).toBeGreaterThanOrEqual(2);
+      expect(service.logTail(400)).not.toContain(AMI_SECRET);
+    } finally {
+      await ami.close();
+    }
+  }, 30_000);
 });

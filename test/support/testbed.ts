@@ -15,6 +15,7 @@ export const ASTERISK_SIP = '127.0.0.1:5060';
 /** AMI (asterisk/conf/manager.conf), for the outbound registration's state. */
 export const AMI_USERNAME = 'transcription-proxy';
 export const AMI_SECRET = 'change-me-ami-secret';
+export const AMI_PORT = 5038;
 
 /** The Authorization header value for the test bed's ARI user. */
 export const ARI_AUTHORIZATION = `Basic ${Buffer.from(`${ARI_USERNAME}:${ARI_PASSWORD}`).toString('base64')}`;
