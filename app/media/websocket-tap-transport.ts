@@ -32,7 +32,6 @@ export class WebsocketTapTransport implements TapTransport {
   #started = false;
   #onAudio: ((frame: Buffer) => void) | undefined;
   #closed = false;
-
   readonly #closeHandshakeMs: number;
 
   /** `ariUrl`: Asterisk's HTTP server (ARI_URL); /media/ID is on the same server. */

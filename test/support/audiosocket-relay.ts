@@ -7,6 +7,7 @@
  * (missing packets) or change its samples.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tieSockets } from './tcp-relay.js';
 import { AudioSocketDecoder, encodeAudio, encodeHangup, encodeUuid } from '../../app/media/audiosocket-codec.js';
 
 export interface RelayedLeg {
@@ -40,14 +41,8 @@ export async function startAudioSocketRelay(options: {
   const sockets = new Set<Socket>();
   const server: Server = createServer((fromAsterisk) => {
     const toService = connect(options.port, options.serviceHost);
-    for (const socket of [fromAsterisk, toService]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => { fromAsterisk.destroy(); toService.destroy(); });
-    }
+    tieSockets(fromAsterisk, toService, sockets);
     toService.pipe(fromAsterisk);
-    toService.on('close', () => fromAsterisk.destroy());
-    fromAsterisk.on('close', () => toService.destroy());
     const leg: RelayedLeg = { frames: 0, party: undefined };
     legs.push(leg);
     const decoder = new AudioSocketDecoder();

@@ -19,6 +19,20 @@ export interface TcpRelay {
   close(): Promise<void>;
 }
 
+/**
+ * Ties the two sockets of one relayed connection: both are tracked in `live` while
+ * open, and when either fails or closes the other goes too. Piping is the caller's.
+ */
+export function tieSockets(a: Socket, b: Socket, live: Set<Socket>): void {
+  for (const socket of [a, b]) {
+    live.add(socket);
+    socket.on('close', () => live.delete(socket));
+    socket.on('error', () => { a.destroy(); b.destroy(); });
+  }
+  a.on('close', () => b.destroy());
+  b.on('close', () => a.destroy());
+}
+
 export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
   const sockets = new Set<Socket>();
   let refusing = false;
@@ -29,15 +43,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
     }
     relay.connections++;
     const upstream = connect(target.port, target.host);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => { client.destroy(); upstream.destroy(); });
-    }
+    tieSockets(client, upstream, sockets);
     client.pipe(upstream);
     upstream.pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
