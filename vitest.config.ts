@@ -10,6 +10,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // Randomised and fuzz tests share two cores with the rest of the layer.
+          testTimeout: 20_000,
         },
       },
       {

@@ -41,18 +41,33 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   });
   // The gateway's objects live in Asterisk's memory: create them now and after every
   // reconnection (an Asterisk restart drops them).
-  const provision = () => provisionGateway(ari, config, logger).catch((error) => {
-    logger.error({ err: (error as Error).message }, 'creating the outbound gateway in Asterisk failed');
-  });
+  const provision = () =>
+    provisionGateway(ari, config, logger).catch((error) => {
+      logger.error({ err: (error as Error).message }, 'creating the outbound gateway in Asterisk failed');
+    });
   await provision();
   ari.on('connected', () => void provision());
   const registration = await watchRegistration(config, logger);
   const app = new StasisApp({ ari, config, logger, pool, audioSocketServer, streamConnection: streamConnectionFromConfig(config) });
   await app.start();
-  const sink = config.PROVIDER === 'voicegain'
-    ? { provider: config.PROVIDER, voicegain: config.VG_GATEWAY_URL?.origin }
-    : { provider: config.PROVIDER, streamUrl: config.STREAM_URL.origin, ...(config.PROVIDER === 'websocket' && { streamMode: config.STREAM_MODE }) };
-  logger.info({ app: config.ARI_APP, ...sink, sampleRate: config.SAMPLE_RATE, mediaTransport: config.MEDIA_TRANSPORT, audioSocketPort: audioSocketServer.port }, 'service ready');
+  const sink =
+    config.PROVIDER === 'voicegain'
+      ? { provider: config.PROVIDER, voicegain: config.VG_GATEWAY_URL?.origin }
+      : {
+          provider: config.PROVIDER,
+          streamUrl: config.STREAM_URL.origin,
+          ...(config.PROVIDER === 'websocket' && { streamMode: config.STREAM_MODE }),
+        };
+  logger.info(
+    {
+      app: config.ARI_APP,
+      ...sink,
+      sampleRate: config.SAMPLE_RATE,
+      mediaTransport: config.MEDIA_TRANSPORT,
+      audioSocketPort: audioSocketServer.port,
+    },
+    'service ready',
+  );
   let stopped: Promise<void> | undefined;
   return {
     app,

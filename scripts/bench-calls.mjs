@@ -34,7 +34,9 @@ function cpuMs(pid) {
 }
 
 function statusKiB(pid, key) {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${key}:`));
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${key}:`));
   return Number(line?.match(/(\d+)/)?.[1] ?? NaN);
 }
 
@@ -48,16 +50,48 @@ async function freeUdpPort() {
 }
 
 function tone(dir, hz) {
-  execFileSync('sox', ['-n', '-r', '8000', '-c', '1', '-e', 'u-law', '-t', 'raw', join(dir, 'tone.ulaw'), 'synth', '60', 'sine', String(hz)]);
+  execFileSync('sox', [
+    '-n',
+    '-r',
+    '8000',
+    '-c',
+    '1',
+    '-e',
+    'u-law',
+    '-t',
+    'raw',
+    join(dir, 'tone.ulaw'),
+    'synth',
+    '60',
+    'sine',
+    String(hz),
+  ]);
 }
 
 function sipp(scenario, hz, extra) {
   const dir = mkdtempSync(join(tmpdir(), 'atp-bench-sipp-'));
   tone(dir, hz);
-  const child = spawn('sipp', ['-sf', join(ROOT, 'test/sipp', scenario), '-i', '127.0.0.1', '-mi', '127.0.0.1', '-nostdin', '-timeout', '120', '-timeout_error', ...extra],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    'sipp',
+    [
+      '-sf',
+      join(ROOT, 'test/sipp', scenario),
+      '-i',
+      '127.0.0.1',
+      '-mi',
+      '127.0.0.1',
+      '-nostdin',
+      '-timeout',
+      '120',
+      '-timeout_error',
+      ...extra,
+    ],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
   return { done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr }))) };
 }
 
@@ -72,14 +106,17 @@ async function startSink() {
     socket.on('message', (_data, isBinary) => {
       if (isBinary) stream.frames++;
     });
-    socket.on('close', () => { stream.closed = true; });
+    socket.on('close', () => {
+      stream.closed = true;
+    });
   });
   return { url: `ws://127.0.0.1:${server.address().port}`, streams, close: () => new Promise((resolve) => server.close(resolve)) };
 }
 
 async function startService(env) {
   const child = spawn(process.execPath, [join(ROOT, 'dist/app/cli/main.js'), 'serve'], {
-    env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
   await new Promise((resolve, reject) => {
@@ -97,16 +134,37 @@ async function run(calls) {
   const sink = await startSink();
   const calleePort = await freeUdpPort();
   const service = await startService({
-    ARI_URL: 'http://127.0.0.1:8088', ARI_USERNAME: 'transcription-proxy', ARI_PASSWORD: 'change-me-ari-secret',
-    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: sink.url, MEDIA_TRANSPORT: transport, LOG_LEVEL: 'info',
-    RTP_PORT_START: '20000', RTP_PORT_END: '29999',
+    ARI_URL: 'http://127.0.0.1:8088',
+    ARI_USERNAME: 'transcription-proxy',
+    ARI_PASSWORD: 'change-me-ari-secret',
+    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+    STREAM_URL: sink.url,
+    MEDIA_TRANSPORT: transport,
+    LOG_LEVEL: 'info',
+    RTP_PORT_START: '20000',
+    RTP_PORT_END: '29999',
   });
   const asteriskPid = Number(execFileSync('bash', [TESTBED, 'status'], { encoding: 'utf8' }).match(/pid (\d+)/)[1]);
   const rssIdleKiB = statusKiB(service.pid, 'VmRSS');
 
   const callee = sipp('callee.xml', 1330, ['-p', String(calleePort), '-mp', '46000', '-m', String(calls)]);
-  const caller = sipp('caller.xml', 440, ['-p', String(await freeUdpPort()), '-mp', '42000', '-s', '4567', '-d', String(HOLD_MS),
-    '-m', String(calls), '-l', String(calls), '-r', '10', '127.0.0.1:5060']);
+  const caller = sipp('caller.xml', 440, [
+    '-p',
+    String(await freeUdpPort()),
+    '-mp',
+    '42000',
+    '-s',
+    '4567',
+    '-d',
+    String(HOLD_MS),
+    '-m',
+    String(calls),
+    '-l',
+    String(calls),
+    '-r',
+    '10',
+    '127.0.0.1:5060',
+  ]);
 
   const open = () => sink.streams.filter((s) => !s.closed && s.frames > 0).length;
   const deadline = Date.now() + 30_000;
@@ -156,10 +214,14 @@ try {
     console.log(JSON.stringify(result));
     results.push(result);
   }
-  console.log(`\n| concurrent calls | transport | service CPU (% of a core) | per call | Asterisk CPU (% of a core) | service RSS idle → loaded (MiB) | peak RSS | streams short of frames |`);
+  console.log(
+    `\n| concurrent calls | transport | service CPU (% of a core) | per call | Asterisk CPU (% of a core) | service RSS idle → loaded (MiB) | peak RSS | streams short of frames |`,
+  );
   console.log('|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    console.log(`| ${r.calls} | ${r.transport} | ${r.serviceCpuPercent.toFixed(1)} | ${(r.serviceCpuPercent / r.calls).toFixed(2)} | ${r.asteriskCpuPercent.toFixed(1)} | ${r.serviceRssIdleMiB.toFixed(0)} → ${r.serviceRssLoadedMiB.toFixed(0)} | ${r.servicePeakRssMiB.toFixed(0)} | ${r.streamsShort} of ${r.streams} |`);
+    console.log(
+      `| ${r.calls} | ${r.transport} | ${r.serviceCpuPercent.toFixed(1)} | ${(r.serviceCpuPercent / r.calls).toFixed(2)} | ${r.asteriskCpuPercent.toFixed(1)} | ${r.serviceRssIdleMiB.toFixed(0)} → ${r.serviceRssLoadedMiB.toFixed(0)} | ${r.servicePeakRssMiB.toFixed(0)} | ${r.streamsShort} of ${r.streams} |`,
+    );
   }
 } finally {
   if (!running) execFileSync('bash', [TESTBED, 'stop'], { stdio: 'inherit' });

@@ -42,12 +42,29 @@ results.push(measure('mix two legs (mixed, 16 kHz)', () => mix(pcm16k, pcm16k)))
 {
   let t = 0;
   let out = 0;
-  const aligner = new FrameAligner({ frameBytes: 640, now: () => t, onFrame: (l, r) => { out += interleave(l, r).length; } });
-  results.push(measure('frame aligner + interleave, per pair of frames', (i) => { t = i * 20; aligner.push(0, pcm16k); t += 7; aligner.push(1, pcm16k); }));
+  const aligner = new FrameAligner({
+    frameBytes: 640,
+    now: () => t,
+    onFrame: (l, r) => {
+      out += interleave(l, r).length;
+    },
+  });
+  results.push(
+    measure('frame aligner + interleave, per pair of frames', (i) => {
+      t = i * 20;
+      aligner.push(0, pcm16k);
+      t += 7;
+      aligner.push(1, pcm16k);
+    }),
+  );
   if (out === 0) throw new Error('aligner emitted nothing');
 }
 {
-  const encoder = new TwilioMessageEncoder({ accountSid: twilioSid('AC'), callSid: twilioSid('CA'), streamSid: twilioSid('MZ') }, ['inbound', 'outbound'], {});
+  const encoder = new TwilioMessageEncoder(
+    { accountSid: twilioSid('AC'), callSid: twilioSid('CA'), streamSid: twilioSid('MZ') },
+    ['inbound', 'outbound'],
+    {},
+  );
   encoder.opening(0);
   results.push(measure('Twilio media message (µ-law + base64 + JSON, 8 kHz)', (i) => encoder.media('inbound', pcm8k, i * 20)));
 }
@@ -60,16 +77,25 @@ for (const { name, us } of results) console.log(`| ${name} | ${us.toFixed(2)} | 
 
 // Sink-side memory of one call in stereo mode: an aligner with its frames in flight
 // (heap and the buffers' backing stores, which live outside the heap).
-const used = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
+const used = () => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
 globalThis.gc?.();
 const before = used();
 const calls = [];
 for (let c = 0; c < 1000; c++) {
   let t = 0;
   const aligner = new FrameAligner({ frameBytes: 640, now: () => t, onFrame: () => {} });
-  for (let i = 0; i < 10; i++) { t = i * 20; aligner.push(0, Buffer.from(pcm16k)); aligner.push(1, Buffer.from(pcm16k)); }
+  for (let i = 0; i < 10; i++) {
+    t = i * 20;
+    aligner.push(0, Buffer.from(pcm16k));
+    aligner.push(1, Buffer.from(pcm16k));
+  }
   calls.push(aligner);
 }
 globalThis.gc?.();
 const perCall = (used() - before) / calls.length;
-console.log(`\nmemory per call, stereo aligner with its frames in flight: ${(perCall / 1024).toFixed(1)} KiB${globalThis.gc ? '' : ' (run with --expose-gc for a steadier figure)'}`);
+console.log(
+  `\nmemory per call, stereo aligner with its frames in flight: ${(perCall / 1024).toFixed(1)} KiB${globalThis.gc ? '' : ' (run with --expose-gc for a steadier figure)'}`,
+);

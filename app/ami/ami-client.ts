@@ -53,15 +53,27 @@ export class AmiClient extends EventEmitter {
       client.emit('close');
     });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no AMI at ${options.host}:${options.port} within ${timeoutMs} ms`)); }, timeoutMs);
-      socket.once('connect', () => { clearTimeout(timer); resolve(); });
-      socket.once('error', (error) => { clearTimeout(timer); reject(new Error(`cannot reach AMI at ${options.host}:${options.port}: ${error.message}`)); });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`no AMI at ${options.host}:${options.port} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot reach AMI at ${options.host}:${options.port}: ${error.message}`));
+      });
     });
     socket.on('error', () => socket.destroy());
     const [response] = await client.action('Login', { Username: options.username, Secret: options.secret, Events: options.events });
     if (response?.Response !== 'Success') {
       client.close();
-      throw new AppError('ARI_UNREACHABLE', `AMI refused the login of AMI_USERNAME (${options.username}): ${response?.Message ?? 'no answer'}`);
+      throw new AppError(
+        'ARI_UNREACHABLE',
+        `AMI refused the login of AMI_USERNAME (${options.username}): ${response?.Message ?? 'no answer'}`,
+      );
     }
     return client;
   }

@@ -15,7 +15,16 @@ import ariClient from 'ari-client';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
 import { preflightAri } from './ari-preflight.js';
-import type { AriAsteriskPort, AriBridge, AriChannel, AriEvent, AriModule, AriPort, ExternalMediaRequest, HangupReason } from './ari-port.js';
+import type {
+  AriAsteriskPort,
+  AriBridge,
+  AriChannel,
+  AriEvent,
+  AriModule,
+  AriPort,
+  ExternalMediaRequest,
+  HangupReason,
+} from './ari-port.js';
 
 export interface AriConnectOptions {
   url: URL;
@@ -28,7 +37,14 @@ export interface AriConnectOptions {
 }
 
 const FORWARDED_EVENTS: readonly AriEvent['type'][] = [
-  'StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial', 'ChannelVarset', 'ChannelDtmfReceived',
+  'StasisStart',
+  'StasisEnd',
+  'ChannelStateChange',
+  'ChannelHangupRequest',
+  'ChannelDestroyed',
+  'Dial',
+  'ChannelVarset',
+  'ChannelDtmfReceived',
 ];
 
 // ari-client's swagger dependency logs through console.log; keep it out of our JSON stdout.
@@ -66,7 +82,10 @@ const REQUEST_TIMEOUT_MS = 10_000;
 function withTimeout<T>(operation: string, request: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new AppError('ARI_REQUEST_FAILED', `ARI ${operation}: no answer within ${REQUEST_TIMEOUT_MS} ms`, { retryable: true })), REQUEST_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new AppError('ARI_REQUEST_FAILED', `ARI ${operation}: no answer within ${REQUEST_TIMEOUT_MS} ms`, { retryable: true })),
+      REQUEST_TIMEOUT_MS,
+    );
   });
   return Promise.race([request, timeout]).finally(() => clearTimeout(timer));
 }
@@ -75,6 +94,7 @@ function withTimeout<T>(operation: string, request: Promise<T>): Promise<T> {
 export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteriskPort {
   readonly app: string;
   // ari-client's dynamic API: typed loosely here and nowhere else.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly #client: any;
   readonly #logger: Logger;
   readonly #options: AriConnectOptions;
@@ -124,8 +144,7 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
         continue;
       }
       try {
-        const client = await withConsoleCaptured(options.logger, () =>
-          ariClient.connect(baseUrl, options.username, options.password));
+        const client = await withConsoleCaptured(options.logger, () => ariClient.connect(baseUrl, options.username, options.password));
         const adapter = new AriClientAdapter(client, options);
         await adapter.#client.start(options.app);
         options.logger.info({ ariUrl: baseUrl, app: options.app }, 'connected to ARI');
@@ -193,15 +212,24 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
     }
   }
 
-  async originate(request: { channelId: string; endpoint: string; app: string; appArgs: string; callerId?: string; timeoutSeconds: number }): Promise<AriChannel> {
-    const channel = await this.#call('channels.originateWithId', () => this.#client.channels.originateWithId({
-      channelId: request.channelId,
-      endpoint: request.endpoint,
-      app: request.app,
-      appArgs: request.appArgs,
-      timeout: request.timeoutSeconds,
-      ...(request.callerId !== undefined && { callerId: request.callerId }),
-    }));
+  async originate(request: {
+    channelId: string;
+    endpoint: string;
+    app: string;
+    appArgs: string;
+    callerId?: string;
+    timeoutSeconds: number;
+  }): Promise<AriChannel> {
+    const channel = await this.#call('channels.originateWithId', () =>
+      this.#client.channels.originateWithId({
+        channelId: request.channelId,
+        endpoint: request.endpoint,
+        app: request.app,
+        appArgs: request.appArgs,
+        timeout: request.timeoutSeconds,
+        ...(request.callerId !== undefined && { callerId: request.callerId }),
+      }),
+    );
     return plain<AriChannel>(channel);
   }
 
@@ -209,24 +237,34 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
     await this.#call('applications.subscribe', () => this.#client.applications.subscribe({ applicationName: this.app, eventSource }));
   }
 
-  async createChannel(request: { channelId: string; endpoint: string; appArgs?: string; originator?: string; variables?: Record<string, string> }): Promise<AriChannel> {
-    const channel = await this.#call('channels.create', () => this.#client.channels.create({
-      app: this.app,
-      channelId: request.channelId,
-      endpoint: request.endpoint,
-      ...(request.appArgs !== undefined && { appArgs: request.appArgs }),
-      ...(request.originator !== undefined && { originator: request.originator }),
-      ...(request.variables !== undefined && { variables: request.variables }),
-    }));
+  async createChannel(request: {
+    channelId: string;
+    endpoint: string;
+    appArgs?: string;
+    originator?: string;
+    variables?: Record<string, string>;
+  }): Promise<AriChannel> {
+    const channel = await this.#call('channels.create', () =>
+      this.#client.channels.create({
+        app: this.app,
+        channelId: request.channelId,
+        endpoint: request.endpoint,
+        ...(request.appArgs !== undefined && { appArgs: request.appArgs }),
+        ...(request.originator !== undefined && { originator: request.originator }),
+        ...(request.variables !== undefined && { variables: request.variables }),
+      }),
+    );
     return plain<AriChannel>(channel);
   }
 
   async dial(channelId: string, options: { caller?: string; timeoutSeconds: number }): Promise<void> {
-    await this.#call('channels.dial', () => this.#client.channels.dial({
-      channelId,
-      timeout: options.timeoutSeconds,
-      ...(options.caller !== undefined && { caller: options.caller }),
-    }));
+    await this.#call('channels.dial', () =>
+      this.#client.channels.dial({
+        channelId,
+        timeout: options.timeoutSeconds,
+        ...(options.caller !== undefined && { caller: options.caller }),
+      }),
+    );
   }
 
   async answer(channelId: string): Promise<void> {
@@ -246,34 +284,41 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
   }
 
   async snoop(request: { channelId: string; snoopId: string; spy: 'in' | 'out' | 'both'; appArgs: string }): Promise<AriChannel> {
-    const channel = await this.#call('channels.snoopChannelWithId', () => this.#client.channels.snoopChannelWithId({
-      channelId: request.channelId,
-      snoopId: request.snoopId,
-      spy: request.spy,
-      app: this.app,
-      appArgs: request.appArgs,
-    }));
+    const channel = await this.#call('channels.snoopChannelWithId', () =>
+      this.#client.channels.snoopChannelWithId({
+        channelId: request.channelId,
+        snoopId: request.snoopId,
+        spy: request.spy,
+        app: this.app,
+        appArgs: request.appArgs,
+      }),
+    );
     return plain<AriChannel>(channel);
   }
 
   async externalMedia(request: ExternalMediaRequest): Promise<AriChannel> {
-    const channel = await this.#call('channels.externalMedia', () => this.#client.channels.externalMedia({
-      app: this.app,
-      channelId: request.channelId,
-      external_host: request.externalHost,
-      format: request.format,
-      encapsulation: request.encapsulation,
-      transport: request.transport,
-      ...(request.data !== undefined && { data: request.data }),
-      ...(request.direction !== undefined && { direction: request.direction }),
-      ...(request.connectionType !== undefined && { connection_type: request.connectionType }),
-    }));
+    const channel = await this.#call('channels.externalMedia', () =>
+      this.#client.channels.externalMedia({
+        app: this.app,
+        channelId: request.channelId,
+        external_host: request.externalHost,
+        format: request.format,
+        encapsulation: request.encapsulation,
+        transport: request.transport,
+        ...(request.data !== undefined && { data: request.data }),
+        ...(request.direction !== undefined && { direction: request.direction }),
+        ...(request.connectionType !== undefined && { connection_type: request.connectionType }),
+      }),
+    );
     return plain<AriChannel>(channel);
   }
 
   async getConfigObject(type: string, name: string): Promise<Record<string, string> | undefined> {
     try {
-      const fields = await withTimeout('asterisk.getObject', this.#client.asterisk.getObject({ configClass: 'res_pjsip', objectType: type, id: name })) as { attribute: string; value: string }[];
+      const fields = (await withTimeout(
+        'asterisk.getObject',
+        this.#client.asterisk.getObject({ configClass: 'res_pjsip', objectType: type, id: name }),
+      )) as { attribute: string; value: string }[];
       return Object.fromEntries(fields.map(({ attribute, value }) => [attribute, value]));
     } catch (error) {
       if (/not found|could not be found/i.test(String((error as Error)?.message))) return undefined;
@@ -282,14 +327,20 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
   }
 
   async putConfigObject(type: string, name: string, fields: Record<string, string>): Promise<void> {
-    await this.#call('asterisk.updateObject', () => this.#client.asterisk.updateObject({
-      configClass: 'res_pjsip', objectType: type, id: name,
-      fields: Object.entries(fields).map(([attribute, value]) => ({ attribute, value })),
-    }));
+    await this.#call('asterisk.updateObject', () =>
+      this.#client.asterisk.updateObject({
+        configClass: 'res_pjsip',
+        objectType: type,
+        id: name,
+        fields: Object.entries(fields).map(([attribute, value]) => ({ attribute, value })),
+      }),
+    );
   }
 
   async deleteConfigObject(type: string, name: string): Promise<void> {
-    await this.#ignoringGone('asterisk.deleteObject', () => this.#client.asterisk.deleteObject({ configClass: 'res_pjsip', objectType: type, id: name }));
+    await this.#ignoringGone('asterisk.deleteObject', () =>
+      this.#client.asterisk.deleteObject({ configClass: 'res_pjsip', objectType: type, id: name }),
+    );
   }
 
   async setVariable(channelId: string, name: string, value: string): Promise<void> {

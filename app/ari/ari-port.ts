@@ -85,11 +85,24 @@ export interface AriPort {
    * Originates a channel (POST /channels): it is dialled at once and enters `app`
    * with `appArgs` when answered.
    */
-  originate(request: { channelId: string; endpoint: string; app: string; appArgs: string; callerId?: string; timeoutSeconds: number }): Promise<AriChannel>;
+  originate(request: {
+    channelId: string;
+    endpoint: string;
+    app: string;
+    appArgs: string;
+    callerId?: string;
+    timeoutSeconds: number;
+  }): Promise<AriChannel>;
   /** Subscribes this connection's app to an event source, e.g. `channel:ID`. */
   subscribe(eventSource: string): Promise<void>;
   /** Creates a channel in Stasis without dialling it (POST /channels/create). */
-  createChannel(request: { channelId: string; endpoint: string; appArgs?: string; originator?: string; variables?: Record<string, string> }): Promise<AriChannel>;
+  createChannel(request: {
+    channelId: string;
+    endpoint: string;
+    appArgs?: string;
+    originator?: string;
+    variables?: Record<string, string>;
+  }): Promise<AriChannel>;
   dial(channelId: string, options: { caller?: string; timeoutSeconds: number }): Promise<void>;
   answer(channelId: string): Promise<void>;
   ring(channelId: string): Promise<void>;

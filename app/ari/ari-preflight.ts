@@ -11,9 +11,7 @@
  * below is the one ari-client makes first, so a failing status stops here.
  */
 
-export type AriPreflight =
-  | { ok: true }
-  | { ok: false; kind: 'unreachable' | 'unauthorized' | 'not-ari'; reason: string; hint?: string };
+export type AriPreflight = { ok: true } | { ok: false; kind: 'unreachable' | 'unauthorized' | 'not-ari'; reason: string; hint?: string };
 
 export async function preflightAri(options: { url: URL; username: string; password: string; timeoutMs: number }): Promise<AriPreflight> {
   // ari-client builds its URLs from the origin alone; so do we.
@@ -27,13 +25,18 @@ export async function preflightAri(options: { url: URL; username: string; passwo
   } catch (error) {
     const cause = (error as { cause?: { message?: string } }).cause;
     const timedOut = (error as Error).name === 'TimeoutError';
-    const why = timedOut ? `no answer within ${options.timeoutMs} ms` : cause?.message ?? (error as Error).message;
+    const why = timedOut ? `no answer within ${options.timeoutMs} ms` : (cause?.message ?? (error as Error).message);
     return { ok: false, kind: 'unreachable', reason: `cannot reach ARI at ${options.url.origin}: ${why}` };
   }
   await response.body?.cancel();
   if (response.ok) return { ok: true };
   if (response.status === 401) {
-    return { ok: false, kind: 'unauthorized', reason: `ARI at ${options.url.origin} refused the credentials of ARI_USERNAME (${options.username})`, hint: 'check ARI_USERNAME and ARI_PASSWORD against ari.conf' };
+    return {
+      ok: false,
+      kind: 'unauthorized',
+      reason: `ARI at ${options.url.origin} refused the credentials of ARI_USERNAME (${options.username})`,
+      hint: 'check ARI_USERNAME and ARI_PASSWORD against ari.conf',
+    };
   }
   return {
     ok: false,

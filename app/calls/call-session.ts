@@ -53,12 +53,17 @@ const FAILED_DIAL: Readonly<Record<string, HangupReason>> = {
 /** Q.850 cause of a B leg that ended before answering → how A is hung up. */
 function reasonForCause(cause: number | undefined): HangupReason {
   switch (cause) {
-    case 17: return 'busy';
+    case 17:
+      return 'busy';
     case 18:
-    case 19: return 'no_answer';
-    case 1: return 'unallocated';
-    case 21: return 'rejected';
-    default: return 'congestion';
+    case 19:
+      return 'no_answer';
+    case 1:
+      return 'unallocated';
+    case 21:
+      return 'rejected';
+    default:
+      return 'congestion';
   }
 }
 
@@ -129,7 +134,10 @@ export class CallSession {
       const plan = planInboundCall(this.legA, this.#args, facts, config, this.callId);
       const caller = this.legA.caller.number ?? '';
       if (!plan.ok) {
-        this.#logger.warn({ reason: plan.reason, numbers: { caller, exten: this.legA.dialplan.exten, requestUri: facts.requestUri } }, 'call refused');
+        this.#logger.warn(
+          { reason: plan.reason, numbers: { caller, exten: this.legA.dialplan.exten, requestUri: facts.requestUri } },
+          'call refused',
+        );
         await this.close(`refused: ${plan.reason}`, plan.hangup);
         return;
       }
@@ -137,13 +145,29 @@ export class CallSession {
       this.#callee = plan.number;
       this.#direction = plan.direction;
       this.#transport = plan.transport;
-      this.#logger.info({ numbers: { caller, dialled: plan.dialled, callee: plan.number }, rule: plan.rule, direction: plan.direction, transport: plan.transport }, 'routing call');
+      this.#logger.info(
+        {
+          numbers: { caller, dialled: plan.dialled, callee: plan.number },
+          rule: plan.rule,
+          direction: plan.direction,
+          transport: plan.transport,
+        },
+        'routing call',
+      );
 
       if (this.#closed) return;
       const legBStarted = events.expect(this.legBId, 'StasisStart', 5000);
       legBStarted.catch(() => {});
       this.#state = 'dialling';
-      await this.#create(ari.createChannel({ channelId: this.legBId, endpoint: plan.dialString, appArgs: 'leg-b', originator: this.legA.id, variables: plan.variables }));
+      await this.#create(
+        ari.createChannel({
+          channelId: this.legBId,
+          endpoint: plan.dialString,
+          appArgs: 'leg-b',
+          originator: this.legA.id,
+          variables: plan.variables,
+        }),
+      );
       await legBStarted;
       if (this.#closed) return;
       // No `caller`: it would copy A's caller ID to B unchecked (the plan sets B's connected line).
@@ -158,9 +182,11 @@ export class CallSession {
   /** What the routing decision needs from leg A; anything unreadable counts as absent. */
   async #readLegA(): Promise<LegAFacts> {
     const { ari, config } = this.#deps;
-    const read = (name: string) => ari.getVariable(this.legA.id, name)
-      .then((value) => (value === '' ? undefined : value))
-      .catch(() => undefined);
+    const read = (name: string) =>
+      ari
+        .getVariable(this.legA.id, name)
+        .then((value) => (value === '' ? undefined : value))
+        .catch(() => undefined);
     const [requestUri, loopHeader, loopVariable, linkedId, ...headerValues] = await Promise.all([
       read('CHANNEL(pjsip,request_uri)'),
       read(`PJSIP_HEADER(read,${LOOP_HEADER})`),
@@ -196,11 +222,14 @@ export class CallSession {
   }
 
   #onLegBEvent(event: AriEvent): void {
-    this.#logger.debug({
-      event: event.type,
-      ...(event.type === 'Dial' && { dialstatus: event.dialstatus }),
-      ...((event.type === 'ChannelDestroyed' || event.type === 'ChannelHangupRequest') && { cause: event.cause }),
-    }, 'leg B event');
+    this.#logger.debug(
+      {
+        event: event.type,
+        ...(event.type === 'Dial' && { dialstatus: event.dialstatus }),
+        ...((event.type === 'ChannelDestroyed' || event.type === 'ChannelHangupRequest') && { cause: event.cause }),
+      },
+      'leg B event',
+    );
     switch (event.type) {
       case 'Dial': {
         const status = event.dialstatus;
@@ -283,11 +312,17 @@ export class CallSession {
       { ...common, label: config.RIGHT_CHANNEL_NAME, leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
     ];
     if (this.#closed) return;
-    const streams = createCallStreams({ config, connection: this.#deps.streamConnection, logger: this.#logger }, identities[0]!, identities[1]!);
+    const streams = createCallStreams(
+      { config, connection: this.#deps.streamConnection, logger: this.#logger },
+      identities[0]!,
+      identities[1]!,
+    );
     this.#streams = streams;
     streams.open();
     for (const identity of identities) {
-      this.#taps.push(new LegTap({ ...this.#deps, logger: this.#logger }, identity, this.#transport, (frame) => streams.audio(identity.leg, frame)));
+      this.#taps.push(
+        new LegTap({ ...this.#deps, logger: this.#logger }, identity, this.#transport, (frame) => streams.audio(identity.leg, frame)),
+      );
     }
     await Promise.all(this.#taps.map((tap) => tap.start()));
   }
@@ -319,10 +354,7 @@ export class CallSession {
     events.cancel(this.legBId);
     await Promise.allSettled([...this.#creating]);
     if (!answered) await this.#deps.ari.setVariable(this.legA.id, OUTCOME_VARIABLE, outcomeOf(reasonForA)).catch(() => {});
-    const steps: Promise<unknown>[] = [
-      ari.hangup(this.legA.id, reasonForA),
-      ...this.#taps.map((tap) => tap.close(why)),
-    ];
+    const steps: Promise<unknown>[] = [ari.hangup(this.legA.id, reasonForA), ...this.#taps.map((tap) => tap.close(why))];
     // Hang up and destroy by id whether or not creation was seen to finish: "already gone" is not an error.
     steps.push(ari.hangup(this.legBId));
     for (const result of await Promise.allSettled(steps)) {

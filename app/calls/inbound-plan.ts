@@ -70,9 +70,19 @@ function hostDomainMatches(configured: string, hostPort: string): boolean {
   return hostPort.replace(/:\d+$/, '') === hostDomain;
 }
 
-export function planInboundCall(channel: AriChannel, rawArgs: readonly string[], facts: LegAFacts, config: Config, callId: string): InboundPlan {
+export function planInboundCall(
+  channel: AriChannel,
+  rawArgs: readonly string[],
+  facts: LegAFacts,
+  config: Config,
+  callId: string,
+): InboundPlan {
   if (facts.loopHeader !== undefined || facts.loopVariable !== undefined) {
-    return { ok: false, reason: `loop: the call already went through this service (call ${facts.loopHeader ?? facts.loopVariable})`, hangup: 'rejected' };
+    return {
+      ok: false,
+      reason: `loop: the call already went through this service (call ${facts.loopHeader ?? facts.loopVariable})`,
+      hangup: 'rejected',
+    };
   }
   const uri = parseSipUri(facts.requestUri);
   if (config.HOST_DOMAIN !== undefined && uri !== undefined && !hostDomainMatches(config.HOST_DOMAIN, uri.hostPort)) {
@@ -85,12 +95,19 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
   // `s` is no number: FreePBX passes number=${EXTEN} = s for an internal call without a DID.
   const given = (value: string | undefined) => (value && value !== 's' ? value : undefined);
   const dialled = given(args.number) ?? given(channel.dialplan.exten) ?? uri?.user;
-  if (dialled === undefined) return { ok: false, reason: 'no dialled number (no number= argument, extension s, no request URI user)', hangup: 'unallocated' };
+  if (dialled === undefined)
+    return { ok: false, reason: 'no dialled number (no number= argument, extension s, no request URI user)', hangup: 'unallocated' };
   const dialledVerdict = checkNumber(dialled);
   if (!dialledVerdict.ok) return { ok: false, reason: `dialled number not dialable: ${dialledVerdict.reason}`, hangup: 'unallocated' };
 
   const caller = channel.caller.number ?? '';
-  const decision = route(config.routing, { dialled, caller, ruleSet: args.ruleSet, destination: args.destination, direction: args.direction });
+  const decision = route(config.routing, {
+    dialled,
+    caller,
+    ruleSet: args.ruleSet,
+    destination: args.destination,
+    direction: args.direction,
+  });
   if (!decision.ok) return { ok: false, reason: decision.reason, hangup: 'unallocated' };
 
   let target: string;
@@ -133,8 +150,16 @@ export function planInboundCall(channel: AriChannel, rawArgs: readonly string[],
     for (const [name, value] of Object.entries(headers)) variables[`PJSIP_HEADER(add,${name})`] = value;
   }
   return {
-    ok: true, dialled, number: decision.number, destination: decision.destination, direction: decision.direction,
+    ok: true,
+    dialled,
+    number: decision.number,
+    destination: decision.destination,
+    direction: decision.direction,
     transport: args.transport ?? config.MEDIA_TRANSPORT,
-    callId: args.callId, dialString: target, variables, rule: decision.rule, dropped,
+    callId: args.callId,
+    dialString: target,
+    variables,
+    rule: decision.rule,
+    dropped,
   };
 }

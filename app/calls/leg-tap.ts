@@ -164,32 +164,38 @@ export class LegTap {
   #startWatchdog(): void {
     const timeoutMs = this.#deps.config.TAP_NO_AUDIO_TIMEOUT_MS;
     const firstAudioTimeoutMs = Math.min(FIRST_AUDIO_TIMEOUT_MS, timeoutMs);
-    this.#watchdog = setInterval(() => {
-      if (this.isClosed) return;
-      const firstFrame = this.#lastAudioAt === 0;
-      const silentMs = Date.now() - (firstFrame ? this.#bridgedAt : this.#lastAudioAt);
-      if (silentMs < (firstFrame ? firstAudioTimeoutMs : timeoutMs)) return;
-      clearInterval(this.#watchdog);
-      if (this.#replacements >= MAX_REPLACEMENTS) {
-        this.#logger.error({ silentMs, replacements: this.#replacements }, 'tap delivers no audio and was replaced too often; giving up on this stream');
-        return;
-      }
-      this.#replacements++;
-      const message = firstFrame ? 'tap delivered no first frame; replacing it' : 'tap delivers no audio; replacing it';
-      this.#logger.warn({ silentMs, replacement: this.#replacements }, message);
-      const previous = this.#externalIds.at(-1);
-      this.#starting = (async () => {
-        // Our end first (see #close): a channel stuck reading its socket lets go of its lock.
-        this.#transport?.close();
-        if (previous !== undefined) await this.#deps.ari.hangup(previous).catch(() => {});
-        try {
-          await this.#connectMedia();
-        } catch (error) {
-          this.#logger.error({ err: (error as Error).message }, 'replacing the tap failed');
+    this.#watchdog = setInterval(
+      () => {
+        if (this.isClosed) return;
+        const firstFrame = this.#lastAudioAt === 0;
+        const silentMs = Date.now() - (firstFrame ? this.#bridgedAt : this.#lastAudioAt);
+        if (silentMs < (firstFrame ? firstAudioTimeoutMs : timeoutMs)) return;
+        clearInterval(this.#watchdog);
+        if (this.#replacements >= MAX_REPLACEMENTS) {
+          this.#logger.error(
+            { silentMs, replacements: this.#replacements },
+            'tap delivers no audio and was replaced too often; giving up on this stream',
+          );
+          return;
         }
-        if (!this.isClosed) this.#startWatchdog();
-      })();
-    }, Math.max(50, Math.floor(firstAudioTimeoutMs / 3)));
+        this.#replacements++;
+        const message = firstFrame ? 'tap delivered no first frame; replacing it' : 'tap delivers no audio; replacing it';
+        this.#logger.warn({ silentMs, replacement: this.#replacements }, message);
+        const previous = this.#externalIds.at(-1);
+        this.#starting = (async () => {
+          // Our end first (see #close): a channel stuck reading its socket lets go of its lock.
+          this.#transport?.close();
+          if (previous !== undefined) await this.#deps.ari.hangup(previous).catch(() => {});
+          try {
+            await this.#connectMedia();
+          } catch (error) {
+            this.#logger.error({ err: (error as Error).message }, 'replacing the tap failed');
+          }
+          if (!this.isClosed) this.#startWatchdog();
+        })();
+      },
+      Math.max(50, Math.floor(firstAudioTimeoutMs / 3)),
+    );
     this.#watchdog.unref();
   }
 
@@ -198,11 +204,15 @@ export class LegTap {
     const format = config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin';
     switch (this.#transportKind) {
       case 'audiosocket':
-        return Promise.resolve(new AudioSocketTapTransport(audioSocketServer, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format));
+        return Promise.resolve(
+          new AudioSocketTapTransport(audioSocketServer, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format),
+        );
       case 'websocket':
         return Promise.resolve(new WebsocketTapTransport(config.ARI_URL, format));
       default:
-        return RtpTapTransport.open(pool, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format, (name) => ari.getVariable(externalId, name));
+        return RtpTapTransport.open(pool, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format, (name) =>
+          ari.getVariable(externalId, name),
+        );
     }
   }
 

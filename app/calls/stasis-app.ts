@@ -98,10 +98,7 @@ export class StasisApp {
       const [channels, bridges] = await Promise.all([ari.listChannels(), ari.listBridges()]);
       const staleChannels = channels.filter((c) => OWNED_CHANNEL_PREFIXES.some((p) => c.id.startsWith(p)));
       const staleBridges = bridges.filter((b) => OWNED_BRIDGE_PREFIXES.some((p) => b.id.startsWith(p)));
-      await Promise.allSettled([
-        ...staleChannels.map((c) => ari.hangup(c.id)),
-        ...staleBridges.map((b) => ari.destroyBridge(b.id)),
-      ]);
+      await Promise.allSettled([...staleChannels.map((c) => ari.hangup(c.id)), ...staleBridges.map((b) => ari.destroyBridge(b.id))]);
       if (staleChannels.length + staleBridges.length > 0) {
         logger.warn({ channels: staleChannels.length, bridges: staleBridges.length }, 'removed leftovers of an earlier run');
       }

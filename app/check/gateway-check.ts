@@ -15,7 +15,10 @@ import { amiConfigured, registrationStateOnce } from '../outbound/registration-s
 const GATEWAY_KEYS = ['OUT_SIP_GATEWAY_IP', 'OUTBOUND_CALL_EXT', 'OUTBOUND_CALLS_SECRET'] as const;
 
 /** undefined when no outbound gateway is configured at all (nothing to check). */
-export async function checkGateway(ari: Pick<AriPort, 'putConfigObject' | 'deleteConfigObject' | 'getConfigObject'>, config: Config): Promise<CheckResult | undefined> {
+export async function checkGateway(
+  ari: Pick<AriPort, 'putConfigObject' | 'deleteConfigObject' | 'getConfigObject'>,
+  config: Config,
+): Promise<CheckResult | undefined> {
   const settings = gatewaySettings(config);
   if ('missing' in settings) {
     if (settings.missing.length === GATEWAY_KEYS.length) return undefined;
@@ -43,7 +46,9 @@ export async function checkGateway(ari: Pick<AriPort, 'putConfigObject' | 'delet
   let status: CheckResult['status'] = 'ok';
   if (settings.register) {
     if (!amiConfigured(config)) {
-      details.push('registration state: Asterisk 22 publishes it on AMI only; set AMI_USERNAME and AMI_SECRET to see it here (or: asterisk -rx "pjsip show registrations")');
+      details.push(
+        'registration state: Asterisk 22 publishes it on AMI only; set AMI_USERNAME and AMI_SECRET to see it here (or: asterisk -rx "pjsip show registrations")',
+      );
     } else {
       try {
         const state = await registrationStateOnce(config);

@@ -18,17 +18,17 @@ export interface RequiredModule {
 
 const COMMON: readonly RequiredModule[] = [
   { name: 'res_ari', why: 'ARI, the REST interface the service drives Asterisk through' },
-  { name: 'res_ari_events', why: 'ARI\'s event websocket, which registers the Stasis app' },
+  { name: 'res_ari_events', why: "ARI's event websocket, which registers the Stasis app" },
   { name: 'res_ari_channels', why: 'ARI channel operations: dial, snoop, ExternalMedia, hangup' },
   { name: 'res_ari_bridges', why: 'ARI bridge operations' },
   { name: 'res_ari_asterisk', why: 'ARI asterisk resources: module list, dynamic configuration' },
   { name: 'res_stasis', why: 'the Stasis application framework' },
-  { name: 'res_stasis_snoop', why: 'snoop channels, which tap each leg\'s audio' },
+  { name: 'res_stasis_snoop', why: "snoop channels, which tap each leg's audio" },
   { name: 'app_stasis', why: 'the Stasis dialplan application, which hands calls to the service' },
-  { name: 'res_http_websocket', why: 'websockets on Asterisk\'s HTTP server, for ARI events' },
+  { name: 'res_http_websocket', why: "websockets on Asterisk's HTTP server, for ARI events" },
   { name: 'chan_pjsip', why: 'PJSIP channels: the legs of each call' },
   { name: 'res_pjsip', why: 'the PJSIP stack' },
-  { name: 'bridge_softmix', why: 'mixing bridges: the call\'s bridge and each tap\'s bridge' },
+  { name: 'bridge_softmix', why: "mixing bridges: the call's bridge and each tap's bridge" },
   { name: 'res_timing_timerfd', why: 'timing source that snoop channels need' },
 ];
 
@@ -41,9 +41,7 @@ const BY_TRANSPORT: Readonly<Record<MediaTransport, readonly RequiredModule[]>> 
     { name: 'chan_audiosocket', why: 'ExternalMedia channels over AudioSocket, the audiosocket tap' },
     { name: 'res_audiosocket', why: 'the AudioSocket protocol' },
   ],
-  websocket: [
-    { name: 'chan_websocket', why: 'ExternalMedia channels over websocket, the websocket tap' },
-  ],
+  websocket: [{ name: 'chan_websocket', why: 'ExternalMedia channels over websocket, the websocket tap' }],
 };
 
 export function requiredModules(transport: MediaTransport): RequiredModule[] {

@@ -56,13 +56,19 @@ async function connectAri(loaded: LoadedConfig, timeoutMs: number): Promise<AriC
   });
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from ARI at ${config.ARI_URL.href} within ${timeoutMs + HUNG_CONNECT_GRACE_MS} ms`)), timeoutMs + HUNG_CONNECT_GRACE_MS);
+    timer = setTimeout(
+      () => reject(new Error(`no answer from ARI at ${config.ARI_URL.href} within ${timeoutMs + HUNG_CONNECT_GRACE_MS} ms`)),
+      timeoutMs + HUNG_CONNECT_GRACE_MS,
+    );
   });
   try {
     return await Promise.race([connecting, hung]);
   } catch (error) {
     // A connect that completes after we gave up must not stay open.
-    connecting.then((late) => late.close(), () => undefined);
+    connecting.then(
+      (late) => late.close(),
+      () => undefined,
+    );
     throw error;
   } finally {
     clearTimeout(timer);
@@ -90,9 +96,11 @@ async function checkModules(ari: AriClientAdapter, transport: MediaTransport): P
     name: 'modules',
     status: 'fail',
     summary: `${problems.length} of ${required.length} modules the ${transport} media transport needs ${problems.length === 1 ? 'is' : 'are'} not running: ${problems.map((p) => p.module.name).join(', ')}`,
-    details: problems.map(({ module, state }) => state === 'absent'
-      ? `${module.name}: not loaded; add to modules.conf: ${modulesConfLine(module.name)}  (${module.why})`
-      : `${module.name}: status "${state.status}", see Asterisk's log; modules.conf needs: ${modulesConfLine(module.name)}  (${module.why})`),
+    details: problems.map(({ module, state }) =>
+      state === 'absent'
+        ? `${module.name}: not loaded; add to modules.conf: ${modulesConfLine(module.name)}  (${module.why})`
+        : `${module.name}: status "${state.status}", see Asterisk's log; modules.conf needs: ${modulesConfLine(module.name)}  (${module.why})`,
+    ),
   };
 }
 
@@ -100,9 +108,17 @@ async function checkAsterisk(loaded: LoadedConfig, options: RunCheckOptions): Pr
   const { config } = loaded;
   const timeoutMs = options.ariTimeoutMs ?? 5000;
   const modulesSkipped: CheckResult = { name: 'modules', status: 'skipped', summary: 'not checked: needs a working ARI connection' };
-  const preflight = await preflightAri({ url: config.ARI_URL, username: config.ARI_USERNAME, password: config.ARI_PASSWORD ?? '', timeoutMs });
+  const preflight = await preflightAri({
+    url: config.ARI_URL,
+    username: config.ARI_USERNAME,
+    password: config.ARI_PASSWORD ?? '',
+    timeoutMs,
+  });
   if (!preflight.ok) {
-    return [{ name: 'ARI', status: 'fail', summary: preflight.reason, details: preflight.hint === undefined ? [] : [preflight.hint] }, modulesSkipped];
+    return [
+      { name: 'ARI', status: 'fail', summary: preflight.reason, details: preflight.hint === undefined ? [] : [preflight.hint] },
+      modulesSkipped,
+    ];
   }
   let ari: AriClientAdapter;
   try {
@@ -111,7 +127,11 @@ async function checkAsterisk(loaded: LoadedConfig, options: RunCheckOptions): Pr
     return [{ name: 'ARI', status: 'fail', summary: messageOf(error) }, modulesSkipped];
   }
   try {
-    const gateway = await checkGateway(ari, config).catch((error): CheckResult => ({ name: 'gateway', status: 'fail', summary: messageOf(error) }));
+    const gateway = await checkGateway(ari, config).catch((error): CheckResult => ({
+      name: 'gateway',
+      status: 'fail',
+      summary: messageOf(error),
+    }));
     return [
       { name: 'ARI', status: 'ok', summary: `connected to ${config.ARI_URL.href} as ${config.ARI_USERNAME}` },
       await checkModules(ari, options.transport),

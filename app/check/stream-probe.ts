@@ -16,7 +16,9 @@ export interface StreamProbeOptions {
 export function probeStream(options: StreamProbeOptions): Promise<CheckResult> {
   const { url, connection, timeoutMs } = options;
   const target = url.href;
-  const fromToken = connection.token !== undefined && handshakeHeaders({ token: connection.token }).Authorization === handshakeHeaders(connection).Authorization;
+  const fromToken =
+    connection.token !== undefined &&
+    handshakeHeaders({ token: connection.token }).Authorization === handshakeHeaders(connection).Authorization;
   const auth = fromToken ? ' (with Authorization: Bearer STREAM_TOKEN)' : '';
   return new Promise((resolve) => {
     let opened = false;
@@ -31,9 +33,15 @@ export function probeStream(options: StreamProbeOptions): Promise<CheckResult> {
 
     const timer = setTimeout(() => {
       socket.terminate();
-      finish(opened
-        ? { name: 'stream', status: 'ok', summary: `${target} accepted a websocket connection${auth}; it did not answer the close within ${timeoutMs} ms, so it was dropped` }
-        : { name: 'stream', status: 'fail', summary: `no websocket connection to ${target} within ${timeoutMs} ms` });
+      finish(
+        opened
+          ? {
+              name: 'stream',
+              status: 'ok',
+              summary: `${target} accepted a websocket connection${auth}; it did not answer the close within ${timeoutMs} ms, so it was dropped`,
+            }
+          : { name: 'stream', status: 'fail', summary: `no websocket connection to ${target} within ${timeoutMs} ms` },
+      );
     }, timeoutMs);
 
     socket.on('open', () => {
@@ -45,9 +53,11 @@ export function probeStream(options: StreamProbeOptions): Promise<CheckResult> {
       finish({ name: 'stream', status: 'fail', summary: `cannot open a websocket to ${target}: ${error.message}${hint}` });
     });
     socket.on('close', () => {
-      finish(opened
-        ? { name: 'stream', status: 'ok', summary: `${target} accepted a websocket connection${auth}; closed again, nothing sent` }
-        : { name: 'stream', status: 'fail', summary: `${target} closed the connection before the websocket opened` });
+      finish(
+        opened
+          ? { name: 'stream', status: 'ok', summary: `${target} accepted a websocket connection${auth}; closed again, nothing sent` }
+          : { name: 'stream', status: 'fail', summary: `${target} closed the connection before the websocket opened` },
+      );
     });
   });
 }

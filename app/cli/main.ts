@@ -67,7 +67,14 @@ async function check(options: { config?: string; set: string[] }): Promise<numbe
   return report.exitCode === 0 ? EXIT_OK : EXIT_FAILURE;
 }
 
-interface CallOptions { config?: string; set: string[]; from?: string; callerId?: string; timeoutMs: string; wait?: boolean }
+interface CallOptions {
+  config?: string;
+  set: string[];
+  from?: string;
+  callerId?: string;
+  timeoutMs: string;
+  wait?: boolean;
+}
 
 async function call(number: string, options: CallOptions): Promise<number> {
   const loaded = loadConfig({ configFile: options.config, flags: options.set, required: ['ARI_PASSWORD'] });
@@ -79,15 +86,20 @@ async function call(number: string, options: CallOptions): Promise<number> {
   if (extension === undefined) throw usage('no agent extension: give --from EXTENSION or set OUTBOUND_CALL_EXT');
   const extensionVerdict = checkNumber(extension);
   if (!extensionVerdict.ok) throw usage(`--from "${extension}" is not an extension: ${extensionVerdict.reason}`);
-  if (options.callerId !== undefined && !checkNumber(options.callerId).ok) throw usage(`--caller-id "${options.callerId}" is not a plain number`);
+  if (options.callerId !== undefined && !checkNumber(options.callerId).ok)
+    throw usage(`--caller-id "${options.callerId}" is not a plain number`);
   const timeoutMs = Number(options.timeoutMs);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1000) throw usage('--timeout-ms takes a whole number of milliseconds, at least 1000');
 
   // Logs go to stderr: stdout carries the call id, for scripts.
   const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, process.stderr);
   const ari = await AriClientAdapter.connect({
-    url: config.ARI_URL, username: config.ARI_USERNAME, password: config.ARI_PASSWORD ?? '',
-    app: `${config.ARI_APP}-call-${process.pid}`, logger, connectTimeoutMs: 5000,
+    url: config.ARI_URL,
+    username: config.ARI_USERNAME,
+    password: config.ARI_PASSWORD ?? '',
+    app: `${config.ARI_APP}-call-${process.pid}`,
+    logger,
+    connectTimeoutMs: 5000,
   });
   try {
     const placed = await placeCall(ari, {
@@ -138,30 +150,38 @@ export function buildProgram(run: (task: () => Promise<number>) => void): Comman
     .showHelpAfterError()
     .exitOverride();
 
-  program.command('serve')
+  program
+    .command('serve')
     .description('run the Stasis app: route, bridge and tap calls')
     .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
     .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
     .action((options) => run(() => serve(options)));
 
-  program.command('check')
-    .description('check a deployment: configuration, ARI, the Asterisk modules needed, STREAM_URL; prints a report (exit 0: all OK, 1: a check failed)')
+  program
+    .command('check')
+    .description(
+      'check a deployment: configuration, ARI, the Asterisk modules needed, STREAM_URL; prints a report (exit 0: all OK, 1: a check failed)',
+    )
     .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
     .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
     .action((options) => run(() => check(options)));
 
-  program.command('call')
-    .description('place an outbound call through the running service: ring the agent, then dial NUMBER through the outbound gateway; prints the call id')
+  program
+    .command('call')
+    .description(
+      'place an outbound call through the running service: ring the agent, then dial NUMBER through the outbound gateway; prints the call id',
+    )
     .argument('<NUMBER>', 'the number to call')
-    .option('--from <extension>', 'the agent\'s extension (default: OUTBOUND_CALL_EXT), dialled as AGENT_DIAL')
-    .option('--caller-id <number>', 'caller ID shown on the agent\'s phone')
-    .option('--timeout-ms <ms>', 'how long the agent\'s phone may ring', '30000')
+    .option('--from <extension>', "the agent's extension (default: OUTBOUND_CALL_EXT), dialled as AGENT_DIAL")
+    .option('--caller-id <number>', "caller ID shown on the agent's phone")
+    .option('--timeout-ms <ms>', "how long the agent's phone may ring", '30000')
     .option('--wait', 'stay until the call ends; exit 0 answered, 3 busy, 4 no answer, 5 failed')
     .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
     .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, [])
     .action((number, options) => run(() => call(number, options)));
 
-  program.command('receive')
+  program
+    .command('receive')
     .description('built-in stream receiver: logs each stream and writes one WAV file per stream')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', '8090')
@@ -174,13 +194,19 @@ export function buildProgram(run: (task: () => Promise<number>) => void): Comman
 
 function main(): void {
   const run = (task: () => Promise<number>) => {
-    task().then(
-      (code) => { process.exitCode = code; },
-      (error) => { process.exitCode = report(error); },
-    ).finally(() => {
-      // Give pino's asynchronous destination a moment to flush, then leave even if a handle lingers.
-      setTimeout(() => process.exit(), 200).unref();
-    });
+    task()
+      .then(
+        (code) => {
+          process.exitCode = code;
+        },
+        (error) => {
+          process.exitCode = report(error);
+        },
+      )
+      .finally(() => {
+        // Give pino's asynchronous destination a moment to flush, then leave even if a handle lingers.
+        setTimeout(() => process.exit(), 200).unref();
+      });
   };
   try {
     buildProgram(run).parse(process.argv);

@@ -147,22 +147,46 @@ export const CONFIG_KEYS = {
     },
   }),
   DESTINATION_DOMAIN: checked('Where leg B is sent: sip:NUMBER@DESTINATION_DOMAIN (host or host:port).', checkDomain),
-  HOST_DOMAIN: checked('When set, only calls whose request URI is for this domain are taken; others get 403 (the seed\'s FREESWITCH_HOST_DOMAIN).', checkDomain),
-  SIP_GATEWAY_IP: checked('Trunk mode: when set, leg B goes to sip:NUMBER@SIP_GATEWAY_IP (host or host:port) instead of DESTINATION_DOMAIN.', checkDomain),
-  SIP_GATEWAY_ENDPOINT: checked('PJSIP endpoint leg B is dialled through in trunk mode (default: DESTINATION_ENDPOINT).', checkEndpointName),
-  DESTINATION_ENDPOINT: checked('PJSIP endpoint leg B is dialled through (its codecs, transport and NAT settings).', checkEndpointName, 'transcription-proxy-out'),
+  HOST_DOMAIN: checked(
+    "When set, only calls whose request URI is for this domain are taken; others get 403 (the seed's FREESWITCH_HOST_DOMAIN).",
+    checkDomain,
+  ),
+  SIP_GATEWAY_IP: checked(
+    'Trunk mode: when set, leg B goes to sip:NUMBER@SIP_GATEWAY_IP (host or host:port) instead of DESTINATION_DOMAIN.',
+    checkDomain,
+  ),
+  SIP_GATEWAY_ENDPOINT: checked(
+    'PJSIP endpoint leg B is dialled through in trunk mode (default: DESTINATION_ENDPOINT).',
+    checkEndpointName,
+  ),
+  DESTINATION_ENDPOINT: checked(
+    'PJSIP endpoint leg B is dialled through (its codecs, transport and NAT settings).',
+    checkEndpointName,
+    'transcription-proxy-out',
+  ),
   DIALED_NUMBER_MAPPING: key<NumberMapping>({
     description: 'Dialled-number map, FROM:TO pairs separated by commas (1233:4567,1234:5678).',
     defaultText: '',
     parse: parseNumberMapping,
   }),
-  UNIQUE_CALL_ID_HEADER: checked('SIP header on leg B carrying the call id (the callId of the stream metadata).', checkHeaderName, 'uniqueCallId'),
-  SESSION_ID_HEADER: checked('SIP header on leg B carrying the session id (the linkedId of the stream metadata).', checkHeaderName, 'OUTBOUND_CALL_SESSION_ID'),
+  UNIQUE_CALL_ID_HEADER: checked(
+    'SIP header on leg B carrying the call id (the callId of the stream metadata).',
+    checkHeaderName,
+    'uniqueCallId',
+  ),
+  SESSION_ID_HEADER: checked(
+    'SIP header on leg B carrying the session id (the linkedId of the stream metadata).',
+    checkHeaderName,
+    'OUTBOUND_CALL_SESSION_ID',
+  ),
   PASS_HEADERS: key<readonly string[]>({
     description: 'X- headers of leg A passed on to leg B, comma-separated (X-Customer-Id,X-Campaign).',
     defaultText: '',
     parse(value) {
-      const names = value.split(',').map((name) => name.trim()).filter((name) => name !== '');
+      const names = value
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== '');
       for (const name of names) {
         if (!/^X-/i.test(name)) throw new Error(`"${name}" is not an X- header`);
         const verdict = checkHeaderName(name);
@@ -171,11 +195,14 @@ export const CONFIG_KEYS = {
       return names;
     },
   }),
-  OUT_SIP_GATEWAY_IP: checked('Outbound gateway (host or host:port) that outbound calls go out through: sip:NUMBER@OUT_SIP_GATEWAY_IP.', checkDomain),
+  OUT_SIP_GATEWAY_IP: checked(
+    'Outbound gateway (host or host:port) that outbound calls go out through: sip:NUMBER@OUT_SIP_GATEWAY_IP.',
+    checkDomain,
+  ),
   OUTBOUND_CALL_EXT: checked('User name the service authenticates (and registers) as at the outbound gateway.', checkNumber),
   OUTBOUND_CALLS_SECRET: text('Password for OUTBOUND_CALL_EXT at the outbound gateway.', undefined, true),
   OUTBOUND_CALL_PREFIX: key({
-    description: 'Prefix stripped from the number of an outbound call when present (the seed\'s 33).',
+    description: "Prefix stripped from the number of an outbound call when present (the seed's 33).",
     defaultText: '',
     parse(value) {
       if (!/^[0-9*#+]{0,16}$/.test(value)) throw new Error(`"${value}" is not a dialling prefix (digits, * # +)`);
@@ -188,21 +215,34 @@ export const CONFIG_KEYS = {
     defaultText: 'PJSIP/{ext}',
     parse(value) {
       if (!value.includes('{ext}')) throw new Error(`"${value}" has no {ext}`);
-      if (!/^[A-Za-z0-9_./:@{}+-]+$/.test(value)) throw new Error(`"${value}" is not a dial string (letters, digits, _ . / : @ + - and {ext})`);
+      if (!/^[A-Za-z0-9_./:@{}+-]+$/.test(value))
+        throw new Error(`"${value}" is not a dial string (letters, digits, _ . / : @ + - and {ext})`);
       return value;
     },
   }),
-  AMI_HOST: host('Asterisk Manager Interface host, used only to report the outbound registration\'s state (ARI does not).', '127.0.0.1'),
+  AMI_HOST: host("Asterisk Manager Interface host, used only to report the outbound registration's state (ARI does not).", '127.0.0.1'),
   AMI_PORT: integer('Asterisk Manager Interface port.', 1, 65535, '5038'),
   AMI_USERNAME: text('AMI user (manager.conf, read=system); without it the registration state is not reported.'),
   AMI_SECRET: text('Its secret.', undefined, true),
   DIAL_TIMEOUT_MS: integer('How long leg B may ring before the call fails as no answer.', 1000, 600_000, '60000'),
-  PROVIDER: oneOf('Where the audio goes: websocket (STREAM_URL, our stream format), voicegain (Voicegain real-time API) or twilio (Twilio Media Streams to STREAM_URL). Default: voicegain when VG_GATEWAY_URL is set, else websocket.', ['websocket', 'voicegain', 'twilio']),
-  STREAM_URL: url('Transcription websocket that receives the audio streams (PROVIDER websocket and twilio).', ['ws:', 'wss:'], 'ws://127.0.0.1:8090'),
+  PROVIDER: oneOf(
+    'Where the audio goes: websocket (STREAM_URL, our stream format), voicegain (Voicegain real-time API) or twilio (Twilio Media Streams to STREAM_URL). Default: voicegain when VG_GATEWAY_URL is set, else websocket.',
+    ['websocket', 'voicegain', 'twilio'],
+  ),
+  STREAM_URL: url(
+    'Transcription websocket that receives the audio streams (PROVIDER websocket and twilio).',
+    ['ws:', 'wss:'],
+    'ws://127.0.0.1:8090',
+  ),
   STREAM_TOKEN: text('Sent as Authorization: Bearer to STREAM_URL.', undefined, true),
-  STREAM_MODE: oneOf('PROVIDER=websocket: split (a mono stream per party), stereo (one stream per call, caller left) or mixed (one stream per call, both parties in one channel).', ['split', 'stereo', 'mixed'], 'split'),
+  STREAM_MODE: oneOf(
+    'PROVIDER=websocket: split (a mono stream per party), stereo (one stream per call, caller left) or mixed (one stream per call, both parties in one channel).',
+    ['split', 'stereo', 'mixed'],
+    'split',
+  ),
   STREAM_EXTRA_HEADERS: key<Readonly<Record<string, string>>>({
-    description: 'Extra headers of the websocket handshake, a JSON object of strings ({"X-Tenant":"a"}); an Authorization here wins over STREAM_TOKEN.',
+    description:
+      'Extra headers of the websocket handshake, a JSON object of strings ({"X-Tenant":"a"}); an Authorization here wins over STREAM_TOKEN.',
     defaultText: '{}',
     secret: true,
     parse(value) {
@@ -210,12 +250,14 @@ export const CONFIG_KEYS = {
       try {
         parsed = JSON.parse(value);
       } catch (error) {
-        throw new Error(`not JSON: ${(error as Error).message}`);
+        throw new Error(`not JSON: ${(error as Error).message}`, { cause: error });
       }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('must be a JSON object of header names to strings');
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('must be a JSON object of header names to strings');
       for (const [name, headerValue] of Object.entries(parsed)) {
         if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) throw new Error(`"${name}" is not a header name`);
-        if (typeof headerValue !== 'string' || /[\r\n\0]/.test(headerValue)) throw new Error(`the value of ${name} must be a string on one line`);
+        if (typeof headerValue !== 'string' || /[\r\n\0]/.test(headerValue))
+          throw new Error(`the value of ${name} must be a string on one line`);
       }
       return parsed as Record<string, string>;
     },
@@ -224,7 +266,10 @@ export const CONFIG_KEYS = {
     description: 'Websocket subprotocol(s) to ask for (Sec-WebSocket-Protocol), comma-separated.',
     defaultText: '',
     parse(value) {
-      const names = value.split(',').map((name) => name.trim()).filter((name) => name !== '');
+      const names = value
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== '');
       for (const name of names) {
         if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) throw new Error(`"${name}" is not a subprotocol name`);
       }
@@ -232,21 +277,35 @@ export const CONFIG_KEYS = {
     },
   }),
   STREAM_TLS_CA_FILE: key({
-    description: 'wss://: CA certificate(s) (PEM) the server\'s certificate must chain to; SYSTEM (default): the system\'s trusted CAs.',
+    description: "wss://: CA certificate(s) (PEM) the server's certificate must chain to; SYSTEM (default): the system's trusted CAs.",
     defaultText: 'SYSTEM',
     parse(value) {
       if (value === 'SYSTEM') return value;
-      if (value === 'NONE') throw new Error('NONE (no certificate check) is not supported: give the CA file of the server\'s certificate');
+      if (value === 'NONE') throw new Error("NONE (no certificate check) is not supported: give the CA file of the server's certificate");
       return readableFile('').parse(value);
     },
   }),
   STREAM_TLS_CERT_FILE: readableFile('wss://: client certificate (PEM) for servers that require one; needs STREAM_TLS_KEY_FILE.'),
   STREAM_TLS_KEY_FILE: readableFile('wss://: private key (PEM) of STREAM_TLS_CERT_FILE.'),
-  STREAM_TLS_DISABLE_HOSTNAME_VALIDATION: yesNo('wss://: accept a server certificate issued for another host name (the chain is still checked).', 'no'),
-  STREAM_HEART_BEAT: integer('Seconds between websocket pings to the transcription server (0: none); a ping unanswered by the next one ends the connection, which is then retried.', 0, 3600, '0'),
-  STREAM_MESSAGE_DEFLATE: yesNo('Offer permessage-deflate compression (off by default: audio hardly compresses). Note: mod_audio_stream\'s variable of this name does the opposite.', 'no'),
+  STREAM_TLS_DISABLE_HOSTNAME_VALIDATION: yesNo(
+    'wss://: accept a server certificate issued for another host name (the chain is still checked).',
+    'no',
+  ),
+  STREAM_HEART_BEAT: integer(
+    'Seconds between websocket pings to the transcription server (0: none); a ping unanswered by the next one ends the connection, which is then retried.',
+    0,
+    3600,
+    '0',
+  ),
+  STREAM_MESSAGE_DEFLATE: yesNo(
+    "Offer permessage-deflate compression (off by default: audio hardly compresses). Note: mod_audio_stream's variable of this name does the opposite.",
+    'no',
+  ),
   STREAM_DTMF: yesNo('Send DTMF pressed on a leg as a text message on its stream.', 'no'),
-  VG_GATEWAY_URL: url('Voicegain real-time API (the seed\'s key): POST URL of async transcription; setting it selects PROVIDER=voicegain.', ['https:', 'http:']),
+  VG_GATEWAY_URL: url("Voicegain real-time API (the seed's key): POST URL of async transcription; setting it selects PROVIDER=voicegain.", [
+    'https:',
+    'http:',
+  ]),
   JWT_TOKEN: text('Voicegain API token (JWT), sent as Authorization: Bearer.', undefined, true),
   WEBSOCKET_SERVER: url('Where Voicegain delivers the transcripts (your websocket server); no audio is sent there.', ['ws:', 'wss:']),
   AUTH_NAME: text('Name of the Auth Configuration in the Voicegain console that Voicegain uses to log in to WEBSOCKET_SERVER.'),
@@ -254,7 +313,10 @@ export const CONFIG_KEYS = {
     description: 'What Voicegain sends to WEBSOCKET_SERVER as it goes: words or segments (comma-separated).',
     defaultText: 'words',
     parse(value) {
-      const kinds = value.split(',').map((kind) => kind.trim().toLowerCase()).filter((kind) => kind !== '');
+      const kinds = value
+        .split(',')
+        .map((kind) => kind.trim().toLowerCase())
+        .filter((kind) => kind !== '');
       const allowed = ['words', 'segments', 'progress', 'word-tree', 'transcript', 'captions', 'metadata'];
       for (const kind of kinds) if (!allowed.includes(kind)) throw new Error(`"${kind}" is not one of ${allowed.join(', ')}`);
       if (kinds.length === 0) throw new Error('name at least one of words, segments');
@@ -262,16 +324,22 @@ export const CONFIG_KEYS = {
     },
   }),
   SENSITIVITY: key({
-    description: 'Voicegain speech detection sensitivity, 0 (least) to 1 (most); Voicegain\'s default when unset.',
+    description: "Voicegain speech detection sensitivity, 0 (least) to 1 (most); Voicegain's default when unset.",
     parse(value) {
       const parsed = Number(value);
-      if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new Error(`"${value}" is not a number from 0 to 1`);
+      if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || parsed > 1)
+        throw new Error(`"${value}" is not a number from 0 to 1`);
       return parsed;
     },
   }),
-  AUDIO_CAPTURE: yesNo('Ask Voicegain to keep the call\'s audio.', 'no'),
+  AUDIO_CAPTURE: yesNo("Ask Voicegain to keep the call's audio.", 'no'),
   NOAUDIOTIMEOUT: integer('Voicegain ends a session that receives no audio this many milliseconds.', 5000, 1_800_000, '30000'),
-  VG_REQUEST_TIMEOUT_MS: integer('How long the Voicegain session request may take before this call is streamed nowhere.', 500, 60_000, '5000'),
+  VG_REQUEST_TIMEOUT_MS: integer(
+    'How long the Voicegain session request may take before this call is streamed nowhere.',
+    500,
+    60_000,
+    '5000',
+  ),
   TWILIO_ACCOUNT_SID: key({
     description: 'PROVIDER=twilio: the accountSid our messages carry (AC and 32 hex digits).',
     defaultText: 'AC00000000000000000000000000000000',
@@ -280,8 +348,8 @@ export const CONFIG_KEYS = {
       return value;
     },
   }),
-  LEFT_CHANNEL_NAME: label('Label of the caller\'s stream (leg A).', 'CALLER1'),
-  RIGHT_CHANNEL_NAME: label('Label of the called party\'s stream (leg B).', 'CALLER2'),
+  LEFT_CHANNEL_NAME: label("Label of the caller's stream (leg A).", 'CALLER1'),
+  RIGHT_CHANNEL_NAME: label("Label of the called party's stream (leg B).", 'CALLER2'),
   SAMPLE_RATE: key({
     description: 'PROVIDER=websocket: audio sample rate of the streams, 8000 or 16000 (Voicegain and Twilio take 8000).',
     defaultText: '16000',
@@ -292,9 +360,23 @@ export const CONFIG_KEYS = {
   }),
   MEDIA_BIND_HOST: host('Address the service receives tapped audio (RTP) on.', '127.0.0.1'),
   MEDIA_ADVERTISE_HOST: host('Address Asterisk sends tapped audio to (default: MEDIA_BIND_HOST).'),
-  MEDIA_TRANSPORT: oneOf('How tapped audio travels from Asterisk to the service: rtp, audiosocket or websocket.', ['rtp', 'audiosocket', 'websocket'], 'rtp'),
-  AUDIOSOCKET_PORT: integer('TCP port of the AudioSocket server on MEDIA_BIND_HOST (0: any free port; set one when a firewall is in between).', 0, 65535, '0'),
-  TAP_NO_AUDIO_TIMEOUT_MS: integer('A tap that delivers no audio this long after its leg was bridged (or at any time after) is replaced.', 500, 60_000, '2000'),
+  MEDIA_TRANSPORT: oneOf(
+    'How tapped audio travels from Asterisk to the service: rtp, audiosocket or websocket.',
+    ['rtp', 'audiosocket', 'websocket'],
+    'rtp',
+  ),
+  AUDIOSOCKET_PORT: integer(
+    'TCP port of the AudioSocket server on MEDIA_BIND_HOST (0: any free port; set one when a firewall is in between).',
+    0,
+    65535,
+    '0',
+  ),
+  TAP_NO_AUDIO_TIMEOUT_MS: integer(
+    'A tap that delivers no audio this long after its leg was bridged (or at any time after) is replaced.',
+    500,
+    60_000,
+    '2000',
+  ),
   RTP_PORT_START: integer('First UDP port for tapped audio.', 1024, 65535, '30000'),
   RTP_PORT_END: integer('Last UDP port for tapped audio.', 1024, 65535, '30999'),
   LOG_LEVEL: oneOf('Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
@@ -317,16 +399,30 @@ export const KEY_ALIASES: Readonly<Record<string, ConfigKey>> = {
 };
 
 /** Keys without a default: undefined unless some source sets them. */
-type OptionalKey = 'ARI_PASSWORD' | 'DESTINATION_DOMAIN' | 'STREAM_TOKEN' | 'MEDIA_ADVERTISE_HOST'
-  | 'STREAM_TLS_CERT_FILE' | 'STREAM_TLS_KEY_FILE' | 'VG_GATEWAY_URL' | 'JWT_TOKEN' | 'WEBSOCKET_SERVER' | 'AUTH_NAME' | 'SENSITIVITY'
-  | 'HOST_DOMAIN' | 'SIP_GATEWAY_IP' | 'SIP_GATEWAY_ENDPOINT'
-  | 'OUT_SIP_GATEWAY_IP' | 'OUTBOUND_CALL_EXT' | 'OUTBOUND_CALLS_SECRET' | 'AMI_USERNAME' | 'AMI_SECRET';
+type OptionalKey =
+  | 'ARI_PASSWORD'
+  | 'DESTINATION_DOMAIN'
+  | 'STREAM_TOKEN'
+  | 'MEDIA_ADVERTISE_HOST'
+  | 'STREAM_TLS_CERT_FILE'
+  | 'STREAM_TLS_KEY_FILE'
+  | 'VG_GATEWAY_URL'
+  | 'JWT_TOKEN'
+  | 'WEBSOCKET_SERVER'
+  | 'AUTH_NAME'
+  | 'SENSITIVITY'
+  | 'HOST_DOMAIN'
+  | 'SIP_GATEWAY_IP'
+  | 'SIP_GATEWAY_ENDPOINT'
+  | 'OUT_SIP_GATEWAY_IP'
+  | 'OUTBOUND_CALL_EXT'
+  | 'OUTBOUND_CALLS_SECRET'
+  | 'AMI_USERNAME'
+  | 'AMI_SECRET';
 
 /** The validated configuration: every key, and the routing table built from them and the rule sections. */
 export type Config = {
-  readonly [K in ConfigKey]: K extends OptionalKey
-    ? Parsed<(typeof CONFIG_KEYS)[K]> | undefined
-    : Parsed<(typeof CONFIG_KEYS)[K]>;
+  readonly [K in ConfigKey]: K extends OptionalKey ? Parsed<(typeof CONFIG_KEYS)[K]> | undefined : Parsed<(typeof CONFIG_KEYS)[K]>;
 } & { readonly routing: RoutingTable };
 
 export function isSecretKey(name: string): boolean {

@@ -93,12 +93,20 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const config = values as Config;
   if (config.MEDIA_ADVERTISE_HOST === undefined && typeof values.MEDIA_BIND_HOST === 'string') {
     if (['0.0.0.0', '::'].includes(values.MEDIA_BIND_HOST)) {
-      problems.push({ key: 'MEDIA_ADVERTISE_HOST', source: 'defaults', message: `required when MEDIA_BIND_HOST is ${values.MEDIA_BIND_HOST}: the address Asterisk can send audio to` });
+      problems.push({
+        key: 'MEDIA_ADVERTISE_HOST',
+        source: 'defaults',
+        message: `required when MEDIA_BIND_HOST is ${values.MEDIA_BIND_HOST}: the address Asterisk can send audio to`,
+      });
     }
     values.MEDIA_ADVERTISE_HOST = values.MEDIA_BIND_HOST;
   }
   if (typeof values.RTP_PORT_START === 'number' && typeof values.RTP_PORT_END === 'number' && values.RTP_PORT_START > values.RTP_PORT_END) {
-    problems.push({ key: 'RTP_PORT_END', source: origins.RTP_PORT_END, message: `must not be below RTP_PORT_START (${values.RTP_PORT_START})` });
+    problems.push({
+      key: 'RTP_PORT_END',
+      source: origins.RTP_PORT_END,
+      message: `must not be below RTP_PORT_START (${values.RTP_PORT_START})`,
+    });
   }
   resolveProvider(values, origins, problems);
   values.routing = buildRouting(sources, values, origins, problems, warnings, options.requireRoute ?? false);
@@ -110,7 +118,13 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (problems.length > 0) throw new ConfigError(problems);
 
   const ignoredKeys = [...merged.keys()].filter((name) => name in RESERVED_KEYS).sort();
-  return { config, origins, warnings, ignoredKeys, files: sources.map((s) => s.name).filter((n) => n !== 'environment' && n !== 'command line') };
+  return {
+    config,
+    origins,
+    warnings,
+    ignoredKeys,
+    files: sources.map((s) => s.name).filter((n) => n !== 'environment' && n !== 'command line'),
+  };
 }
 
 /** The configuration as log fields, secrets replaced by "[set]". */
@@ -177,7 +191,12 @@ function buildRouting(
       problems.push({ key: 'DIALED_NUMBER_MAPPING', source: origins.DIALED_NUMBER_MAPPING, message: noDefault });
     }
     if (requireRoute && rules.length === 0 && 'missing' in gateway) {
-      problems.push({ key: 'DESTINATION_DOMAIN', source: origins.DESTINATION_DOMAIN, message: 'no route: set DESTINATION_DOMAIN, SIP_GATEWAY_IP, the outbound gateway (OUT_SIP_GATEWAY_IP, ...), or [rule NAME] sections with a destination' });
+      problems.push({
+        key: 'DESTINATION_DOMAIN',
+        source: origins.DESTINATION_DOMAIN,
+        message:
+          'no route: set DESTINATION_DOMAIN, SIP_GATEWAY_IP, the outbound gateway (OUT_SIP_GATEWAY_IP, ...), or [rule NAME] sections with a destination',
+      });
     }
   }
   const outbound = 'missing' in gateway ? { missing: gateway.missing } : { prefix: String(values.OUTBOUND_CALL_PREFIX ?? '') };
@@ -200,26 +219,43 @@ function resolveProvider(values: Record<string, unknown>, origins: Record<Config
   const provider = values.PROVIDER;
   const explicit = (name: ConfigKey) => origins[name] !== 'defaults';
   const require = (name: ConfigKey, why: string) => {
-    if (values[name] === undefined && !problems.some((p) => p.key === name)) problems.push({ key: name, source: origins[name], message: why });
+    if (values[name] === undefined && !problems.some((p) => p.key === name))
+      problems.push({ key: name, source: origins[name], message: why });
   };
   if (provider === 'voicegain') {
-    require('VG_GATEWAY_URL', 'required with PROVIDER=voicegain: the URL of Voicegain\'s async transcription API');
+    require('VG_GATEWAY_URL', "required with PROVIDER=voicegain: the URL of Voicegain's async transcription API");
     require('JWT_TOKEN', 'required with PROVIDER=voicegain: the Voicegain API token');
     require('WEBSOCKET_SERVER', 'required with PROVIDER=voicegain: where Voicegain delivers the transcripts');
     if (explicit('STREAM_MODE') && values.STREAM_MODE !== 'stereo') {
-      problems.push({ key: 'STREAM_MODE', source: origins.STREAM_MODE, message: `PROVIDER=voicegain streams stereo, not ${String(values.STREAM_MODE)}` });
+      problems.push({
+        key: 'STREAM_MODE',
+        source: origins.STREAM_MODE,
+        message: `PROVIDER=voicegain streams stereo, not ${String(values.STREAM_MODE)}`,
+      });
     }
     if (explicit('SAMPLE_RATE') && values.SAMPLE_RATE !== 8000) {
-      problems.push({ key: 'SAMPLE_RATE', source: origins.SAMPLE_RATE, message: `PROVIDER=voicegain takes 8000, not ${String(values.SAMPLE_RATE)}` });
+      problems.push({
+        key: 'SAMPLE_RATE',
+        source: origins.SAMPLE_RATE,
+        message: `PROVIDER=voicegain takes 8000, not ${String(values.SAMPLE_RATE)}`,
+      });
     }
     values.STREAM_MODE = 'stereo';
     values.SAMPLE_RATE = 8000;
   } else if (provider === 'twilio') {
     if (explicit('STREAM_MODE')) {
-      problems.push({ key: 'STREAM_MODE', source: origins.STREAM_MODE, message: 'PROVIDER=twilio sends both parties as two tracks of one stream; STREAM_MODE is for PROVIDER=websocket' });
+      problems.push({
+        key: 'STREAM_MODE',
+        source: origins.STREAM_MODE,
+        message: 'PROVIDER=twilio sends both parties as two tracks of one stream; STREAM_MODE is for PROVIDER=websocket',
+      });
     }
     if (explicit('SAMPLE_RATE') && values.SAMPLE_RATE !== 8000) {
-      problems.push({ key: 'SAMPLE_RATE', source: origins.SAMPLE_RATE, message: `PROVIDER=twilio takes 8000 (µ-law), not ${String(values.SAMPLE_RATE)}` });
+      problems.push({
+        key: 'SAMPLE_RATE',
+        source: origins.SAMPLE_RATE,
+        message: `PROVIDER=twilio takes 8000 (µ-law), not ${String(values.SAMPLE_RATE)}`,
+      });
     }
     values.SAMPLE_RATE = 8000;
   }

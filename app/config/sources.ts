@@ -30,8 +30,9 @@ export interface ConfigSource {
 const COMMENT_LINE = /^\s*[;#]/;
 
 function isQuoted(value: string): boolean {
-  return (value.length > 1 && value.startsWith('"') && value.endsWith('"')) ||
-    (value.length > 1 && value.startsWith("'") && value.endsWith("'"));
+  return (
+    (value.length > 1 && value.startsWith('"') && value.endsWith('"')) || (value.length > 1 && value.startsWith("'") && value.endsWith("'"))
+  );
 }
 
 /** Escapes `\`, `;` and `#` in a key=value line so `ini` keeps them literally. */
@@ -61,7 +62,8 @@ export function readIniFile(path: string): ConfigSource {
     if (section) {
       inSection = true;
       const name = (section[1] ?? '').trim();
-      if (lineOfSection.has(name)) source.problems.push({ key: `[${name}]`, source: `${path}:${index + 1}`, message: 'section given twice' });
+      if (lineOfSection.has(name))
+        source.problems.push({ key: `[${name}]`, source: `${path}:${index + 1}`, message: 'section given twice' });
       lineOfSection.set(name, index + 1);
       protectedLines.push(line);
       return;
@@ -92,17 +94,19 @@ export function readIniFile(path: string): ConfigSource {
 /** A `.env` file: `KEY=VALUE` lines, optional `export `, optional surrounding quotes. */
 export function readDotEnvFile(path: string): ConfigSource {
   const source: ConfigSource = { name: path, values: new Map(), sections: new Map(), warnings: [], problems: [] };
-  readFileSync(path, 'utf8').split(/\r?\n/).forEach((line, index) => {
-    if (COMMENT_LINE.test(line) || line.trim() === '') return;
-    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/.exec(line);
-    if (!match) {
-      source.warnings.push(`${path}:${index + 1} is not KEY=VALUE; ignored`);
-      return;
-    }
-    let value = (match[2] ?? '').trim();
-    if (isQuoted(value)) value = value.slice(1, -1);
-    source.values.set(match[1] ?? '', { value, source: `${path}:${index + 1}` });
-  });
+  readFileSync(path, 'utf8')
+    .split(/\r?\n/)
+    .forEach((line, index) => {
+      if (COMMENT_LINE.test(line) || line.trim() === '') return;
+      const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/.exec(line);
+      if (!match) {
+        source.warnings.push(`${path}:${index + 1} is not KEY=VALUE; ignored`);
+        return;
+      }
+      let value = (match[2] ?? '').trim();
+      if (isQuoted(value)) value = value.slice(1, -1);
+      source.values.set(match[1] ?? '', { value, source: `${path}:${index + 1}` });
+    });
   return source;
 }
 

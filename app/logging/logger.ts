@@ -9,9 +9,24 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 export type { Logger };
 
 export const REDACTED_PATHS = [
-  'password', '*.password', 'token', '*.token', 'authorization', '*.authorization',
-  'ARI_PASSWORD', '*.ARI_PASSWORD', 'STREAM_TOKEN', '*.STREAM_TOKEN',
-  'JWT_TOKEN', '*.JWT_TOKEN', 'OUTBOUND_CALLS_SECRET', '*.OUTBOUND_CALLS_SECRET', 'AMI_SECRET', '*.AMI_SECRET', 'secret', '*.secret',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'ARI_PASSWORD',
+  '*.ARI_PASSWORD',
+  'STREAM_TOKEN',
+  '*.STREAM_TOKEN',
+  'JWT_TOKEN',
+  '*.JWT_TOKEN',
+  'OUTBOUND_CALLS_SECRET',
+  '*.OUTBOUND_CALLS_SECRET',
+  'AMI_SECRET',
+  '*.AMI_SECRET',
+  'secret',
+  '*.secret',
 ];
 
 export function createLogger(level: LevelWithSilent, destination?: NodeJS.WritableStream): Logger {

@@ -41,7 +41,9 @@ export class AudioSocketServer {
   /** Routes the connection that announces `uuid` to `sink`; returns the removal. */
   register(uuid: string, sink: AudioSocketSink): () => void {
     this.#sinks.set(uuid.toLowerCase(), sink);
-    return () => { this.#sinks.delete(uuid.toLowerCase()); };
+    return () => {
+      this.#sinks.delete(uuid.toLowerCase());
+    };
   }
 
   #accept(socket: Socket): void {

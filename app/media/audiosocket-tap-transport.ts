@@ -33,7 +33,13 @@ export class AudioSocketTapTransport implements TapTransport {
   #onAudio: ((frame: Buffer) => void) | undefined;
 
   constructor(server: AudioSocketServer, advertiseHost: string, format: 'slin' | 'slin16') {
-    this.request = { externalHost: `${advertiseHost}:${server.port}`, format, encapsulation: 'audiosocket', transport: 'tcp', data: this.uuid } as const;
+    this.request = {
+      externalHost: `${advertiseHost}:${server.port}`,
+      format,
+      encapsulation: 'audiosocket',
+      transport: 'tcp',
+      data: this.uuid,
+    } as const;
     this.#unregister = server.register(this.uuid, {
       onConnection: (socket) => {
         this.#socket = socket;

@@ -61,6 +61,8 @@ export function silence(bytes: number): Buffer {
 
 function assertSamePcm(a: Buffer, b: Buffer, operation: string): void {
   if (a.length !== b.length || a.length % 2 !== 0) {
-    throw new RangeError(`${operation}: needs two buffers of whole 16-bit samples of the same length, got ${a.length} and ${b.length} bytes`);
+    throw new RangeError(
+      `${operation}: needs two buffers of whole 16-bit samples of the same length, got ${a.length} and ${b.length} bytes`,
+    );
   }
 }

@@ -24,8 +24,13 @@ export interface RtpReceiverStats {
 export class RtpTapReceiver {
   readonly port: number;
   readonly stats: RtpReceiverStats = {
-    packets: 0, bytes: 0, lostPackets: 0,
-    droppedBeforeSource: 0, droppedWrongSource: 0, droppedWrongSsrc: 0, droppedMalformed: 0,
+    packets: 0,
+    bytes: 0,
+    lostPackets: 0,
+    droppedBeforeSource: 0,
+    droppedWrongSource: 0,
+    droppedWrongSsrc: 0,
+    droppedMalformed: 0,
   };
   readonly #socket: Socket;
   readonly #pool: RtpPortPool;

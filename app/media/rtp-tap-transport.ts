@@ -15,14 +15,24 @@ export class RtpTapTransport implements TapTransport {
   readonly #lookup: (name: string) => Promise<string | undefined>;
   #closed = false;
 
-  private constructor(receiver: RtpTapReceiver, advertiseHost: string, format: 'slin' | 'slin16', lookup: (name: string) => Promise<string | undefined>) {
+  private constructor(
+    receiver: RtpTapReceiver,
+    advertiseHost: string,
+    format: 'slin' | 'slin16',
+    lookup: (name: string) => Promise<string | undefined>,
+  ) {
     this.#receiver = receiver;
     this.#lookup = lookup;
     this.request = { externalHost: `${advertiseHost}:${receiver.port}`, format, encapsulation: 'rtp', transport: 'udp' } as const;
   }
 
   /** `lookup` reads one of the channel's variables (when the create response lacks them). */
-  static async open(pool: RtpPortPool, advertiseHost: string, format: 'slin' | 'slin16', lookup: (name: string) => Promise<string | undefined>): Promise<RtpTapTransport> {
+  static async open(
+    pool: RtpPortPool,
+    advertiseHost: string,
+    format: 'slin' | 'slin16',
+    lookup: (name: string) => Promise<string | undefined>,
+  ): Promise<RtpTapTransport> {
     return new RtpTapTransport(await RtpTapReceiver.open(pool), advertiseHost, format, lookup);
   }
 
@@ -31,8 +41,8 @@ export class RtpTapTransport implements TapTransport {
   }
 
   async attach(external: AriChannel): Promise<void> {
-    const address = external.channelvars?.UNICASTRTP_LOCAL_ADDRESS ?? await this.#lookup('UNICASTRTP_LOCAL_ADDRESS');
-    const port = external.channelvars?.UNICASTRTP_LOCAL_PORT ?? await this.#lookup('UNICASTRTP_LOCAL_PORT');
+    const address = external.channelvars?.UNICASTRTP_LOCAL_ADDRESS ?? (await this.#lookup('UNICASTRTP_LOCAL_ADDRESS'));
+    const port = external.channelvars?.UNICASTRTP_LOCAL_PORT ?? (await this.#lookup('UNICASTRTP_LOCAL_PORT'));
     if (address === undefined || port === undefined) throw new Error('ExternalMedia channel reported no local RTP address');
     this.#receiver.expectSource(address, Number(port));
   }

@@ -40,7 +40,14 @@ export class WebsocketTapTransport implements TapTransport {
     this.#mediaBaseUrl = new URL(ariUrl.href);
     this.#mediaBaseUrl.protocol = ariUrl.protocol === 'https:' ? 'wss:' : 'ws:';
     // external_host is required by ARI but unused in server mode.
-    this.request = { externalHost: 'INCOMING', format, encapsulation: 'none', transport: 'websocket', connectionType: 'server', direction: 'in' } as const;
+    this.request = {
+      externalHost: 'INCOMING',
+      format,
+      encapsulation: 'none',
+      transport: 'websocket',
+      connectionType: 'server',
+      direction: 'in',
+    } as const;
   }
 
   get holdsSocket(): boolean {
@@ -55,7 +62,9 @@ export class WebsocketTapTransport implements TapTransport {
     const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000, skipUTF8Validation: true });
     this.#socket = socket;
     socket.on('message', (data, isBinary) => this.#receive(data as Buffer, isBinary));
-    socket.on('close', () => { this.#socket = undefined; });
+    socket.on('close', () => {
+      this.#socket = undefined;
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', (error) => reject(new Error(`cannot connect to ${url.origin}/media/…: ${error.message}`)));

@@ -54,6 +54,9 @@ export async function provisionGateway(ari: AriPort, config: Config, logger: Log
     await ari.putConfigObject(object.type, object.name, object.fields);
     (current === undefined ? result.created : result.updated).push(label);
   }
-  logger.info({ gateway: settings.host, username: settings.username, register: settings.register, ...result }, 'outbound gateway provisioned');
+  logger.info(
+    { gateway: settings.host, username: settings.username, register: settings.register, ...result },
+    'outbound gateway provisioned',
+  );
   return result;
 }

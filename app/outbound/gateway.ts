@@ -28,7 +28,9 @@ export interface PjsipObject {
 
 /** The gateway's settings, or the keys that are missing for one. */
 export function gatewaySettings(config: Config): GatewaySettings | { missing: string[] } {
-  const missing = (['OUT_SIP_GATEWAY_IP', 'OUTBOUND_CALL_EXT', 'OUTBOUND_CALLS_SECRET'] as const).filter((name) => config[name] === undefined);
+  const missing = (['OUT_SIP_GATEWAY_IP', 'OUTBOUND_CALL_EXT', 'OUTBOUND_CALLS_SECRET'] as const).filter(
+    (name) => config[name] === undefined,
+  );
   if (missing.length > 0) return { missing };
   return {
     host: config.OUT_SIP_GATEWAY_IP!,

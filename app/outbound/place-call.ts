@@ -43,7 +43,9 @@ export async function placeCall(ari: AriPort, request: PlaceCallRequest): Promis
   const agentChannelId = `agent-${callId}`;
   let outcome: CallOutcome | undefined;
   let resolveEnded!: (outcome: CallOutcome) => void;
-  const ended = new Promise<CallOutcome>((resolve) => { resolveEnded = resolve; });
+  const ended = new Promise<CallOutcome>((resolve) => {
+    resolveEnded = resolve;
+  });
 
   const unsubscribe = ari.onEvent((event: AriEvent) => {
     if (event.type === 'Dial' || event.channel.id !== agentChannelId) return;

@@ -17,7 +17,11 @@ export function amiConfigured(config: Config): boolean {
 
 function connectAmi(config: Config, events: string): Promise<AmiClient> {
   return AmiClient.connect({
-    host: config.AMI_HOST, port: config.AMI_PORT, username: config.AMI_USERNAME ?? '', secret: config.AMI_SECRET ?? '', events,
+    host: config.AMI_HOST,
+    port: config.AMI_PORT,
+    username: config.AMI_USERNAME ?? '',
+    secret: config.AMI_SECRET ?? '',
+    events,
   });
 }
 
@@ -70,7 +74,10 @@ class RegistrationWatcher {
         this.#logger.error({ err: error.message }, 'outbound registration state not reported');
         return;
       }
-      this.#logger.warn({ err: (error as Error).message, attempt: this.#attempt + 1 }, 'outbound registration state not known: AMI unavailable; trying again');
+      this.#logger.warn(
+        { err: (error as Error).message, attempt: this.#attempt + 1 },
+        'outbound registration state not known: AMI unavailable; trying again',
+      );
       this.#retry();
       return;
     }

@@ -100,7 +100,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
       file.write(buffer);
     });
 
-    socket.on('close', async (code) => {
+    const finish = async (code: number): Promise<void> => {
       if (file === undefined) return;
       const finished = file;
       await new Promise((resolve) => finished.end(resolve));
@@ -117,15 +117,19 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
       };
       logger.info({ ...summary, closeCode: code, seconds: bytes / 2 / channels / sampleRate }, 'stream ended');
       for (const handler of handlers) handler(summary);
+    };
+    socket.on('close', (code) => {
+      finish(code).catch((error: unknown) => logger.error({ err: error, file: path }, 'could not finish the WAV file'));
     });
   });
 
   return {
     port: (server.address() as AddressInfo).port,
     onStreamClosed: (handler) => handlers.push(handler),
-    close: () => new Promise<void>((resolve) => {
-      for (const client of server.clients) client.terminate();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of server.clients) client.terminate();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -12,10 +12,7 @@
 import { checkDomain, checkEndpointName, checkNumber } from './dial-validator.js';
 
 export type Destination =
-  | { kind: 'domain'; host: string }
-  | { kind: 'trunk'; host: string }
-  | { kind: 'dialplan'; context: string }
-  | { kind: 'gateway' };
+  { kind: 'domain'; host: string } | { kind: 'trunk'; host: string } | { kind: 'dialplan'; context: string } | { kind: 'gateway' };
 
 const CONTEXT_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
 
@@ -42,9 +39,12 @@ export function parseDestination(text: string): Destination {
 
 export function describeDestination(destination: Destination): string {
   switch (destination.kind) {
-    case 'dialplan': return `dialplan:${destination.context}`;
-    case 'gateway': return 'gateway';
-    default: return `${destination.kind}:${destination.host}`;
+    case 'dialplan':
+      return `dialplan:${destination.context}`;
+    case 'gateway':
+      return 'gateway';
+    default:
+      return `${destination.kind}:${destination.host}`;
   }
 }
 

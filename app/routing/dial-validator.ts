@@ -16,7 +16,8 @@ const MAX_HOST_LENGTH = 253;
 // the seed proxy's examples use UUIDs), and the few marks phone numbers use.
 const NUMBER_PATTERN = /^[A-Za-z0-9+*._~-]+$/;
 // Labels may hold `_` too: DNS allows it (SRV names), and the seed's sample config has SIPTRUNK_IP.
-const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+const HOSTNAME_PATTERN =
+  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
 const IPV6_PATTERN = /^\[[0-9A-Fa-f:.]+\]$/;
 
 /** A dialled number or mapped destination number (the user part of the URI). */

@@ -29,8 +29,7 @@ export interface RouteRequest {
 }
 
 export type RouteDecision =
-  | { ok: true; number: string; destination: Destination; rule: string; direction: 'inbound' | 'outbound' }
-  | { ok: false; reason: string };
+  { ok: true; number: string; destination: Destination; rule: string; direction: 'inbound' | 'outbound' } | { ok: false; reason: string };
 
 // The seed proxy's test for an outbound call: a destination longer than 10 digits.
 const OUTBOUND_NUMBER = /^\+?\d{11,}$/;
@@ -66,7 +65,10 @@ export function route(table: RoutingTable, request: RouteRequest): RouteDecision
 /** Out through the outbound gateway, with a leading OUTBOUND_CALL_PREFIX stripped. */
 function outbound(table: RoutingTable, dialled: string, why: string): RouteDecision {
   if (!('prefix' in table.outbound)) {
-    return { ok: false, reason: `outbound call (${why}) but the outbound gateway is not configured: missing ${table.outbound.missing.join(', ')}` };
+    return {
+      ok: false,
+      reason: `outbound call (${why}) but the outbound gateway is not configured: missing ${table.outbound.missing.join(', ')}`,
+    };
   }
   const { prefix } = table.outbound;
   const number = prefix !== '' && dialled.startsWith(prefix) && dialled.length > prefix.length ? dialled.slice(prefix.length) : dialled;

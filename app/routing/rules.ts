@@ -36,7 +36,7 @@ function wholeMatch(pattern: string, what: string): RegExp {
   try {
     return new RegExp(`^(?:${pattern})$`);
   } catch (error) {
-    throw new Error(`${what} "${pattern}" is not a regular expression: ${(error as Error).message}`);
+    throw new Error(`${what} "${pattern}" is not a regular expression: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -64,7 +64,7 @@ export function parseRule(name: string, keys: ReadonlyMap<string, string>): Rout
     try {
       rule.destination = parseDestination(destination);
     } catch (error) {
-      throw new Error(`destination: ${(error as Error).message}`);
+      throw new Error(`destination: ${(error as Error).message}`, { cause: error });
     }
   }
   return rule;

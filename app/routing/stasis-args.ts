@@ -53,7 +53,8 @@ export function parseStasisArgs(raw: readonly string[]): ParsedStasisArgs {
         }
         break;
       case 'direction':
-        if (value !== 'inbound' && value !== 'outbound') return { ok: false, reason: `direction=${JSON.stringify(value)} is not inbound or outbound` };
+        if (value !== 'inbound' && value !== 'outbound')
+          return { ok: false, reason: `direction=${JSON.stringify(value)} is not inbound or outbound` };
         args.direction = value;
         break;
       case 'transport': {
@@ -63,7 +64,8 @@ export function parseStasisArgs(raw: readonly string[]): ParsedStasisArgs {
         break;
       }
       case 'call-id':
-        if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value)) return { ok: false, reason: `call-id=${JSON.stringify(value)} is not a UUID` };
+        if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value))
+          return { ok: false, reason: `call-id=${JSON.stringify(value)} is not a UUID` };
         args.callId = value;
         break;
       default:

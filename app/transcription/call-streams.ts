@@ -63,12 +63,13 @@ class SplitStreams implements CallStreams {
   readonly #labels: Record<Leg, string>;
 
   constructor({ config, connection, logger }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
-    const stream = (identity: StreamIdentity) => new WebsocketStream<StreamItem>({
-      url: config.STREAM_URL,
-      connection,
-      protocol: ourStreamProtocol(startMessage(identity, config.SAMPLE_RATE)),
-      logger: logger.child({ stream: identity.label }),
-    });
+    const stream = (identity: StreamIdentity) =>
+      new WebsocketStream<StreamItem>({
+        url: config.STREAM_URL,
+        connection,
+        protocol: ourStreamProtocol(startMessage(identity, config.SAMPLE_RATE)),
+        logger: logger.child({ stream: identity.label }),
+      });
     this.#streams = { A: stream(a), B: stream(b) };
     this.#labels = { A: a.label, B: b.label };
   }

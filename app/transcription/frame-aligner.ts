@@ -178,7 +178,8 @@ export class FrameAligner {
     if (!(frameMs > 0)) throw new RangeError(`frameMs must be positive, not ${frameMs}`);
     // The later leg's frame for a slot may come up to SLIP_FRAMES after the other's.
     if (!(maxWaitMs >= 2 * frameMs)) throw new RangeError(`maxWaitMs must be at least two frames (${2 * frameMs}), not ${maxWaitMs}`);
-    if (!Number.isInteger(maxAheadSlots) || maxAheadSlots < 1) throw new RangeError(`maxAheadSlots must be a positive integer, not ${maxAheadSlots}`);
+    if (!Number.isInteger(maxAheadSlots) || maxAheadSlots < 1)
+      throw new RangeError(`maxAheadSlots must be a positive integer, not ${maxAheadSlots}`);
     this.#frameBytes = frameBytes;
     this.#frameMs = frameMs;
     this.#maxWaitMs = maxWaitMs;
@@ -233,9 +234,11 @@ export class FrameAligner {
     const lateMs = nowMs - (timeline.phaseMs + timeline.next * this.#frameMs);
     if (paced) {
       // After more than maxWaitMs the leg may have restarted on another phase: place it by the other leg.
-      if (lateMs > this.#maxWaitMs || timeline.next < this.#head) return this.#resync(leg, frame, nowMs, this.#nearestSlot(leg, nowMs), true);
+      if (lateMs > this.#maxWaitMs || timeline.next < this.#head)
+        return this.#resync(leg, frame, nowMs, this.#nearestSlot(leg, nowMs), true);
       // Lost frames: the leg's own clock went on.
-      if (lateMs > this.#lossThresholdMs(timeline)) return this.#resync(leg, frame, nowMs, timeline.next + Math.round(lateMs / this.#frameMs), true);
+      if (lateMs > this.#lossThresholdMs(timeline))
+        return this.#resync(leg, frame, nowMs, timeline.next + Math.round(lateMs / this.#frameMs), true);
       if (lateMs < -this.#maxWaitMs) return this.#resync(leg, frame, nowMs, this.#nearestSlot(leg, nowMs), false);
       timeline.jitterSamples++;
       timeline.jitterMs += (Math.abs(lateMs) - timeline.jitterMs) * Math.max(JITTER_GAIN, 1 / (timeline.jitterSamples + 1));
@@ -314,7 +317,12 @@ export class FrameAligner {
   }
 
   #isSteady(timeline: LegTimeline, nowMs: number): boolean {
-    return timeline.next !== undefined && timeline.jump === undefined && timeline.lastArrivalMs !== undefined && nowMs - timeline.lastArrivalMs <= this.#maxWaitMs;
+    return (
+      timeline.next !== undefined &&
+      timeline.jump === undefined &&
+      timeline.lastArrivalMs !== undefined &&
+      nowMs - timeline.lastArrivalMs <= this.#maxWaitMs
+    );
   }
 
   /** How late a frame must be to mean lost frames rather than jitter: half a frame, or more on a jittery leg. */
@@ -394,7 +402,8 @@ export class FrameAligner {
   #emitDue(nowMs: number): void {
     let dueThrough = -Infinity;
     for (const [slot, held] of this.#slots) {
-      if (slot > dueThrough && ((held[0] !== undefined && held[0].dueMs <= nowMs) || (held[1] !== undefined && held[1].dueMs <= nowMs))) dueThrough = slot;
+      if (slot > dueThrough && ((held[0] !== undefined && held[0].dueMs <= nowMs) || (held[1] !== undefined && held[1].dueMs <= nowMs)))
+        dueThrough = slot;
     }
     while (this.#head <= dueThrough || (this.#head < this.#floor(0) && this.#head < this.#floor(1))) this.#emitHead();
   }

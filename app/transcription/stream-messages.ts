@@ -77,8 +77,18 @@ export interface CallStreamStartMessage {
   frameMs: 20;
 }
 
-export function callStartMessage(mode: 'stereo' | 'mixed', a: StreamIdentity, b: StreamIdentity, sampleRate: 8000 | 16000): CallStreamStartMessage {
-  const leg = (identity: StreamIdentity) => ({ label: identity.label, leg: identity.leg, channelId: identity.channelId, sipCallId: identity.sipCallId });
+export function callStartMessage(
+  mode: 'stereo' | 'mixed',
+  a: StreamIdentity,
+  b: StreamIdentity,
+  sampleRate: 8000 | 16000,
+): CallStreamStartMessage {
+  const leg = (identity: StreamIdentity) => ({
+    label: identity.label,
+    leg: identity.leg,
+    channelId: identity.channelId,
+    sipCallId: identity.sipCallId,
+  });
   return {
     event: 'start',
     version: STREAM_FORMAT_VERSION,

@@ -159,7 +159,8 @@ export class TwilioMessageEncoder {
   media(track: TwilioTrack, l16le: Buffer, nowMs: number): string {
     const openedAtMs = this.#opened('media');
     const atMs = finite(nowMs);
-    if (!this.#tracks.includes(track)) throw new TwilioMessageError(`track ${track} is not one of this stream's tracks (${this.#tracks.join(', ')})`);
+    if (!this.#tracks.includes(track))
+      throw new TwilioMessageError(`track ${track} is not one of this stream's tracks (${this.#tracks.join(', ')})`);
     if (l16le.length !== TWILIO_FRAME_BYTES) {
       throw new TwilioMessageError(`a media frame is ${TWILIO_FRAME_BYTES} bytes (20 ms of L16 at 8 kHz), got ${l16le.length}`);
     }

@@ -155,10 +155,7 @@ function session(
     // server that reads metadata[0] (or, like Voicegain's wss_server.py, matches by name) still sees the seed's
     // pair. Our call ids follow, so a result can be joined to the call's logs. The phone numbers are not sent:
     // Voicegain would store them with the result, and the seed's results echo only the channel pair [SEED].
-    metadata: [
-      { name: channelName, value: channelValue },
-      ...metadataPairs({ callId: call.callId, linkedId: call.linkedId }),
-    ],
+    metadata: [{ name: channelName, value: channelValue }, ...metadataPairs({ callId: call.callId, linkedId: call.linkedId })],
   };
 }
 
@@ -168,9 +165,7 @@ function metadataPairs(values: Record<string, string>): VoicegainNameValue[] {
     .map(([name, value]) => ({ name, value }));
 }
 
-export type VoicegainAnswer =
-  | { ok: true; audioUrl: URL; sessionIds: string[] }
-  | { ok: false; message: string };
+export type VoicegainAnswer = { ok: true; audioUrl: URL; sessionIds: string[] } | { ok: false; message: string };
 
 /** How much of an unexpected body a message quotes. */
 const QUOTED_BODY_CHARS = 200;
@@ -196,7 +191,9 @@ export function readVoicegainAnswer(status: number, bodyText: string): Voicegain
   if (typeof websocketUrl !== 'string') return failure(`Voicegain answered ${status} without audio.stream.websocketUrl`);
   const audioUrl = URL.canParse(websocketUrl) ? new URL(websocketUrl) : undefined;
   if (audioUrl === undefined || (audioUrl.protocol !== 'ws:' && audioUrl.protocol !== 'wss:')) {
-    return failure(`Voicegain answered ${status} with an audio.stream.websocketUrl that is not a ws:// or wss:// URL: ${JSON.stringify(websocketUrl.slice(0, QUOTED_BODY_CHARS))}`);
+    return failure(
+      `Voicegain answered ${status} with an audio.stream.websocketUrl that is not a ws:// or wss:// URL: ${JSON.stringify(websocketUrl.slice(0, QUOTED_BODY_CHARS))}`,
+    );
   }
   return { ok: true, audioUrl, sessionIds };
 }

@@ -70,14 +70,23 @@ export class VoicegainStreams implements CallStreams {
 
   async #request(): Promise<void> {
     const settings = voicegainSettings(this.#config);
-    const body = voicegainRequestBody(settings, { callId: this.#a.callId, linkedId: this.#a.linkedId, caller: this.#a.caller, callee: this.#a.callee });
+    const body = voicegainRequestBody(settings, {
+      callId: this.#a.callId,
+      linkedId: this.#a.linkedId,
+      caller: this.#a.caller,
+      callee: this.#a.callee,
+    });
     const timeout = AbortSignal.timeout(this.#config.VG_REQUEST_TIMEOUT_MS);
     let status: number;
     let text: string;
     try {
       const response = await fetch(settings.gatewayUrl, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json', Authorization: `Bearer ${this.#config.JWT_TOKEN ?? ''}` },
+        headers: {
+          'Content-Type': 'application/json',
+          Accept: 'application/json',
+          Authorization: `Bearer ${this.#config.JWT_TOKEN ?? ''}`,
+        },
         body: JSON.stringify(body),
         signal: AbortSignal.any([timeout, this.#abort.signal]),
       });

@@ -125,7 +125,9 @@ export class WebsocketStream<T = Buffer> {
     const seconds = this.#options.connection.heartbeatSeconds ?? 0;
     if (seconds <= 0) return;
     let answered = true;
-    socket.on('pong', () => { answered = true; });
+    socket.on('pong', () => {
+      answered = true;
+    });
     this.#heartbeat = setInterval(() => {
       if (!answered) {
         this.#logger.warn({ heartbeatSeconds: seconds }, 'stream server did not answer the ping; reconnecting');
@@ -212,6 +214,8 @@ export class WebsocketStream<T = Buffer> {
       } else {
         socket.terminate();
       }
-    }).finally(() => { this.#socket = undefined; });
+    }).finally(() => {
+      this.#socket = undefined;
+    });
   }
 }

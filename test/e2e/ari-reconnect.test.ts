@@ -38,7 +38,11 @@ const logHas = (text: string) => () => proxy?.logTail(400).includes(text) ?? fal
 it('ends a call whose caller hung up while the ARI connection was down, once it is back', async () => {
   const asterisk = new URL(ARI_URL);
   relay = await startTcpRelay({ host: asterisk.hostname, port: Number(asterisk.port) });
-  proxy = await startServiceUnderTest({ ARI_URL: relay.url.href, DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url });
+  proxy = await startServiceUnderTest({
+    ARI_URL: relay.url.href,
+    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+    STREAM_URL: streamServer.url,
+  });
   onTestFailed(() => console.log(`--- service log\n${proxy?.logTail(120)}\n--- Asterisk log\n${asteriskLogTail()}`));
 
   const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: calleePort });

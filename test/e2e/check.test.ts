@@ -9,7 +9,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it, onTestFailed } from 'vitest';
@@ -38,7 +37,9 @@ async function startRecordingServer(): Promise<RecordingServer> {
   const recorded: RecordingServer = { url: `ws://127.0.0.1:${(server.address() as { port: number }).port}`, connections: [] };
   server.on('connection', (socket, request) => {
     const connection = { headers: request.headers, messages: 0, closed: new Promise<number>((resolve) => socket.on('close', resolve)) };
-    socket.on('message', () => { connection.messages++; });
+    socket.on('message', () => {
+      connection.messages++;
+    });
     recorded.connections.push(connection);
   });
   cleanups.push(async () => {
@@ -78,10 +79,17 @@ async function runCheck(env: Record<string, string>): Promise<{ exitCode: number
 it('a healthy deployment: OK for ARI, modules and stream, exit 0; the stream server sees one silent connection', async () => {
   // Stand in for a running service: hold ARI_APP's event websocket, as `serve` would.
   const events: string[] = [];
-  const service = new WebSocket(`${ARI_URL.replace(/^http/, 'ws')}/ari/events?app=transcription-proxy&api_key=${ARI_USERNAME}:${ARI_PASSWORD}`);
+  const service = new WebSocket(
+    `${ARI_URL.replace(/^http/, 'ws')}/ari/events?app=transcription-proxy&api_key=${ARI_USERNAME}:${ARI_PASSWORD}`,
+  );
   service.on('message', (data) => events.push((JSON.parse(String(data)) as { type: string }).type));
-  await new Promise((resolve, reject) => { service.once('open', resolve); service.once('error', reject); });
-  cleanups.push(async () => { service.close(); });
+  await new Promise((resolve, reject) => {
+    service.once('open', resolve);
+    service.once('error', reject);
+  });
+  cleanups.push(async () => {
+    service.close();
+  });
   expect((await ariGet('/applications/transcription-proxy')).status).toBe(200);
 
   const stream = await startRecordingServer();
@@ -142,7 +150,9 @@ it('a module the rtp transport needs is not loaded: the report names it and its 
     const { exitCode, text } = await runCheck({ STREAM_URL: stream.url });
     expect(exitCode).toBe(1);
     expect(text).toMatch(/^FAIL +modules +1 of 15 modules the rtp media transport needs is not running: chan_rtp$/m);
-    expect(text).toMatch(/^ +chan_rtp: not loaded; add to modules\.conf: load => chan_rtp\.so  \(ExternalMedia channels over RTP, the rtp tap\)$/m);
+    expect(text).toMatch(
+      /^ +chan_rtp: not loaded; add to modules\.conf: load => chan_rtp\.so {2}\(ExternalMedia channels over RTP, the rtp tap\)$/m,
+    );
     expect(text).toMatch(/^OK +ARI /m);
   } finally {
     asteriskCli('module load chan_rtp.so');
@@ -154,7 +164,10 @@ it('an outbound gateway: run-time PJSIP objects are proven with a probe that is 
   const stream = await startRecordingServer();
   const { exitCode, text, cli } = await runCheck({
     STREAM_URL: stream.url,
-    OUT_SIP_GATEWAY_IP: '127.0.0.1:5999', OUTBOUND_CALL_EXT: '1000', OUTBOUND_CALLS_SECRET: 'gw-secret-not-printed', OUTBOUND_REGISTER: 'yes',
+    OUT_SIP_GATEWAY_IP: '127.0.0.1:5999',
+    OUTBOUND_CALL_EXT: '1000',
+    OUTBOUND_CALLS_SECRET: 'gw-secret-not-printed',
+    OUTBOUND_REGISTER: 'yes',
   });
   expect(exitCode).toBe(0);
   expect(text).toMatch(/^OK +gateway +run-time PJSIP objects work; outbound gateway 127\.0\.0\.1:5999$/m);

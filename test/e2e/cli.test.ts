@@ -31,15 +31,23 @@ it('serve + receive: a call becomes one WAV file per party, with JSON-only stdou
 
   const calleePort = await freeUdpPort();
   const workdir = mkdtempSync(join(tmpdir(), 'atp-serve-'));
-  const service = runCli(['serve', '--set', `DESTINATION_DOMAIN=127.0.0.1:${calleePort}`, '--set', 'SAMPLE_RATE=8000'], {
-    ARI_URL, ARI_USERNAME, ARI_PASSWORD,
-    STREAM_URL: String(listening.url),
-    STREAM_TOKEN,
-    LOG_LEVEL: 'debug',
-  }, workdir);
+  const service = runCli(
+    ['serve', '--set', `DESTINATION_DOMAIN=127.0.0.1:${calleePort}`, '--set', 'SAMPLE_RATE=8000'],
+    {
+      ARI_URL,
+      ARI_USERNAME,
+      ARI_PASSWORD,
+      STREAM_URL: String(listening.url),
+      STREAM_TOKEN,
+      LOG_LEVEL: 'debug',
+    },
+    workdir,
+  );
   running.push(service);
   onTestFailed(() => {
-    console.log(`--- serve stdout\n${service.stdoutLines.slice(-60).join('\n')}\n--- serve stderr\n${service.stderr()}\n--- Asterisk\n${asteriskLogTail()}`);
+    console.log(
+      `--- serve stdout\n${service.stdoutLines.slice(-60).join('\n')}\n--- serve stderr\n${service.stderr()}\n--- Asterisk\n${asteriskLogTail()}`,
+    );
   });
   await service.line((e) => e.msg === 'service ready');
 
@@ -56,7 +64,10 @@ it('serve + receive: a call becomes one WAV file per party, with JSON-only stdou
   await service.line((e) => e.msg === 'call ended');
   await expectNothingLeftInAsterisk();
 
-  for (const [entry, own, other] of [[ended[0]!, 440, 1330], [ended[1]!, 1330, 440]] as const) {
+  for (const [entry, own, other] of [
+    [ended[0]!, 440, 1330],
+    [ended[1]!, 1330, 440],
+  ] as const) {
     const wav = readFileSync(String(entry.file));
     expect(wav.toString('ascii', 0, 4)).toBe('RIFF');
     expect(wav.readUInt32LE(24)).toBe(8000);

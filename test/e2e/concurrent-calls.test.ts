@@ -35,9 +35,18 @@ it(`${CALLS} concurrent calls: each caller's own tone on its CALLER1, the callee
   onTestFailed(() => console.log(`--- service log\n${proxy?.logTail(80)}\n--- Asterisk log\n${asteriskLogTail()}`));
 
   const callee = await startSipp({ scenario: 'callee.xml', toneHz: CALLEE_HZ, sipPort: calleePort, calls: CALLS });
-  const callers = await Promise.all(CALLER_HZ.map((hz, i) => startSipp({
-    scenario: 'caller.xml', toneHz: hz, service: '4567', callerId: `20${i}`, holdMs: HOLD_MS, target: ASTERISK_SIP,
-  })));
+  const callers = await Promise.all(
+    CALLER_HZ.map((hz, i) =>
+      startSipp({
+        scenario: 'caller.xml',
+        toneHz: hz,
+        service: '4567',
+        callerId: `20${i}`,
+        holdMs: HOLD_MS,
+        target: ASTERISK_SIP,
+      }),
+    ),
+  );
   // All calls overlap: every caller is still holding when the last one is set up.
   await expect.poll(() => proxy!.service.app.activeCalls, { timeout: 10_000 }).toBe(CALLS);
 

@@ -26,7 +26,11 @@ afterAll(async () => {
 describe.each(['rtp', 'audiosocket', 'websocket'] as const)('MEDIA_TRANSPORT=%s', (transport) => {
   let proxy: ServiceUnderTest;
   beforeAll(async () => {
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, MEDIA_TRANSPORT: transport });
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: streamServer.url,
+      MEDIA_TRANSPORT: transport,
+    });
   });
   afterAll(async () => {
     await proxy?.stop();
@@ -49,7 +53,9 @@ describe.each(['rtp', 'audiosocket', 'websocket'] as const)('MEDIA_TRANSPORT=%s'
         const margin = toneMarginDb(audio, 16000, own, other);
         // About 1.5 s of call: at least 1 s of frames, clearly its own party's tone.
         if (stream.frames.length < 50 || margin < 30) {
-          failures.push(`call ${call} ${String(stream.metadata?.label)}: ${stream.frames.length} frames, ${own} Hz ${margin.toFixed(1)} dB above ${other} Hz`);
+          failures.push(
+            `call ${call} ${String(stream.metadata?.label)}: ${stream.frames.length} frames, ${own} Hz ${margin.toFixed(1)} dB above ${other} Hz`,
+          );
         }
       }
       await expectNothingLeftInAsterisk();

@@ -19,7 +19,15 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { ARI_AUTHORIZATION as AUTHORIZATION, ARI_URL, ASTERISK_SIP, ariRequest as ari, asteriskLogTail, expectNothingLeftInAsterisk, setDialplanGlobal as setGlobal } from '../support/testbed.js';
+import {
+  ARI_AUTHORIZATION as AUTHORIZATION,
+  ARI_URL,
+  ASTERISK_SIP,
+  ariRequest as ari,
+  asteriskLogTail,
+  expectNothingLeftInAsterisk,
+  setDialplanGlobal as setGlobal,
+} from '../support/testbed.js';
 import { freeUdpPort, receivedRequestHeader, receivedRequestLines, receivedResponseCodes, startSipp } from '../support/sipp.js';
 
 const APP = 'transcription-proxy';
@@ -78,7 +86,10 @@ async function connectStubApp(): Promise<StubApp> {
       if (event) return Promise.resolve(event);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no StasisStart within ${timeoutMs} ms`)), timeoutMs);
-        waiting.push((started) => { clearTimeout(timer); resolve(started); });
+        waiting.push((started) => {
+          clearTimeout(timer);
+          resolve(started);
+        });
       });
     },
     async close() {
@@ -122,7 +133,12 @@ describe('FreePBX custom destination with the service down', () => {
     const number = uniqueNumber();
     const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: calleePort });
     const caller = await startSipp({
-      scenario: 'caller.xml', toneHz: 440, service: `${entry}${number}`, callerId: '1001', holdMs: 2000, target: ASTERISK_SIP,
+      scenario: 'caller.xml',
+      toneHz: 440,
+      service: `${entry}${number}`,
+      callerId: '1001',
+      holdMs: 2000,
+      target: ASTERISK_SIP,
     });
     const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
     expect(callerResult.exitCode, callerResult.stderr).toBe(0);

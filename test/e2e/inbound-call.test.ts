@@ -57,8 +57,19 @@ function showLogsOnFailure(): void {
   });
 }
 
-async function placeCall(options: { callerHz: number; calleeHz: number; dialled?: string; calleeScenario?: string; callerScenario?: string }) {
-  const callee = await startSipp({ scenario: options.calleeScenario ?? 'callee.xml', toneHz: options.calleeHz, sipPort: calleePort, holdMs: HOLD_MS });
+async function placeCall(options: {
+  callerHz: number;
+  calleeHz: number;
+  dialled?: string;
+  calleeScenario?: string;
+  callerScenario?: string;
+}) {
+  const callee = await startSipp({
+    scenario: options.calleeScenario ?? 'callee.xml',
+    toneHz: options.calleeHz,
+    sipPort: calleePort,
+    holdMs: HOLD_MS,
+  });
   const caller = await startSipp({
     scenario: options.callerScenario ?? 'caller.xml',
     toneHz: options.callerHz,
@@ -112,16 +123,33 @@ describe('inbound call', () => {
 });
 
 describe('two calls at the same time', () => {
-  it('keeps each party\'s tone on its own stream (four tones)', async () => {
+  it("keeps each party's tone on its own stream (four tones)", async () => {
     showLogsOnFailure();
     const tones = { caller1: 440, callee1: 1330, caller2: 700, callee2: 1900 };
     const callee = await startSipp({
-      scenario: 'callee-tone-by-number.xml', toneHz: tones.callee1, extraTonesHz: [tones.callee2],
-      sipPort: calleePort, calls: 2,
+      scenario: 'callee-tone-by-number.xml',
+      toneHz: tones.callee1,
+      extraTonesHz: [tones.callee2],
+      sipPort: calleePort,
+      calls: 2,
     });
     const callers = await Promise.all([
-      startSipp({ scenario: 'caller.xml', toneHz: tones.caller1, service: '2001', callerId: '1001', holdMs: HOLD_MS, target: ASTERISK_SIP }),
-      startSipp({ scenario: 'caller.xml', toneHz: tones.caller2, service: '2002', callerId: '1002', holdMs: HOLD_MS, target: ASTERISK_SIP }),
+      startSipp({
+        scenario: 'caller.xml',
+        toneHz: tones.caller1,
+        service: '2001',
+        callerId: '1001',
+        holdMs: HOLD_MS,
+        target: ASTERISK_SIP,
+      }),
+      startSipp({
+        scenario: 'caller.xml',
+        toneHz: tones.caller2,
+        service: '2002',
+        callerId: '1002',
+        holdMs: HOLD_MS,
+        target: ASTERISK_SIP,
+      }),
     ]);
     const results = await Promise.all([...callers.map((c) => c.done), callee.done]);
     for (const result of results) expect(result.exitCode, result.stderr).toBe(0);
@@ -136,9 +164,17 @@ describe('two calls at the same time', () => {
       { callee: '2002', label: 'CALLER2', hz: tones.callee2 },
     ];
     for (const { callee: number, label, hz } of expectations) {
-      const stream = streamByLabel(streams.filter((s) => s.metadata?.callee === number), label);
+      const stream = streamByLabel(
+        streams.filter((s) => s.metadata?.callee === number),
+        label,
+      );
       expectWellFormed(stream);
-      expectTone(stream, SAMPLE_RATE, hz, all.filter((other) => other !== hz));
+      expectTone(
+        stream,
+        SAMPLE_RATE,
+        hz,
+        all.filter((other) => other !== hz),
+      );
     }
     const callIds = new Set(streams.map((s) => s.metadata?.callId));
     expect(callIds.size).toBe(2);
@@ -174,7 +210,10 @@ describe('calls that end early or fail', () => {
   it('hangs up the caller when the callee hangs up first, and closes both streams', async () => {
     showLogsOnFailure();
     const { callerResult, calleeResult } = await placeCall({
-      callerHz: 440, calleeHz: 1330, calleeScenario: 'callee-hangs-up.xml', callerScenario: 'caller-waits-bye.xml',
+      callerHz: 440,
+      calleeHz: 1330,
+      calleeScenario: 'callee-hangs-up.xml',
+      callerScenario: 'caller-waits-bye.xml',
     });
     expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
     expect(callerResult.exitCode, callerResult.stderr).toBe(0);
@@ -204,7 +243,6 @@ describe('calls that end early or fail', () => {
   });
 });
 
-
 describe('a caller answered before it reaches the app (after an IVR)', () => {
   it('hears ringback while the callee rings, then the callee', async () => {
     showLogsOnFailure();
@@ -219,7 +257,10 @@ describe('a caller answered before it reaches the app (after an IVR)', () => {
       const ringMs = 2500;
       const callee = await startSipp({ scenario: 'callee-answers-late.xml', toneHz: 1330, sipPort: calleePort, holdMs: ringMs });
       const caller = await startSipp({
-        scenario: 'caller-answered-first.xml', service: '4567', holdMs: ringMs + 3000, target: ASTERISK_SIP,
+        scenario: 'caller-answered-first.xml',
+        service: '4567',
+        holdMs: ringMs + 3000,
+        target: ASTERISK_SIP,
         variables: { rtp_port: String(media.address().port) },
       });
       const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
@@ -244,7 +285,7 @@ describe('a caller answered before it reaches the app (after an IVR)', () => {
 });
 
 describe('an unreachable destination', () => {
-  it('fails the call back to the caller when leg B\'s INVITE times out, opens no stream, leaves nothing', async () => {
+  it("fails the call back to the caller when leg B's INVITE times out, opens no stream, leaves nothing", async () => {
     showLogsOnFailure();
     // Nothing listens at calleePort: leg B's INVITE is never answered and PJSIP's transaction
     // timeout (Timer B, 32 s, its minimum) ends it. The dial timeout is set longer, so the

@@ -13,7 +13,19 @@ import { startStrictStreamServer, type StrictStreamServer } from '../support/str
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
 import { startTcpRelay } from '../support/tcp-relay.js';
 import { expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
-import { AMI_PORT, AMI_SECRET, AMI_USERNAME, ARI_PASSWORD, ARI_URL, ARI_USERNAME, ASTERISK_SIP, TESTBED_SCRIPT, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
+import {
+  AMI_PORT,
+  AMI_SECRET,
+  AMI_USERNAME,
+  ARI_PASSWORD,
+  ARI_URL,
+  ARI_USERNAME,
+  ASTERISK_SIP,
+  TESTBED_SCRIPT,
+  ariRequest,
+  asteriskLogTail,
+  expectNothingLeftInAsterisk,
+} from '../support/testbed.js';
 
 const SECRET = 'gw-secret;#1';
 let streamServer: StrictStreamServer;
@@ -45,7 +57,10 @@ async function startProxy(overrides: Record<string, string> = {}): Promise<Servi
 /** `transcription-proxy call --wait NUMBER`, with the service's ARI settings. */
 function callCommand(number: string, extra: string[] = []) {
   return runCli(['call', number, '--from', '1000', '--wait', '--timeout-ms', '10000', ...extra], {
-    ARI_URL, ARI_USERNAME, ARI_PASSWORD, ...settings(),
+    ARI_URL,
+    ARI_USERNAME,
+    ARI_PASSWORD,
+    ...settings(),
   });
 }
 
@@ -75,7 +90,12 @@ describe('call --wait', () => {
   it('rings the agent, dials the customer through the authenticating gateway, and streams agent and customer', async () => {
     await startProxy();
     const agent = await startSipp({ scenario: 'callee-hangs-up.xml', toneHz: 440, sipPort: agentPort, holdMs: 5000 });
-    const gateway = await startSipp({ scenario: 'gateway-callee.xml', toneHz: 1330, sipPort: gatewayPort, auth: { username: '1000', password: SECRET } });
+    const gateway = await startSipp({
+      scenario: 'gateway-callee.xml',
+      toneHz: 1330,
+      sipPort: gatewayPort,
+      auth: { username: '1000', password: SECRET },
+    });
     const cli = callCommand('3344123456');
     const [exitCode, agentResult, gatewayResult] = await Promise.all([cli.exited, agent.done, gateway.done]);
     expect(cli.stderr()).toContain('answered');
@@ -122,7 +142,12 @@ describe('call --wait', () => {
     await startProxy();
     const agent = await startSipp({ scenario: 'callee.xml', toneHz: 440, sipPort: agentPort });
     // The gateway expects another password: verifyauth fails, it answers 403 (and SIPp itself exits 1).
-    const gateway = await startSipp({ scenario: 'gateway-callee.xml', toneHz: 1330, sipPort: gatewayPort, auth: { username: '1000', password: 'another-password' } });
+    const gateway = await startSipp({
+      scenario: 'gateway-callee.xml',
+      toneHz: 1330,
+      sipPort: gatewayPort,
+      auth: { username: '1000', password: 'another-password' },
+    });
     const cli = callCommand('3344123456');
     const [exitCode, agentResult] = await Promise.all([cli.exited, agent.done, gateway.done]);
     expect(exitCode, cli.stderr()).toBe(5);
@@ -137,11 +162,23 @@ describe('call --wait', () => {
   });
 });
 
-describe('from an agent\'s phone', () => {
+describe("from an agent's phone", () => {
   it('sends a number of more than 10 digits out through the gateway, prefix stripped, agent as CALLER1', async () => {
     await startProxy({ DESTINATION_DOMAIN: `127.0.0.1:${await freeUdpPort()}` });
-    const gateway = await startSipp({ scenario: 'gateway-callee.xml', toneHz: 1330, sipPort: gatewayPort, auth: { username: '1000', password: SECRET } });
-    const phone = await startSipp({ scenario: 'caller.xml', toneHz: 440, service: '3349301234567', callerId: '1000', holdMs: 4000, target: ASTERISK_SIP });
+    const gateway = await startSipp({
+      scenario: 'gateway-callee.xml',
+      toneHz: 1330,
+      sipPort: gatewayPort,
+      auth: { username: '1000', password: SECRET },
+    });
+    const phone = await startSipp({
+      scenario: 'caller.xml',
+      toneHz: 440,
+      service: '3349301234567',
+      callerId: '1000',
+      holdMs: 4000,
+      target: ASTERISK_SIP,
+    });
     const [phoneResult, gatewayResult] = await Promise.all([phone.done, gateway.done]);
     expect(phoneResult.exitCode, phoneResult.stderr).toBe(0);
     expect(gatewayResult.exitCode, gatewayResult.stderr).toBe(0);
@@ -178,15 +215,30 @@ describe('the outbound gateway in Asterisk', () => {
   it('changes nothing when the service connects again with unchanged settings', async () => {
     await startProxy({ OUTBOUND_REGISTER: 'yes' });
     const again = await startProxy({ OUTBOUND_REGISTER: 'yes' });
-    const provisioned = again.logTail(200).split('\n').find((line) => line.includes('"msg":"outbound gateway provisioned"'));
+    const provisioned = again
+      .logTail(200)
+      .split('\n')
+      .find((line) => line.includes('"msg":"outbound gateway provisioned"'));
     expect(JSON.parse(provisioned ?? '{}')).toMatchObject({
-      created: [], updated: [],
-      unchanged: ['auth/transcription-proxy-gateway-auth', 'aor/transcription-proxy-gateway', 'endpoint/transcription-proxy-gateway', 'registration/transcription-proxy-gateway'],
+      created: [],
+      updated: [],
+      unchanged: [
+        'auth/transcription-proxy-gateway-auth',
+        'aor/transcription-proxy-gateway',
+        'endpoint/transcription-proxy-gateway',
+        'registration/transcription-proxy-gateway',
+      ],
     });
   });
 
   it('registers at the gateway with its credentials when OUTBOUND_REGISTER is on, and reports the state', async () => {
-    const registrar = await startSipp({ scenario: 'gateway-registrar.xml', toneHz: 1330, sipPort: gatewayPort, calls: 1, auth: { username: '1000', password: SECRET } });
+    const registrar = await startSipp({
+      scenario: 'gateway-registrar.xml',
+      toneHz: 1330,
+      sipPort: gatewayPort,
+      calls: 1,
+      auth: { username: '1000', password: SECRET },
+    });
     const service = await startProxy({ OUTBOUND_REGISTER: 'yes', AMI_USERNAME, AMI_SECRET });
     const result = await registrar.done;
     expect(result.exitCode, result.stderr).toBe(0);
@@ -200,7 +252,15 @@ describe('the outbound gateway in Asterisk', () => {
       if (Date.now() > deadline) throw new Error('no "Registered" in the service log');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const check = runCli(['check'], { ARI_URL, ARI_USERNAME, ARI_PASSWORD, AMI_USERNAME, AMI_SECRET, ...settings({ OUTBOUND_REGISTER: 'yes' }), STREAM_URL: streamServer.url });
+    const check = runCli(['check'], {
+      ARI_URL,
+      ARI_USERNAME,
+      ARI_PASSWORD,
+      AMI_USERNAME,
+      AMI_SECRET,
+      ...settings({ OUTBOUND_REGISTER: 'yes' }),
+      STREAM_URL: streamServer.url,
+    });
     expect(await check.exited, check.stdoutLines.join('\n')).toBe(0);
     expect(check.stdoutLines.join('\n')).toMatch(/registration: Registered/);
     expect(check.stdoutLines.join('\n')).not.toContain(AMI_SECRET);
@@ -210,7 +270,11 @@ describe('the outbound gateway in Asterisk', () => {
     const ami = await startTcpRelay({ host: '127.0.0.1', port: AMI_PORT });
     try {
       const service = await startProxy({ OUTBOUND_REGISTER: 'yes', AMI_USERNAME, AMI_SECRET, AMI_PORT: String(ami.url.port) });
-      const states = () => service.logTail(400).split('\n').filter((line) => line.includes('"msg":"outbound gateway registration"')).length;
+      const states = () =>
+        service
+          .logTail(400)
+          .split('\n')
+          .filter((line) => line.includes('"msg":"outbound gateway registration"')).length;
       expect(states(), 'the state at start').toBeGreaterThanOrEqual(1);
       const before = states();
       ami.refuse(true);

@@ -42,7 +42,14 @@ function showLogsOnFailure(): void {
 async function placeCall(holdMs = HOLD_MS, callerScenario = 'caller.xml'): Promise<void> {
   const callee = await startSipp({ scenario: 'callee.xml', toneHz: CALLEE_HZ, sipPort: calleePort });
   const variables = callerScenario === 'caller-dtmf.xml' ? { digit: '7' } : undefined;
-  const caller = await startSipp({ scenario: callerScenario, toneHz: CALLER_HZ, service: '4567', holdMs, target: ASTERISK_SIP, ...(variables && { variables }) });
+  const caller = await startSipp({
+    scenario: callerScenario,
+    toneHz: CALLER_HZ,
+    service: '4567',
+    holdMs,
+    target: ASTERISK_SIP,
+    ...(variables && { variables }),
+  });
   const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
   expect(callerResult.exitCode, `${callerResult.stderr}\n${callerResult.messages.slice(-3000)}`).toBe(0);
   expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
@@ -56,31 +63,54 @@ function steady(audio: Buffer, sampleRate: number): Buffer {
 }
 
 function expectOwnTone(audio: Buffer, sampleRate: number, ownHz: number, otherHz: number, what: string): void {
-  expect(toneMarginDb(steady(audio, sampleRate), sampleRate, ownHz, otherHz), `${what}: ${ownHz} Hz above ${otherHz} Hz (dB)`).toBeGreaterThanOrEqual(40);
+  expect(
+    toneMarginDb(steady(audio, sampleRate), sampleRate, ownHz, otherHz),
+    `${what}: ${ownHz} Hz above ${otherHz} Hz (dB)`,
+  ).toBeGreaterThanOrEqual(40);
 }
 
 describe('PROVIDER=websocket', () => {
   let streamServer: StrictStreamServer;
-  beforeAll(async () => { streamServer = await startStrictStreamServer(); });
-  afterAll(async () => { await streamServer?.close(); });
-  afterEach(() => { streamServer.streams.length = 0; });
+  beforeAll(async () => {
+    streamServer = await startStrictStreamServer();
+  });
+  afterAll(async () => {
+    await streamServer?.close();
+  });
+  afterEach(() => {
+    streamServer.streams.length = 0;
+  });
 
   function expectCallStream(stream: ReceivedStream, mode: 'stereo' | 'mixed'): void {
     expect(stream.violations).toEqual([]);
     expect(stream.metadata).toMatchObject({
-      event: 'start', version: 1, mode, encoding: 'L16', endianness: 'little', sampleRate: 16000,
-      channels: mode === 'stereo' ? 2 : 1, labels: ['CALLER1', 'CALLER2'], label: 'CALLER1+CALLER2',
+      event: 'start',
+      version: 1,
+      mode,
+      encoding: 'L16',
+      endianness: 'little',
+      sampleRate: 16000,
+      channels: mode === 'stereo' ? 2 : 1,
+      labels: ['CALLER1', 'CALLER2'],
+      label: 'CALLER1+CALLER2',
       legs: [expect.objectContaining({ label: 'CALLER1', leg: 'A' }), expect.objectContaining({ label: 'CALLER2', leg: 'B' })],
     });
     expect(stream.stop).toMatchObject({ event: 'stop', label: 'CALLER1+CALLER2', callId: stream.metadata?.callId });
     expect(stream.closeCode).toBe(1000);
     expectFrameCountMatchesDuration(stream);
     const frameBytes = mode === 'stereo' ? 1280 : 640;
-    expect(stream.frames.every((frame) => frame.length === frameBytes), `every frame ${frameBytes} bytes`).toBe(true);
+    expect(
+      stream.frames.every((frame) => frame.length === frameBytes),
+      `every frame ${frameBytes} bytes`,
+    ).toBe(true);
   }
 
   it('STREAM_MODE=stereo: one stream per call, the caller on the left channel and the callee on the right', async () => {
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, STREAM_MODE: 'stereo' });
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: streamServer.url,
+      STREAM_MODE: 'stereo',
+    });
     showLogsOnFailure();
     await placeCall();
     const [stream] = await streamServer.waitForClosedStreams(1);
@@ -94,7 +124,11 @@ describe('PROVIDER=websocket', () => {
   });
 
   it('STREAM_MODE=mixed: one stream per call carrying both parties in one channel', async () => {
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, STREAM_MODE: 'mixed' });
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: streamServer.url,
+      STREAM_MODE: 'mixed',
+    });
     showLogsOnFailure();
     await placeCall();
     const [stream] = await streamServer.waitForClosedStreams(1);
@@ -109,15 +143,31 @@ describe('PROVIDER=websocket', () => {
     proxy.expectIdle();
   });
 
-  it.each(['split', 'stereo'] as const)('STREAM_DTMF=yes, STREAM_MODE=%s: a key the caller presses arrives as a dtmf event labelled CALLER1', async (mode) => {
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, STREAM_MODE: mode, STREAM_DTMF: 'yes' });
-    showLogsOnFailure();
-    await placeCall(3000, 'caller-dtmf.xml');
-    const streams = await streamServer.waitForClosedStreams(mode === 'split' ? 2 : 1);
-    const events = streams.flatMap((stream) => stream.dtmf.map((dtmf) => ({ on: stream.metadata?.label, ...dtmf })));
-    expect(events).toEqual([{ on: mode === 'split' ? 'CALLER1' : 'CALLER1+CALLER2', event: 'dtmf', label: 'CALLER1', digit: '7', durationMs: expect.any(Number) }]);
-    for (const stream of streams) expect(stream.violations).toEqual([]);
-  });
+  it.each(['split', 'stereo'] as const)(
+    'STREAM_DTMF=yes, STREAM_MODE=%s: a key the caller presses arrives as a dtmf event labelled CALLER1',
+    async (mode) => {
+      proxy = await startServiceUnderTest({
+        DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+        STREAM_URL: streamServer.url,
+        STREAM_MODE: mode,
+        STREAM_DTMF: 'yes',
+      });
+      showLogsOnFailure();
+      await placeCall(3000, 'caller-dtmf.xml');
+      const streams = await streamServer.waitForClosedStreams(mode === 'split' ? 2 : 1);
+      const events = streams.flatMap((stream) => stream.dtmf.map((dtmf) => ({ on: stream.metadata?.label, ...dtmf })));
+      expect(events).toEqual([
+        {
+          on: mode === 'split' ? 'CALLER1' : 'CALLER1+CALLER2',
+          event: 'dtmf',
+          label: 'CALLER1',
+          digit: '7',
+          durationMs: expect.any(Number),
+        },
+      ]);
+      for (const stream of streams) expect(stream.violations).toEqual([]);
+    },
+  );
 
   it('STREAM_DTMF off (the default): no dtmf event reaches the stream', async () => {
     proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url });
@@ -131,11 +181,20 @@ describe('PROVIDER=websocket', () => {
 
 describe('PROVIDER=twilio', () => {
   let twilio: TwilioStreamServer;
-  beforeAll(async () => { twilio = await startTwilioStreamServer(); });
-  afterAll(async () => { await twilio?.close(); });
+  beforeAll(async () => {
+    twilio = await startTwilioStreamServer();
+  });
+  afterAll(async () => {
+    await twilio?.close();
+  });
 
   it('sends Twilio Media Streams: the caller as track inbound, the callee as outbound, µ-law 8 kHz', async () => {
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: twilio.url, PROVIDER: 'twilio', STREAM_DTMF: 'yes' });
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: twilio.url,
+      PROVIDER: 'twilio',
+      STREAM_DTMF: 'yes',
+    });
     showLogsOnFailure();
     await placeCall(HOLD_MS, 'caller-dtmf.xml');
     const [stream] = await twilio.waitForClosedStreams(1);
@@ -170,7 +229,9 @@ describe('PROVIDER=voicegain', () => {
     voicegain = await startFakeVoicegain({ token: VG_TOKEN });
     resultsUrl = 'wss://results.example.com:8765/voicegain';
   });
-  afterAll(async () => { await voicegain?.close(); });
+  afterAll(async () => {
+    await voicegain?.close();
+  });
 
   function voicegainSettings(extra: Record<string, string> = {}): Record<string, string> {
     return {

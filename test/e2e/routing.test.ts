@@ -7,7 +7,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk, setDialplanGlobal } from '../support/testbed.js';
-import { freeUdpPort, receivedRequestHeader, receivedRequestLines, receivedResponseCodes, startSipp, type SippResult } from '../support/sipp.js';
+import {
+  freeUdpPort,
+  receivedRequestHeader,
+  receivedRequestLines,
+  receivedResponseCodes,
+  startSipp,
+  type SippResult,
+} from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
 import { expectTone, expectWellFormed, streamByLabel } from '../support/stream-checks.js';
@@ -42,18 +49,34 @@ async function startProxy(settings: Record<string, string>, ini?: string): Promi
 }
 
 /** A caller that expects to be refused; returns its final response code. */
-async function refusedCall(service: string, extra: { scenario?: string; variables?: Record<string, string> } = {}): Promise<number | undefined> {
-  const caller = await startSipp({ scenario: extra.scenario ?? 'caller-rejected.xml', service, target: ASTERISK_SIP, variables: extra.variables });
+async function refusedCall(
+  service: string,
+  extra: { scenario?: string; variables?: Record<string, string> } = {},
+): Promise<number | undefined> {
+  const caller = await startSipp({
+    scenario: extra.scenario ?? 'caller-rejected.xml',
+    service,
+    target: ASTERISK_SIP,
+    variables: extra.variables,
+  });
   const result = await caller.done;
   expect(result.exitCode, result.stderr).toBe(0);
   return receivedResponseCodes(result.messages).at(-1);
 }
 
 /** A connected call to the SIPp callee at `sipPort`; returns both results. */
-async function connectedCall(dialled: string, options: { sipPort?: number; callerScenario?: string; variables?: Record<string, string> } = {}): Promise<{ caller: SippResult; callee: SippResult }> {
+async function connectedCall(
+  dialled: string,
+  options: { sipPort?: number; callerScenario?: string; variables?: Record<string, string> } = {},
+): Promise<{ caller: SippResult; callee: SippResult }> {
   const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: options.sipPort ?? calleePort });
   const caller = await startSipp({
-    scenario: options.callerScenario ?? 'caller.xml', toneHz: 440, service: dialled, holdMs: 2000, target: ASTERISK_SIP, variables: options.variables,
+    scenario: options.callerScenario ?? 'caller.xml',
+    toneHz: 440,
+    service: dialled,
+    holdMs: 2000,
+    target: ASTERISK_SIP,
+    variables: options.variables,
   });
   const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
   expect(callerResult.exitCode, callerResult.stderr).toBe(0);
@@ -81,12 +104,10 @@ describe('host-domain check', () => {
 
 describe('rules', () => {
   it('dials the number a rule substitutes, and sends it where the rule says', async () => {
-    await startProxy({}, [
-      '[rule strip-prefix]',
-      'callee = 55(\\d{4})',
-      'number = $1',
-      `destination = domain:127.0.0.1:${calleePort}`,
-    ].join('\n'));
+    await startProxy(
+      {},
+      ['[rule strip-prefix]', 'callee = 55(\\d{4})', 'number = $1', `destination = domain:127.0.0.1:${calleePort}`].join('\n'),
+    );
     const { callee } = await connectedCall('554567');
     expect(receivedRequestLines(callee.messages)[0]).toMatch(/^INVITE sip:4567@127\.0\.0\.1:\d+ SIP\/2\.0$/);
   });
@@ -110,7 +131,10 @@ describe('back into the PBX', () => {
     expect(receivedRequestLines(calleeResult.messages)[0]).toMatch(/^INVITE sip:4567@/);
     expect(receivedRequestHeader(calleeResult.messages, 'INVITE', 'X-Testbed-Context')).toBe('from-internal');
     const streams = await streamServer.waitForClosedStreams(2);
-    for (const [label, own, other] of [['CALLER1', 440, 1330], ['CALLER2', 1330, 440]] as const) {
+    for (const [label, own, other] of [
+      ['CALLER1', 440, 1330],
+      ['CALLER2', 1330, 440],
+    ] as const) {
       const stream = streamByLabel(streams, label);
       expectWellFormed(stream);
       expectTone(stream, 16000, own, [other]);
@@ -120,9 +144,10 @@ describe('back into the PBX', () => {
 
 describe('rule sets chosen by Stasis arguments', () => {
   it('routes a call entering through the shipped "sales" custom destination by the sales rules', async () => {
-    await startProxy({ DESTINATION_DOMAIN: `127.0.0.1:${await freeUdpPort()}` }, [
-      '[rule sales-desk]', 'set = sales', 'callee = (\\d+)', 'number = 8$1', `destination = domain:127.0.0.1:${calleePort}`,
-    ].join('\n'));
+    await startProxy(
+      { DESTINATION_DOMAIN: `127.0.0.1:${await freeUdpPort()}` },
+      ['[rule sales-desk]', 'set = sales', 'callee = (\\d+)', 'number = 8$1', `destination = domain:127.0.0.1:${calleePort}`].join('\n'),
+    );
     // freepbxsales + NUMBER enters asterisk/freepbx/extensions_custom.conf's [transcription-proxy-sales]
     // (Stasis(transcription-proxy,number=NUMBER,rules=sales)), as a FreePBX custom destination would.
     const { callee } = await connectedCall('freepbxsales4567');
@@ -133,7 +158,11 @@ describe('rule sets chosen by Stasis arguments', () => {
 describe('trunk mode', () => {
   it('sends leg B to SIP_GATEWAY_IP, not DESTINATION_DOMAIN, with the mapping applied', async () => {
     const unused = await freeUdpPort();
-    await startProxy({ SIP_GATEWAY_IP: `127.0.0.1:${calleePort}`, DESTINATION_DOMAIN: `127.0.0.1:${unused}`, DIALED_NUMBER_MAPPING: '1233:4567' });
+    await startProxy({
+      SIP_GATEWAY_IP: `127.0.0.1:${calleePort}`,
+      DESTINATION_DOMAIN: `127.0.0.1:${unused}`,
+      DIALED_NUMBER_MAPPING: '1233:4567',
+    });
     const { callee } = await connectedCall('1233');
     expect(receivedRequestLines(callee.messages)[0]).toMatch(new RegExp(`^INVITE sip:4567@127\\.0\\.0\\.1:${calleePort} SIP/2\\.0$`));
   });

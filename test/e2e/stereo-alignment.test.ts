@@ -33,7 +33,8 @@ let calleePort: number;
 /** Samples of the marker tone, phase-continuous per leg. */
 function markerSamples(bytes: number, phase: { n: number }): Buffer {
   const out = Buffer.alloc(bytes);
-  for (let i = 0; i < bytes / 2; i++, phase.n++) out.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * MARKER_HZ * phase.n) / RATE)), i * 2);
+  for (let i = 0; i < bytes / 2; i++, phase.n++)
+    out.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * MARKER_HZ * phase.n) / RATE)), i * 2);
   return out;
 }
 
@@ -106,7 +107,7 @@ function longestSilence(audio: Buffer): { blocks: number; at: number } {
   return best;
 }
 
-it('turns a leg\'s missing frames into silence and keeps a simultaneous marker aligned within one frame', async () => {
+it("turns a leg's missing frames into silence and keeps a simultaneous marker aligned within one frame", async () => {
   onTestFailed(() => console.log(`--- service log\n${proxy.logTail(80)}\n--- Asterisk log\n${asteriskLogTail()}`));
   const callee = await startSipp({ scenario: 'callee.xml', toneHz: CALLEE_HZ, sipPort: calleePort });
   const caller = await startSipp({ scenario: 'caller.xml', toneHz: CALLER_HZ, service: '4567', holdMs: 6000, target: ASTERISK_SIP });

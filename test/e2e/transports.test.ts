@@ -5,7 +5,14 @@
  * produced them. RTP is covered by inbound-call.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { ASTERISK_HTTP_PORT, ASTERISK_SIP, ariRequest, asteriskLogTail, expectNothingLeftInAsterisk, listChannels } from '../support/testbed.js';
+import {
+  ASTERISK_HTTP_PORT,
+  ASTERISK_SIP,
+  ariRequest,
+  asteriskLogTail,
+  expectNothingLeftInAsterisk,
+  listChannels,
+} from '../support/testbed.js';
 import type { ReceivedStream } from '../support/strict-stream-server.js';
 import { freeUdpPort, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
@@ -38,7 +45,12 @@ afterEach(async () => {
 describe.each(['audiosocket', 'websocket'] as const)('MEDIA_TRANSPORT=%s', (transport) => {
   beforeAll(async () => {
     await proxy?.stop();
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, MEDIA_TRANSPORT: transport, TAP_NO_AUDIO_TIMEOUT_MS: '1000' });
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: streamServer.url,
+      MEDIA_TRANSPORT: transport,
+      TAP_NO_AUDIO_TIMEOUT_MS: '1000',
+    });
   });
 
   it.each([
@@ -73,7 +85,10 @@ function longestGap(stream: ReceivedStream): { gapMs: number; after: Buffer[] } 
   let at = 0;
   stream.frameArrivalMs.forEach((arrival, index) => {
     const gap = index === 0 ? 0 : arrival - stream.frameArrivalMs[index - 1]!;
-    if (gap > gapMs) { gapMs = gap; at = index; }
+    if (gap > gapMs) {
+      gapMs = gap;
+      at = index;
+    }
   });
   return { gapMs, after: stream.frames.slice(at) };
 }
@@ -101,10 +116,11 @@ async function killOneTap(kill: Kill, transport: MediaTransportKind, service: Se
     return;
   }
   const known = new Set(before.map((c) => c.local));
-  const taps = transport === 'audiosocket'
-    ? establishedTcp(`sport = :${service.service.audioSocketPort}`)
-    // Our side of /media/ID: new since the call began, and carrying audio (32 kB/s).
-    : establishedTcp(`dport = :${ASTERISK_HTTP_PORT}`).filter((c) => !known.has(c.local) && c.bytesReceived > 20_000);
+  const taps =
+    transport === 'audiosocket'
+      ? establishedTcp(`sport = :${service.service.audioSocketPort}`)
+      : // Our side of /media/ID: new since the call began, and carrying audio (32 kB/s).
+        establishedTcp(`dport = :${ASTERISK_HTTP_PORT}`).filter((c) => !known.has(c.local) && c.bytesReceived > 20_000);
   expect(taps).toHaveLength(2);
   resetTcp(taps[0]!);
 }
@@ -112,7 +128,12 @@ async function killOneTap(kill: Kill, transport: MediaTransportKind, service: Se
 describe.each(KILLS)('no silent leg, MEDIA_TRANSPORT=%s', (transport, kill) => {
   it(`replaces a tap when we ${kill} mid-call, and its audio resumes on the same stream`, async () => {
     await proxy?.stop();
-    proxy = await startServiceUnderTest({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`, STREAM_URL: streamServer.url, MEDIA_TRANSPORT: transport, TAP_NO_AUDIO_TIMEOUT_MS: '1000' });
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: streamServer.url,
+      MEDIA_TRANSPORT: transport,
+      TAP_NO_AUDIO_TIMEOUT_MS: '1000',
+    });
     const started = proxy;
     onTestFailed(() => console.log(`--- service log\n${started.logTail(80)}\n--- Asterisk log\n${asteriskLogTail()}`));
     const before = establishedTcp(`dport = :${ASTERISK_HTTP_PORT}`);

@@ -32,14 +32,20 @@ export function runCli(args: string[], env: Record<string, string> = {}, cwd?: s
     stdoutLines.push(...lines.filter((l) => l.length > 0));
     for (const waiter of waiters.splice(0)) waiter();
   });
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    if (pending) stdoutLines.push(pending);
-    for (const waiter of waiters.splice(0)) waiter();
-    resolve(code);
-  }));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      if (pending) stdoutLines.push(pending);
+      for (const waiter of waiters.splice(0)) waiter();
+      resolve(code);
+    }),
+  );
   let done = false;
-  void exited.then(() => { done = true; });
+  void exited.then(() => {
+    done = true;
+  });
 
   function line(match: (entry: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;

@@ -201,8 +201,10 @@ function check(rule: Rule, value: unknown, path: string, problems: string[]): vo
     case 'string':
       if (typeof value !== 'string') return void problems.push(`${path} must be a string, got ${got}`);
       if (rule.oneOf && !rule.oneOf.includes(value)) problems.push(`${path} must be one of ${rule.oneOf.join(', ')}, got ${got}`);
-      if (rule.minLength !== undefined && value.length < rule.minLength) problems.push(`${path} must have at least ${rule.minLength} characters`);
-      if (rule.maxLength !== undefined && value.length > rule.maxLength) problems.push(`${path} must have at most ${rule.maxLength} characters`);
+      if (rule.minLength !== undefined && value.length < rule.minLength)
+        problems.push(`${path} must have at least ${rule.minLength} characters`);
+      if (rule.maxLength !== undefined && value.length > rule.maxLength)
+        problems.push(`${path} must have at most ${rule.maxLength} characters`);
       return;
     case 'integer':
     case 'number':
@@ -275,7 +277,8 @@ function checkHeaders(headers: IncomingHttpHeaders, token: string, problems: str
   const contentType = headers['content-type']?.split(';')[0]?.trim().toLowerCase();
   if (contentType !== 'application/json') problems.push(`Content-Type must be application/json, got ${describe(headers['content-type'])}`);
   const accept = headers.accept;
-  if (accept !== undefined && !/application\/json|application\/\*|\*\/\*/i.test(accept)) problems.push(`Accept must allow application/json, got ${describe(accept)}`);
+  if (accept !== undefined && !/application\/json|application\/\*|\*\/\*/i.test(accept))
+    problems.push(`Accept must allow application/json, got ${describe(accept)}`);
   return authorized;
 }
 
@@ -305,7 +308,10 @@ export async function startFakeVoicegain(expected: { token: string }): Promise<F
     if (request.method !== 'POST' || request.url !== ENDPOINT) {
       return answer(response, 404, { reason: 'Not Found', detail: `no ${request.method} ${request.url}` });
     }
-    readText(request).then((bodyText) => handlePost(request.headers, bodyText, response), () => response.destroy());
+    readText(request).then(
+      (bodyText) => handlePost(request.headers, bodyText, response),
+      () => response.destroy(),
+    );
   });
   const audioServer = new WebSocketServer({ noServer: true });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -409,7 +415,9 @@ export async function startFakeVoicegain(expected: { token: string }): Promise<F
     url: new URL(`http://${origin}${ENDPOINT}`),
     requests,
     sessions,
-    respondWith: (next) => { mode = next; },
+    respondWith: (next) => {
+      mode = next;
+    },
     waitForClosedAudio,
     close: async () => {
       if (closing) return;

@@ -27,7 +27,9 @@ export async function startRecordingServer<T extends { closeCode: number | undef
   await new Promise((resolve) => server.once('listening', resolve));
   const streams: T[] = [];
   const waiter = closedStreamWaiter(streams, what);
-  server.on('connection', (socket, request) => { streams.push(record(socket, request, waiter.notify)); });
+  server.on('connection', (socket, request) => {
+    streams.push(record(socket, request, waiter.notify));
+  });
   return {
     url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
     streams,
@@ -46,7 +48,9 @@ export interface ClosedStreamWaiter<T> {
 export function closedStreamWaiter<T extends { closeCode: number | undefined }>(streams: T[], what: string): ClosedStreamWaiter<T> {
   const waiters: (() => void)[] = [];
   return {
-    notify: () => { for (const waiter of waiters.splice(0)) waiter(); },
+    notify: () => {
+      for (const waiter of waiters.splice(0)) waiter();
+    },
     async wait(count, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -55,7 +59,10 @@ export function closedStreamWaiter<T extends { closeCode: number | undefined }>(
         if (Date.now() > deadline) throw new Error(`only ${closed.length} of ${count} ${what} closed within ${timeoutMs} ms`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-          waiters.push(() => { clearTimeout(timer); resolve(); });
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
       }
     },

@@ -79,7 +79,18 @@ async function freeMediaPort(): Promise<number> {
       });
       sockets.push(socket);
     }
-    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => { try { s.close(() => resolve()); } catch { resolve(); } })));
+    await Promise.all(
+      sockets.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            try {
+              s.close(() => resolve());
+            } catch {
+              resolve();
+            }
+          }),
+      ),
+    );
     if (ok) return base;
   }
   throw new Error('no free media port range found');
@@ -89,18 +100,28 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
   const workdir = mkdtempSync(join(tmpdir(), 'atp-sipp-'));
   if (options.toneHz !== undefined) makeUlawTone(workdir, options.toneHz);
   options.extraTonesHz?.forEach((hz, index) => makeUlawTone(workdir, hz, 30, `tone${index + 2}.ulaw`));
-  const sipPort = options.sipPort ?? await freeUdpPort();
+  const sipPort = options.sipPort ?? (await freeUdpPort());
   const messageFile = join(workdir, 'messages.log');
   const args = [
-    '-sf', join(SCENARIO_DIR, options.scenario),
-    '-i', '127.0.0.1',
-    '-mi', '127.0.0.1',
-    '-p', String(sipPort),
-    '-mp', String(await freeMediaPort()),
-    '-m', String(options.calls ?? 1),
+    '-sf',
+    join(SCENARIO_DIR, options.scenario),
+    '-i',
+    '127.0.0.1',
+    '-mi',
+    '127.0.0.1',
+    '-p',
+    String(sipPort),
+    '-mp',
+    String(await freeMediaPort()),
+    '-m',
+    String(options.calls ?? 1),
     '-nostdin',
-    '-trace_msg', '-message_file', messageFile,
-    '-timeout', String(options.timeoutSeconds ?? 40), '-timeout_error',
+    '-trace_msg',
+    '-message_file',
+    messageFile,
+    '-timeout',
+    String(options.timeoutSeconds ?? 40),
+    '-timeout_error',
   ];
   if (options.holdMs !== undefined) args.push('-d', String(options.holdMs));
   if (options.service !== undefined) args.push('-s', options.service);
@@ -111,7 +132,9 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
 
   const child = spawn('sipp', args, { cwd: workdir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const done = new Promise<SippResult>((resolve) => {
     child.on('exit', (code) => {
       let messages = '';

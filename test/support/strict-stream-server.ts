@@ -35,7 +35,9 @@ export function startStrictStreamServer(): Promise<StrictStreamServer> {
       dtmf: [],
       closeCode: undefined,
       violations: [],
-      closed: new Promise((resolve) => { resolveClosed = resolve; }),
+      closed: new Promise((resolve) => {
+        resolveClosed = resolve;
+      }),
     };
     socket.on('message', (data, isBinary) => {
       const buffer = data as Buffer;

@@ -27,7 +27,10 @@ export function tieSockets(a: Socket, b: Socket, live: Set<Socket>): void {
   for (const socket of [a, b]) {
     live.add(socket);
     socket.on('close', () => live.delete(socket));
-    socket.on('error', () => { a.destroy(); b.destroy(); });
+    socket.on('error', () => {
+      a.destroy();
+      b.destroy();
+    });
   }
   a.on('close', () => b.destroy());
   b.on('close', () => a.destroy());
@@ -52,7 +55,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
   const relay: TcpRelay = {
     url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
     connections: 0,
-    refuse(next) { refusing = next; },
+    refuse(next) {
+      refusing = next;
+    },
     cut() {
       for (const socket of sockets) socket.resetAndDestroy();
     },

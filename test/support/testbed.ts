@@ -48,8 +48,10 @@ export async function expectNothingLeftInAsterisk(timeoutMs = 5000): Promise<voi
     const [channels, bridges] = await Promise.all([listChannels(), listBridges()]);
     if (channels.length === 0 && bridges.length === 0) return;
     if (Date.now() > deadline) {
-      throw new Error(`left behind in Asterisk: channels ${JSON.stringify(channels.map((c) => c.name))}, bridges ${JSON.stringify(bridges.map((b) => b.id))}\n`
-        + asteriskCli(['core show channels concise', ...channels.map((c) => `core show channel ${c.name}`)]));
+      throw new Error(
+        `left behind in Asterisk: channels ${JSON.stringify(channels.map((c) => c.name))}, bridges ${JSON.stringify(bridges.map((b) => b.id))}\n` +
+          asteriskCli(['core show channels concise', ...channels.map((c) => `core show channel ${c.name}`)]),
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -74,13 +76,15 @@ export async function crashAndRestartAsterisk(): Promise<void> {
 
 /** Asterisk's own answers to CLI commands, for a failing test's output (what ARI lists is a cache). */
 export function asteriskCli(commands: string[]): string {
-  return commands.map((command) => {
-    try {
-      return `--- asterisk -rx "${command}"\n${execFileSync('bash', [TESTBED_SCRIPT, 'cli', command], { encoding: 'utf8', timeout: 5000 })}`;
-    } catch (error) {
-      return `--- asterisk -rx "${command}" failed: ${(error as Error).message}`;
-    }
-  }).join('\n');
+  return commands
+    .map((command) => {
+      try {
+        return `--- asterisk -rx "${command}"\n${execFileSync('bash', [TESTBED_SCRIPT, 'cli', command], { encoding: 'utf8', timeout: 5000 })}`;
+      } catch (error) {
+        return `--- asterisk -rx "${command}" failed: ${(error as Error).message}`;
+      }
+    })
+    .join('\n');
 }
 
 /** The last lines of Asterisk's log, for a failing test's output. */

@@ -9,7 +9,24 @@ import { join } from 'node:path';
 /** Writes `seconds` of a sine at `hz` as raw G.711 µ-law 8 kHz (what SIPp plays). */
 export function makeUlawTone(directory: string, hz: number, seconds = 30, name = 'tone.ulaw'): string {
   const path = join(directory, name);
-  execFileSync('sox', ['-n', '-r', '8000', '-c', '1', '-e', 'u-law', '-t', 'raw', path, 'synth', String(seconds), 'sine', String(hz), 'vol', '0.5']);
+  execFileSync('sox', [
+    '-n',
+    '-r',
+    '8000',
+    '-c',
+    '1',
+    '-e',
+    'u-law',
+    '-t',
+    'raw',
+    path,
+    'synth',
+    String(seconds),
+    'sine',
+    String(hz),
+    'vol',
+    '0.5',
+  ]);
   return path;
 }
 

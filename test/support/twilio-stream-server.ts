@@ -9,15 +9,19 @@
 import { startRecordingServer, type StreamRecordingServer } from './recording-server.js';
 import { ulawToL16 } from './tones.js';
 
+/** A parsed Twilio message: JSON whose shape the checks below verify field by field. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type TwilioJson = Record<string, any>;
+
 export interface ReceivedTwilioStream {
-  start: Record<string, any> | undefined;
+  start: TwilioJson | undefined;
   stopped: boolean;
   events: string[];
   /** Decoded audio (little-endian L16, 8 kHz) per track. */
   tracks: Map<string, Buffer[]>;
   /** When each media message of a track arrived (performance.now()). */
   arrivals: Map<string, number[]>;
-  dtmf: Record<string, any>[];
+  dtmf: TwilioJson[];
   violations: string[];
   closeCode: number | undefined;
 }
@@ -26,16 +30,27 @@ export type TwilioStreamServer = StreamRecordingServer<ReceivedTwilioStream>;
 
 export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
   return startRecordingServer<ReceivedTwilioStream>('Twilio streams', (socket, _request, notifyClosed) => {
-    const stream: ReceivedTwilioStream = { start: undefined, stopped: false, events: [], tracks: new Map(), arrivals: new Map(), dtmf: [], violations: [], closeCode: undefined };
+    const stream: ReceivedTwilioStream = {
+      start: undefined,
+      stopped: false,
+      events: [],
+      tracks: new Map(),
+      arrivals: new Map(),
+      dtmf: [],
+      violations: [],
+      closeCode: undefined,
+    };
     let sequence = 0;
     const chunks = new Map<string, number>();
-    const violation = (text: string) => { if (stream.violations.length < 20) stream.violations.push(text); };
+    const violation = (text: string) => {
+      if (stream.violations.length < 20) stream.violations.push(text);
+    };
 
     socket.on('message', (data, isBinary) => {
       if (isBinary) return violation('binary frame');
-      let message: Record<string, any>;
+      let message: TwilioJson;
       try {
-        message = JSON.parse((data as Buffer).toString('utf8')) as Record<string, any>;
+        message = JSON.parse((data as Buffer).toString('utf8')) as TwilioJson;
       } catch {
         return violation('text frame that is not JSON');
       }
@@ -48,16 +63,20 @@ export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
         return;
       }
       sequence++;
-      if (message.sequenceNumber !== String(sequence)) violation(`${event}: sequenceNumber ${JSON.stringify(message.sequenceNumber)}, expected "${sequence}"`);
+      if (message.sequenceNumber !== String(sequence))
+        violation(`${event}: sequenceNumber ${JSON.stringify(message.sequenceNumber)}, expected "${sequence}"`);
       if (event !== 'start' && message.streamSid !== stream.start?.streamSid) violation(`${event}: streamSid differs from start`);
       switch (event) {
         case 'start': {
-          const start = message.start as Record<string, any> | undefined;
+          const start = message.start as TwilioJson | undefined;
           if (stream.events.length !== 2) violation('start is not the second message');
-          if (!/^MZ[0-9a-f]{32}$/.test(String(message.streamSid)) || start?.streamSid !== message.streamSid) violation('start: bad streamSid');
-          if (!/^AC[0-9a-fA-F]{32}$/.test(String(start?.accountSid)) || !/^CA[0-9a-f]{32}$/.test(String(start?.callSid))) violation('start: bad accountSid or callSid');
+          if (!/^MZ[0-9a-f]{32}$/.test(String(message.streamSid)) || start?.streamSid !== message.streamSid)
+            violation('start: bad streamSid');
+          if (!/^AC[0-9a-fA-F]{32}$/.test(String(start?.accountSid)) || !/^CA[0-9a-f]{32}$/.test(String(start?.callSid)))
+            violation('start: bad accountSid or callSid');
           const format = start?.mediaFormat as Record<string, unknown> | undefined;
-          if (format?.encoding !== 'audio/x-mulaw' || format.sampleRate !== 8000 || format.channels !== 1) violation('start: mediaFormat is not audio/x-mulaw 8000 1');
+          if (format?.encoding !== 'audio/x-mulaw' || format.sampleRate !== 8000 || format.channels !== 1)
+            violation('start: mediaFormat is not audio/x-mulaw 8000 1');
           if (!Array.isArray(start?.tracks)) violation('start: no tracks');
           stream.start = { ...start, streamSid: message.streamSid };
           return;
@@ -69,7 +88,8 @@ export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
           const chunk = (chunks.get(track) ?? 0) + 1;
           chunks.set(track, chunk);
           if (media?.chunk !== String(chunk)) violation(`media ${track}: chunk ${JSON.stringify(media?.chunk)}, expected "${chunk}"`);
-          if (typeof media?.timestamp !== 'string' || !/^\d+$/.test(media.timestamp)) violation(`media ${track}: timestamp is not a string of digits`);
+          if (typeof media?.timestamp !== 'string' || !/^\d+$/.test(media.timestamp))
+            violation(`media ${track}: timestamp is not a string of digits`);
           const payload = Buffer.from(String(media?.payload), 'base64');
           if (payload.length !== 160) violation(`media ${track}: ${payload.length} bytes of µ-law, expected 160`);
           const list = stream.tracks.get(track) ?? [];
@@ -79,11 +99,12 @@ export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
           return;
         }
         case 'dtmf':
-          stream.dtmf.push(message.dtmf as Record<string, any>);
+          stream.dtmf.push(message.dtmf as TwilioJson);
           return;
         case 'stop':
           stream.stopped = true;
-          if (message.stop?.callSid !== stream.start?.callSid || message.stop?.accountSid !== stream.start?.accountSid) violation('stop: sids differ from start');
+          if (message.stop?.callSid !== stream.start?.callSid || message.stop?.accountSid !== stream.start?.accountSid)
+            violation('stop: sids differ from start');
           return;
         default:
           violation(`unknown event ${event}`);

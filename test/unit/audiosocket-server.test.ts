@@ -31,20 +31,40 @@ describe('AudioSocketServer', () => {
     const frames: Buffer[] = [];
     let connected = 0;
     const arrived = new Promise<void>((resolve) => {
-      server.register(UUID, { onConnection: () => { connected++; }, onAudio: (frame) => { frames.push(frame); if (frames.length === 2) resolve(); } });
+      server.register(UUID, {
+        onConnection: () => {
+          connected++;
+        },
+        onAudio: (frame) => {
+          frames.push(frame);
+          if (frames.length === 2) resolve();
+        },
+      });
     });
     const socket = await dial(server.port);
-    const bytes = Buffer.concat([encodeUuid(UUID), encodeAudio(KIND_SLIN16, Buffer.alloc(640, 1)), encodeAudio(KIND_SLIN16, Buffer.alloc(640, 2))]);
+    const bytes = Buffer.concat([
+      encodeUuid(UUID),
+      encodeAudio(KIND_SLIN16, Buffer.alloc(640, 1)),
+      encodeAudio(KIND_SLIN16, Buffer.alloc(640, 2)),
+    ]);
     for (const byte of bytes) socket.write(Buffer.of(byte));
     await arrived;
     expect(connected).toBe(1);
-    expect(frames.map((f) => [f.length, f[0]])).toEqual([[640, 1], [640, 2]]);
+    expect(frames.map((f) => [f.length, f[0]])).toEqual([
+      [640, 1],
+      [640, 2],
+    ]);
     socket.destroy();
   });
 
   it('closes a connection with an unknown UUID, and counts it', async () => {
     const server = await listen();
-    server.register(UUID, { onConnection: () => { throw new Error('wrong leg'); }, onAudio: () => {} });
+    server.register(UUID, {
+      onConnection: () => {
+        throw new Error('wrong leg');
+      },
+      onAudio: () => {},
+    });
     const socket = await dial(server.port);
     socket.write(encodeUuid('11111111-2222-4333-8444-555555555555'));
     await closed(socket);
@@ -55,8 +75,16 @@ describe('AudioSocketServer', () => {
     const server = await listen();
     const frames: Buffer[] = [];
     let second!: () => void;
-    const secondFrame = new Promise<void>((resolve) => { second = resolve; });
-    server.register(UUID, { onConnection: () => {}, onAudio: (frame) => { frames.push(frame); if (frames.length === 2) second(); } });
+    const secondFrame = new Promise<void>((resolve) => {
+      second = resolve;
+    });
+    server.register(UUID, {
+      onConnection: () => {},
+      onAudio: (frame) => {
+        frames.push(frame);
+        if (frames.length === 2) second();
+      },
+    });
     const good = await dial(server.port);
     good.write(Buffer.concat([encodeUuid(UUID), encodeAudio(KIND_SLIN16, Buffer.alloc(640, 7))]));
     const bad = await dial(server.port);
@@ -78,10 +106,12 @@ describe('AudioSocketTapTransport', () => {
     client.write(encodeUuid(transport.uuid));
     const received: Buffer[] = [];
     const started = Date.now();
-    await new Promise<void>((resolve) => client.on('data', (chunk: Buffer) => {
-      received.push(chunk);
-      if (Buffer.concat(received).length >= 2 * 323) resolve();
-    }));
+    await new Promise<void>((resolve) =>
+      client.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        if (Buffer.concat(received).length >= 2 * 323) resolve();
+      }),
+    );
     const bytes = Buffer.concat(received);
     expect(bytes.subarray(0, 3)).toEqual(Buffer.from([0x10, 0x01, 0x40]));
     expect(bytes.subarray(3, 323).every((b) => b === 0)).toBe(true);

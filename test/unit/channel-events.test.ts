@@ -16,7 +16,12 @@ function channel(id: string): AriChannel {
 const stasisStart = (id: string): AriEvent => ({ type: 'StasisStart', channel: channel(id), args: [] });
 const stateChange = (id: string): AriEvent => ({ type: 'ChannelStateChange', channel: channel(id) });
 const destroyed = (id: string): AriEvent => ({ type: 'ChannelDestroyed', channel: channel(id), cause: 16, cause_txt: 'Normal Clearing' });
-const dial = (peerId: string, callerId: string): AriEvent => ({ type: 'Dial', peer: channel(peerId), caller: channel(callerId), dialstatus: 'RINGING' });
+const dial = (peerId: string, callerId: string): AriEvent => ({
+  type: 'Dial',
+  peer: channel(peerId),
+  caller: channel(callerId),
+  dialstatus: 'RINGING',
+});
 
 /** Settles `promise` into a value we can inspect without awaiting it forever. */
 function track<T>(promise: Promise<T>): { state: 'pending' | 'resolved' | 'rejected'; value?: T; error?: unknown } {

@@ -13,14 +13,20 @@ import { runCli } from '../support/cli-process.js';
 
 it('an ARI and a STREAM_URL that accept TCP but never answer: FAIL lines within the time limits, no hang', async () => {
   const accepted: Socket[] = [];
-  const silent = createServer((socket) => { accepted.push(socket); });
+  const silent = createServer((socket) => {
+    accepted.push(socket);
+  });
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const { port } = silent.address() as { port: number };
   try {
-    const cli = runCli(['check', '--set', 'DESTINATION_DOMAIN=127.0.0.1:5070', '--set', 'ARI_PASSWORD=pw'], {
-      ARI_URL: `http://127.0.0.1:${port}`,
-      STREAM_URL: `ws://127.0.0.1:${port}`,
-    }, mkdtempSync(join(tmpdir(), 'atp-check-')));
+    const cli = runCli(
+      ['check', '--set', 'DESTINATION_DOMAIN=127.0.0.1:5070', '--set', 'ARI_PASSWORD=pw'],
+      {
+        ARI_URL: `http://127.0.0.1:${port}`,
+        STREAM_URL: `ws://127.0.0.1:${port}`,
+      },
+      mkdtempSync(join(tmpdir(), 'atp-check-')),
+    );
     expect(await cli.exited).toBe(1);
     const text = cli.stdoutLines.join('\n');
     expect(text).toMatch(/^FAIL +ARI +cannot reach ARI at .*: no answer within 5000 ms$/m);
@@ -47,12 +53,16 @@ it('exits 2 on an unknown option', async () => {
 it('unreachable ARI and STREAM_URL: FAIL lines, modules skipped, exit 1, no secret', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'atp-check-'));
   const [ariPort, streamPort] = [await closedTcpPort(), await closedTcpPort()];
-  const cli = runCli(['check', '--set', 'DESTINATION_DOMAIN=127.0.0.1:5070'], {
-    ARI_URL: `http://127.0.0.1:${ariPort}`,
-    ARI_PASSWORD: 'ari-pw-not-printed',
-    STREAM_URL: `ws://127.0.0.1:${streamPort}`,
-    STREAM_TOKEN: 'stream-token-not-printed',
-  }, dir);
+  const cli = runCli(
+    ['check', '--set', 'DESTINATION_DOMAIN=127.0.0.1:5070'],
+    {
+      ARI_URL: `http://127.0.0.1:${ariPort}`,
+      ARI_PASSWORD: 'ari-pw-not-printed',
+      STREAM_URL: `ws://127.0.0.1:${streamPort}`,
+      STREAM_TOKEN: 'stream-token-not-printed',
+    },
+    dir,
+  );
   expect(await cli.exited).toBe(1);
   const text = cli.stdoutLines.join('\n');
   expect(text).toMatch(/^OK +configuration +valid/m);

@@ -25,14 +25,22 @@ describe('formatReport', () => {
   });
 
   it('a missing module: FAIL line, the modules.conf line under it, exit code 1', () => {
-    const results = allOk.map((r) => r.name !== 'modules' ? r : {
-      name: 'modules', status: 'fail' as const, summary: '1 of 15 modules the rtp media transport needs is not running: chan_rtp',
-      details: ['chan_rtp: not loaded; add to modules.conf: load => chan_rtp.so  (ExternalMedia channels over RTP, the rtp tap)'],
-    });
+    const results = allOk.map((r) =>
+      r.name !== 'modules'
+        ? r
+        : {
+            name: 'modules',
+            status: 'fail' as const,
+            summary: '1 of 15 modules the rtp media transport needs is not running: chan_rtp',
+            details: ['chan_rtp: not loaded; add to modules.conf: load => chan_rtp.so  (ExternalMedia channels over RTP, the rtp tap)'],
+          },
+    );
     const report = formatReport(results);
     expect(report.exitCode).toBe(1);
     expect(report.text).toContain('FAIL  modules        1 of 15 modules the rtp media transport needs is not running: chan_rtp\n');
-    expect(report.text).toContain('\n                     chan_rtp: not loaded; add to modules.conf: load => chan_rtp.so  (ExternalMedia channels over RTP, the rtp tap)\n');
+    expect(report.text).toContain(
+      '\n                     chan_rtp: not loaded; add to modules.conf: load => chan_rtp.so  (ExternalMedia channels over RTP, the rtp tap)\n',
+    );
     expect(report.text.trimEnd().split('\n').at(-1)).toBe('1 of 4 checks failed.');
   });
 
@@ -66,8 +74,19 @@ describe('formatReport', () => {
 
 describe('requiredModules', () => {
   const common = [
-    'res_ari', 'res_ari_events', 'res_ari_channels', 'res_ari_bridges', 'res_ari_asterisk', 'res_stasis', 'res_stasis_snoop',
-    'app_stasis', 'res_http_websocket', 'chan_pjsip', 'res_pjsip', 'bridge_softmix', 'res_timing_timerfd',
+    'res_ari',
+    'res_ari_events',
+    'res_ari_channels',
+    'res_ari_bridges',
+    'res_ari_asterisk',
+    'res_stasis',
+    'res_stasis_snoop',
+    'app_stasis',
+    'res_http_websocket',
+    'chan_pjsip',
+    'res_pjsip',
+    'bridge_softmix',
+    'res_timing_timerfd',
   ];
   const names = (transport: Parameters<typeof requiredModules>[0]) => requiredModules(transport).map((m) => m.name);
 

@@ -30,22 +30,31 @@ it('exits 0 for --help', async () => {
   expect(cli.stdoutLines.join('\n')).toContain('serve');
 });
 
-describe('serve refuses each provider\'s configuration errors at start-up, before any call', () => {
+describe("serve refuses each provider's configuration errors at start-up, before any call", () => {
   it.each([
-    ['voicegain', 'VG_GATEWAY_URL=https://api.voicegain.ai/v1/asr/transcribe/async\nSTREAM_MODE=split\nSAMPLE_RATE=16000\n', [
-      'JWT_TOKEN (defaults): required with PROVIDER=voicegain',
-      'WEBSOCKET_SERVER (defaults): required with PROVIDER=voicegain',
-      'STREAM_MODE (INI:3): PROVIDER=voicegain streams stereo, not split',
-      'SAMPLE_RATE (INI:4): PROVIDER=voicegain takes 8000, not 16000',
-    ]],
-    ['twilio', 'PROVIDER=twilio\nSTREAM_MODE=mixed\nSAMPLE_RATE=16000\n', [
-      'STREAM_MODE (INI:3): PROVIDER=twilio sends both parties as two tracks',
-      'SAMPLE_RATE (INI:4): PROVIDER=twilio takes 8000 (µ-law), not 16000',
-    ]],
-    ['websocket', 'PROVIDER=websocket\nSTREAM_EXTRA_HEADERS={"X-Tenant":\nSTREAM_TLS_CERT_FILE=/no/such/cert.pem\n', [
-      'STREAM_EXTRA_HEADERS (INI:3): not JSON',
-      'STREAM_TLS_CERT_FILE (INI:4)',
-    ]],
+    [
+      'voicegain',
+      'VG_GATEWAY_URL=https://api.voicegain.ai/v1/asr/transcribe/async\nSTREAM_MODE=split\nSAMPLE_RATE=16000\n',
+      [
+        'JWT_TOKEN (defaults): required with PROVIDER=voicegain',
+        'WEBSOCKET_SERVER (defaults): required with PROVIDER=voicegain',
+        'STREAM_MODE (INI:3): PROVIDER=voicegain streams stereo, not split',
+        'SAMPLE_RATE (INI:4): PROVIDER=voicegain takes 8000, not 16000',
+      ],
+    ],
+    [
+      'twilio',
+      'PROVIDER=twilio\nSTREAM_MODE=mixed\nSAMPLE_RATE=16000\n',
+      [
+        'STREAM_MODE (INI:3): PROVIDER=twilio sends both parties as two tracks',
+        'SAMPLE_RATE (INI:4): PROVIDER=twilio takes 8000 (µ-law), not 16000',
+      ],
+    ],
+    [
+      'websocket',
+      'PROVIDER=websocket\nSTREAM_EXTRA_HEADERS={"X-Tenant":\nSTREAM_TLS_CERT_FILE=/no/such/cert.pem\n',
+      ['STREAM_EXTRA_HEADERS (INI:3): not JSON', 'STREAM_TLS_CERT_FILE (INI:4)'],
+    ],
   ])('PROVIDER=%s: exit 2, every bad key named with its file and line, nothing started', async (_provider, body, expected) => {
     const dir = mkdtempSync(join(tmpdir(), 'atp-cli-'));
     const ini = join(dir, 'provider.ini');
@@ -60,7 +69,19 @@ describe('serve refuses each provider\'s configuration errors at start-up, befor
 
   it('never prints the Voicegain token while refusing the rest', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'atp-cli-'));
-    const cli = runCli(['serve', '--set', 'VG_GATEWAY_URL=https://api.voicegain.ai/v1/asr/transcribe/async', '--set', 'JWT_TOKEN=eyJ.secret-token.sig', '--set', 'SAMPLE_RATE=16000'], {}, dir);
+    const cli = runCli(
+      [
+        'serve',
+        '--set',
+        'VG_GATEWAY_URL=https://api.voicegain.ai/v1/asr/transcribe/async',
+        '--set',
+        'JWT_TOKEN=eyJ.secret-token.sig',
+        '--set',
+        'SAMPLE_RATE=16000',
+      ],
+      {},
+      dir,
+    );
     expect(await cli.exited).toBe(2);
     expect(cli.stderr()).toContain('SAMPLE_RATE (command line): PROVIDER=voicegain takes 8000');
     expect(cli.stderr()).not.toContain('secret-token');

@@ -115,29 +115,35 @@ describe('configuration errors', () => {
   it('reports every problem at once, each with its key and source', () => {
     const cwd = workdir({ 'config.ini': 'SAMPLE_RATE=44100\nSTREAM_URL=http://not-a-websocket\n' });
     const iniPath = join(cwd, 'config.ini');
-    const problems = problemsOf(() => loadConfig({
-      cwd,
-      env: { RTP_PORT_START: 'abc', DIALED_NUMBER_MAPPING: '1233:45&67' },
-      flags: ['NOT_A_KEY=1', 'missing-equals'],
-      required: ['ARI_PASSWORD'],
-    }));
-    expect(problems).toEqual(expect.arrayContaining([
-      expect.objectContaining({ key: 'SAMPLE_RATE', source: `${iniPath}:1` }),
-      expect.objectContaining({ key: 'STREAM_URL', source: `${iniPath}:2` }),
-      expect.objectContaining({ key: 'RTP_PORT_START', source: 'environment' }),
-      expect.objectContaining({ key: 'DIALED_NUMBER_MAPPING', source: 'environment' }),
-      expect.objectContaining({ key: 'NOT_A_KEY', source: 'command line' }),
-      expect.objectContaining({ key: 'missing-equals', source: 'command line' }),
-      expect.objectContaining({ key: 'ARI_PASSWORD', source: 'defaults' }),
-    ]));
+    const problems = problemsOf(() =>
+      loadConfig({
+        cwd,
+        env: { RTP_PORT_START: 'abc', DIALED_NUMBER_MAPPING: '1233:45&67' },
+        flags: ['NOT_A_KEY=1', 'missing-equals'],
+        required: ['ARI_PASSWORD'],
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ key: 'SAMPLE_RATE', source: `${iniPath}:1` }),
+        expect.objectContaining({ key: 'STREAM_URL', source: `${iniPath}:2` }),
+        expect.objectContaining({ key: 'RTP_PORT_START', source: 'environment' }),
+        expect.objectContaining({ key: 'DIALED_NUMBER_MAPPING', source: 'environment' }),
+        expect.objectContaining({ key: 'NOT_A_KEY', source: 'command line' }),
+        expect.objectContaining({ key: 'missing-equals', source: 'command line' }),
+        expect.objectContaining({ key: 'ARI_PASSWORD', source: 'defaults' }),
+      ]),
+    );
     expect(problems).toHaveLength(7);
   });
 
   it('rejects credentials in URLs, reversed port ranges and a wildcard bind without an advertised address', () => {
-    const problems = problemsOf(() => loadConfig({
-      cwd: workdir(),
-      env: { ARI_URL: 'http://user:pw@127.0.0.1:8088', RTP_PORT_START: '30000', RTP_PORT_END: '20000', MEDIA_BIND_HOST: '0.0.0.0' },
-    }));
+    const problems = problemsOf(() =>
+      loadConfig({
+        cwd: workdir(),
+        env: { ARI_URL: 'http://user:pw@127.0.0.1:8088', RTP_PORT_START: '30000', RTP_PORT_END: '20000', MEDIA_BIND_HOST: '0.0.0.0' },
+      }),
+    );
     expect(problems.map((p) => p.key).sort()).toEqual(['ARI_URL', 'MEDIA_ADVERTISE_HOST', 'RTP_PORT_END']);
   });
 
@@ -158,10 +164,10 @@ describe('secrets', () => {
   });
 });
 
-describe('the seed proxy\'s sample config.ini, unchanged', () => {
+describe("the seed proxy's sample config.ini, unchanged", () => {
   const fixture = new URL('../fixtures/seed-config.ini', import.meta.url).pathname;
 
-  it('loads, with the seed\'s meaning for every key it sets', () => {
+  it("loads, with the seed's meaning for every key it sets", () => {
     const loaded = loadConfig({ cwd: workdir(), env: {}, configFile: fixture, requireRoute: true });
     const { config } = loaded;
     expect(config.HOST_DOMAIN).toBe('fs1lab.ascalon.ai'); // FREESWITCH_HOST_DOMAIN
@@ -182,11 +188,13 @@ describe('the seed proxy\'s sample config.ini, unchanged', () => {
 
   it('warns about the keys given twice and about trunk mode ignoring DESTINATION_DOMAIN', () => {
     const { warnings } = loadConfig({ cwd: workdir(), env: {}, configFile: fixture });
-    expect(warnings).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^SIP_GATEWAY_IP is set twice .*the later value is used/),
-      expect.stringMatching(/^DIALED_NUMBER_MAPPING is set twice .*the later value is used/),
-      expect.stringContaining('DESTINATION_DOMAIN is not used'),
-    ]));
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^SIP_GATEWAY_IP is set twice .*the later value is used/),
+        expect.stringMatching(/^DIALED_NUMBER_MAPPING is set twice .*the later value is used/),
+        expect.stringContaining('DESTINATION_DOMAIN is not used'),
+      ]),
+    );
     expect(warnings).toHaveLength(3);
   });
 
@@ -195,29 +203,59 @@ describe('the seed proxy\'s sample config.ini, unchanged', () => {
     expect(ignoredKeys).toEqual([]);
     expect(config.PROVIDER).toBe('voicegain');
     expect(origins.PROVIDER).toMatch(/VG_GATEWAY_URL is set/);
-    expect(config).toMatchObject({ STREAM_MODE: 'stereo', SAMPLE_RATE: 8000, AUTH_NAME: 'fsproxy', CONTENT_INCREMENTAL: ['words'], SENSITIVITY: 1, AUDIO_CAPTURE: true, NOAUDIOTIMEOUT: 30000 });
+    expect(config).toMatchObject({
+      STREAM_MODE: 'stereo',
+      SAMPLE_RATE: 8000,
+      AUTH_NAME: 'fsproxy',
+      CONTENT_INCREMENTAL: ['words'],
+      SENSITIVITY: 1,
+      AUDIO_CAPTURE: true,
+      NOAUDIOTIMEOUT: 30000,
+    });
     expect(config.WEBSOCKET_SERVER?.href).toBe('wss://mydomain.com:8765/');
   });
 });
 
 describe('providers and stream options', () => {
-  const voicegain = { VG_GATEWAY_URL: 'https://api.voicegain.ai/v1/asr/transcribe/async', JWT_TOKEN: 'jwt', WEBSOCKET_SERVER: 'wss://results.example.com' };
-  const keysOf = (env: Record<string, string>) => problemsOf(() => loadConfig({ cwd: workdir(), env })).map((p) => `${p.key}: ${p.message}`);
+  const voicegain = {
+    VG_GATEWAY_URL: 'https://api.voicegain.ai/v1/asr/transcribe/async',
+    JWT_TOKEN: 'jwt',
+    WEBSOCKET_SERVER: 'wss://results.example.com',
+  };
+  const keysOf = (env: Record<string, string>) =>
+    problemsOf(() => loadConfig({ cwd: workdir(), env })).map((p) => `${p.key}: ${p.message}`);
 
   it('defaults to the generic websocket, split, at 16 kHz', () => {
     const { config } = loadConfig({ cwd: workdir(), env: {} });
-    expect(config).toMatchObject({ PROVIDER: 'websocket', STREAM_MODE: 'split', SAMPLE_RATE: 16000, STREAM_MESSAGE_DEFLATE: false, STREAM_HEART_BEAT: 0, STREAM_DTMF: false, STREAM_EXTRA_HEADERS: {} });
+    expect(config).toMatchObject({
+      PROVIDER: 'websocket',
+      STREAM_MODE: 'split',
+      SAMPLE_RATE: 16000,
+      STREAM_MESSAGE_DEFLATE: false,
+      STREAM_HEART_BEAT: 0,
+      STREAM_DTMF: false,
+      STREAM_EXTRA_HEADERS: {},
+    });
   });
 
   it('fixes Voicegain to stereo at 8 kHz, and Twilio to 8 kHz', () => {
-    expect(loadConfig({ cwd: workdir(), env: voicegain }).config).toMatchObject({ PROVIDER: 'voicegain', STREAM_MODE: 'stereo', SAMPLE_RATE: 8000 });
-    expect(loadConfig({ cwd: workdir(), env: { ...voicegain, STREAM_MODE: 'stereo', SAMPLE_RATE: '8000' } }).config.PROVIDER).toBe('voicegain');
-    expect(loadConfig({ cwd: workdir(), env: { PROVIDER: 'twilio', SAMPLE_RATE: '8000' } }).config).toMatchObject({ PROVIDER: 'twilio', SAMPLE_RATE: 8000 });
+    expect(loadConfig({ cwd: workdir(), env: voicegain }).config).toMatchObject({
+      PROVIDER: 'voicegain',
+      STREAM_MODE: 'stereo',
+      SAMPLE_RATE: 8000,
+    });
+    expect(loadConfig({ cwd: workdir(), env: { ...voicegain, STREAM_MODE: 'stereo', SAMPLE_RATE: '8000' } }).config.PROVIDER).toBe(
+      'voicegain',
+    );
+    expect(loadConfig({ cwd: workdir(), env: { PROVIDER: 'twilio', SAMPLE_RATE: '8000' } }).config).toMatchObject({
+      PROVIDER: 'twilio',
+      SAMPLE_RATE: 8000,
+    });
   });
 
   it('reports what a provider misses or cannot take at start-up, each by key and source', () => {
     expect(keysOf({ PROVIDER: 'voicegain' })).toEqual([
-      'VG_GATEWAY_URL: required with PROVIDER=voicegain: the URL of Voicegain\'s async transcription API',
+      "VG_GATEWAY_URL: required with PROVIDER=voicegain: the URL of Voicegain's async transcription API",
       'JWT_TOKEN: required with PROVIDER=voicegain: the Voicegain API token',
       'WEBSOCKET_SERVER: required with PROVIDER=voicegain: where Voicegain delivers the transcripts',
     ]);
@@ -238,25 +276,38 @@ describe('providers and stream options', () => {
   });
 
   it('reads STREAM_EXTRA_HEADERS as a JSON object of strings and refuses anything else', () => {
-    expect(loadConfig({ cwd: workdir(), env: { STREAM_EXTRA_HEADERS: '{"X-Tenant":"a","Authorization":"Basic eA=="}' } }).config.STREAM_EXTRA_HEADERS)
-      .toEqual({ 'X-Tenant': 'a', Authorization: 'Basic eA==' });
+    expect(
+      loadConfig({ cwd: workdir(), env: { STREAM_EXTRA_HEADERS: '{"X-Tenant":"a","Authorization":"Basic eA=="}' } }).config
+        .STREAM_EXTRA_HEADERS,
+    ).toEqual({ 'X-Tenant': 'a', Authorization: 'Basic eA==' });
     expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-Tenant":' })[0]).toMatch(/^STREAM_EXTRA_HEADERS: not JSON: /);
     expect(keysOf({ STREAM_EXTRA_HEADERS: '["a"]' })).toEqual(['STREAM_EXTRA_HEADERS: must be a JSON object of header names to strings']);
     expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-N":1}' })).toEqual(['STREAM_EXTRA_HEADERS: the value of X-N must be a string on one line']);
-    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-A":"a\\r\\nX-B: b"}' })).toEqual(['STREAM_EXTRA_HEADERS: the value of X-A must be a string on one line']);
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-A":"a\\r\\nX-B: b"}' })).toEqual([
+      'STREAM_EXTRA_HEADERS: the value of X-A must be a string on one line',
+    ]);
     expect(keysOf({ STREAM_EXTRA_HEADERS: '{"Bad Name":"a"}' })).toEqual(['STREAM_EXTRA_HEADERS: "Bad Name" is not a header name']);
   });
 
   it('checks TLS files when the service starts, not at the first call', () => {
     const dir = workdir({ 'ca.pem': 'x', 'cert.pem': 'x' });
-    expect(keysOf({ STREAM_TLS_CA_FILE: join(dir, 'missing.pem') })).toEqual([`STREAM_TLS_CA_FILE: cannot read file ${join(dir, 'missing.pem')}`]);
+    expect(keysOf({ STREAM_TLS_CA_FILE: join(dir, 'missing.pem') })).toEqual([
+      `STREAM_TLS_CA_FILE: cannot read file ${join(dir, 'missing.pem')}`,
+    ]);
     expect(keysOf({ STREAM_TLS_CA_FILE: 'NONE' })[0]).toMatch(/^STREAM_TLS_CA_FILE: NONE \(no certificate check\) is not supported/);
-    expect(keysOf({ STREAM_TLS_CERT_FILE: join(dir, 'cert.pem') })).toEqual(['STREAM_TLS_KEY_FILE: STREAM_TLS_CERT_FILE and STREAM_TLS_KEY_FILE go together']);
-    expect(loadConfig({ cwd: workdir(), env: { STREAM_TLS_CA_FILE: join(dir, 'ca.pem') } }).config.STREAM_TLS_CA_FILE).toBe(join(dir, 'ca.pem'));
+    expect(keysOf({ STREAM_TLS_CERT_FILE: join(dir, 'cert.pem') })).toEqual([
+      'STREAM_TLS_KEY_FILE: STREAM_TLS_CERT_FILE and STREAM_TLS_KEY_FILE go together',
+    ]);
+    expect(loadConfig({ cwd: workdir(), env: { STREAM_TLS_CA_FILE: join(dir, 'ca.pem') } }).config.STREAM_TLS_CA_FILE).toBe(
+      join(dir, 'ca.pem'),
+    );
   });
 
   it('never shows STREAM_EXTRA_HEADERS or JWT_TOKEN in the described configuration', () => {
-    const loaded = loadConfig({ cwd: workdir(), env: { ...voicegain, JWT_TOKEN: 'jwt-secret-value', STREAM_EXTRA_HEADERS: '{"Authorization":"Bearer hdr-secret"}' } });
+    const loaded = loadConfig({
+      cwd: workdir(),
+      env: { ...voicegain, JWT_TOKEN: 'jwt-secret-value', STREAM_EXTRA_HEADERS: '{"Authorization":"Bearer hdr-secret"}' },
+    });
     const described = JSON.stringify(describeConfig(loaded));
     expect(described).not.toContain('jwt-secret-value');
     expect(described).not.toContain('hdr-secret');
@@ -266,17 +317,27 @@ describe('providers and stream options', () => {
 
 describe('routing rules in the ini file', () => {
   it('reads [rule NAME] sections in file order, before the DIALED_NUMBER_MAPPING rules', () => {
-    const cwd = workdir({ 'config.ini': [
-      'DESTINATION_DOMAIN=d.example.com', 'DIALED_NUMBER_MAPPING=1233:4567',
-      '[rule second]', 'callee = 2\\d+', '[rule first]', 'callee = 1\\d+; not a comment', 'number = 9',
-    ].join('\n') });
+    const cwd = workdir({
+      'config.ini': [
+        'DESTINATION_DOMAIN=d.example.com',
+        'DIALED_NUMBER_MAPPING=1233:4567',
+        '[rule second]',
+        'callee = 2\\d+',
+        '[rule first]',
+        'callee = 1\\d+; not a comment',
+        'number = 9',
+      ].join('\n'),
+    });
     const { rules } = loadConfig({ cwd, env: {} }).config.routing;
     expect(rules.map((r) => r.name)).toEqual(['second', 'first', 'DIALED_NUMBER_MAPPING 1233']);
     expect(rules[1]?.callee?.source).toBe('^(?:1\\d+; not a comment)$');
   });
 
   it('reports a bad rule by its section and file line', () => {
-    const cwd = workdir({ 'config.ini': 'DESTINATION_DOMAIN=d.example.com\n\n[rule bad]\ncallee = (unclosed\n[rule worse]\ncolour = red\n[rule refs]\ncallee = 1(\\d)\nnumber = $2\n[other]\nx=1\n' });
+    const cwd = workdir({
+      'config.ini':
+        'DESTINATION_DOMAIN=d.example.com\n\n[rule bad]\ncallee = (unclosed\n[rule worse]\ncolour = red\n[rule refs]\ncallee = 1(\\d)\nnumber = $2\n[other]\nx=1\n',
+    });
     const problems = problemsOf(() => loadConfig({ cwd, env: {} }));
     const iniPath = join(cwd, 'config.ini');
     expect(problems).toEqual([

@@ -12,8 +12,12 @@ import { loadConfig } from '../../app/config/load-config.js';
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
 const examples = readdirSync(DOCS)
   .filter((name) => name.endsWith('.md'))
-  .flatMap((name) => [...readFileSync(join(DOCS, name), 'utf8').matchAll(/```ini\n([\s\S]*?)```/g)]
-    .map((match, index) => ({ name: `${name} #${index + 1}`, text: match[1] ?? '' })));
+  .flatMap((name) =>
+    [...readFileSync(join(DOCS, name), 'utf8').matchAll(/```ini\n([\s\S]*?)```/g)].map((match, index) => ({
+      name: `${name} #${index + 1}`,
+      text: match[1] ?? '',
+    })),
+  );
 
 it('docs/ has ini examples', () => {
   expect(examples.length).toBeGreaterThanOrEqual(2);

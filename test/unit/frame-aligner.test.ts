@@ -72,7 +72,10 @@ interface SteadyPlan {
 }
 
 /** A leg sending frames first..first+count-1, one every periodMs from startMs. */
-function steady(leg: Leg, { first = 0, count, startMs = 1000, periodMs = FRAME_MS, jitterMs = 0, rng = xorshift32(leg + 1) }: SteadyPlan): Push[] {
+function steady(
+  leg: Leg,
+  { first = 0, count, startMs = 1000, periodMs = FRAME_MS, jitterMs = 0, rng = xorshift32(leg + 1) }: SteadyPlan,
+): Push[] {
   const pushes: Push[] = [];
   let lastMs = -Infinity;
   for (let i = 0; i < count; i++) {
@@ -156,7 +159,9 @@ class Bench {
   expectAllAccountedFor(): void {
     const { droppedLate, droppedAhead } = this.aligner.stats;
     const out = this.emittedCount[0] + this.emittedCount[1];
-    expect(out + droppedLate[0] + droppedLate[1] + droppedAhead[0] + droppedAhead[1] + this.aligner.pendingFrames).toBe(this.pushed[0] + this.pushed[1]);
+    expect(out + droppedLate[0] + droppedLate[1] + droppedAhead[0] + droppedAhead[1] + this.aligner.pendingFrames).toBe(
+      this.pushed[0] + this.pushed[1],
+    );
   }
 
   #record(left: Buffer, right: Buffer): void {
@@ -200,10 +205,7 @@ describe('FrameAligner: steady legs', () => {
     it(`pairs A[i] with B[i] for a phase offset of ${phaseMs} ms and ±3 ms jitter, with no silence and no drop`, () => {
       const rng = xorshift32(0x1000 + phaseMs);
       const bench = new Bench();
-      bench.run([
-        ...steady(A, { count: 500, jitterMs: 3, rng }),
-        ...steady(B, { count: 500, startMs: 1000 + phaseMs, jitterMs: 3, rng }),
-      ]);
+      bench.run([...steady(A, { count: 500, jitterMs: 3, rng }), ...steady(B, { count: 500, startMs: 1000 + phaseMs, jitterMs: 3, rng })]);
       bench.flush();
       expectNoLossOrSilence(bench);
       expectPairedByIndex(bench, 500);
@@ -236,7 +238,10 @@ describe('FrameAligner: steady legs', () => {
     for (let run = 0; run < 5; run++) {
       const rng = xorshift32(0x2800 + run);
       const bench = new Bench();
-      bench.run([...steady(A, { count: 1000, jitterMs: 30, rng }), ...steady(B, { count: 1000, startMs: 1000 + rng() * 17, jitterMs: 30, rng })]);
+      bench.run([
+        ...steady(A, { count: 1000, jitterMs: 30, rng }),
+        ...steady(B, { count: 1000, startMs: 1000 + rng() * 17, jitterMs: 30, rng }),
+      ]);
       bench.flush();
       expect(bench.emitted(A)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
       expect(bench.emitted(B)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
@@ -252,7 +257,10 @@ describe('FrameAligner: steady legs', () => {
     ]);
     bench.flush();
     const { droppedLate, droppedAhead, silenceSlots, resyncs } = bench.aligner.stats;
-    expect([droppedLate, droppedAhead]).toEqual([[0, 0], [0, 0]]);
+    expect([droppedLate, droppedAhead]).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
     expect(bench.emitted(B).length).toBe(3000);
     // B falls 30 ms behind over the minute: it takes a slot or two of silence once, A none (but at the end, after its last frame).
     expectUnbroken(bench, A, 3000);
@@ -294,7 +302,9 @@ describe('FrameAligner: a leg goes missing', () => {
     it(`turns 1 s of B's missing frames into silence and keeps what follows aligned (${bFirst ? 'B' : 'A'} pushed first)`, () => {
       const pushes = gapPlan(0, 0);
       const bench = new Bench();
-      bench.run(bFirst ? [...pushes.filter((p) => p.leg === B), ...pushes.filter((p) => p.leg === A)] : pushes, () => bench.expectNothingOverdue(A));
+      bench.run(bFirst ? [...pushes.filter((p) => p.leg === B), ...pushes.filter((p) => p.leg === A)] : pushes, () =>
+        bench.expectNothingOverdue(A),
+      );
       bench.flush();
       // B's first frame after the gap and a later marker, each pushed at the same moment as A's: same slot.
       expect(bench.slotOf(B, 100)).toBe(bench.slotOf(A, 100));
@@ -355,7 +365,9 @@ describe('FrameAligner: a leg goes missing', () => {
 
   it('lines up a leg B that starts 300 ms after A with the A frame of the same moment', () => {
     const bench = new Bench();
-    bench.run([...steady(A, { count: 100 }), ...steady(B, { count: 100 }).filter((push) => push.seq >= 15)], () => bench.expectNothingOverdue(A));
+    bench.run([...steady(A, { count: 100 }), ...steady(B, { count: 100 }).filter((push) => push.seq >= 15)], () =>
+      bench.expectNothingOverdue(A),
+    );
     bench.flush();
     expect(bench.slots).toEqual(Array.from({ length: 100 }, (_, i) => [i, i < 15 ? undefined : i]));
     expect(bench.aligner.stats.droppedLate).toEqual([0, 0]);
@@ -425,7 +437,10 @@ describe('FrameAligner: late frames and bursts', () => {
   for (const order of ['interleaved', 'A first'] as const) {
     it(`loses nothing when both legs stall 200 ms together and deliver their backlog at once (${order})`, () => {
       // Frames 100..109 of both legs come just before A's frame 110.
-      const backlog = (leg: Leg) => steady(leg, { count: 200, startMs: leg === A ? 1000 : 1006 }).map((push) => (push.seq >= 100 && push.seq < 110 ? { ...push, atMs: 3199 } : push));
+      const backlog = (leg: Leg) =>
+        steady(leg, { count: 200, startMs: leg === A ? 1000 : 1006 }).map((push) =>
+          push.seq >= 100 && push.seq < 110 ? { ...push, atMs: 3199 } : push,
+        );
       const [a, b] = [backlog(A), backlog(B)];
       const pushes = order === 'A first' ? [...a, ...b] : a.flatMap((push, i) => [push, b[i]!]);
       const bench = new Bench();
@@ -475,7 +490,12 @@ describe('FrameAligner: bounded memory and bad input', () => {
   });
 
   it('counts and drops a frame of the wrong size', () => {
-    const pushes: Push[] = [...steady(A, { count: 20 }), ...steady(B, { count: 20, startMs: 1005 }), { atMs: 1101, leg: A, seq: 0, badBytes: 319 }, { atMs: 1102, leg: B, seq: 0, badBytes: 640 }];
+    const pushes: Push[] = [
+      ...steady(A, { count: 20 }),
+      ...steady(B, { count: 20, startMs: 1005 }),
+      { atMs: 1101, leg: A, seq: 0, badBytes: 319 },
+      { atMs: 1102, leg: B, seq: 0, badBytes: 640 },
+    ];
     const bench = new Bench();
     bench.run(pushes).flush();
     expect(bench.aligner.stats.droppedBadSize).toEqual([1, 1]);
@@ -544,20 +564,25 @@ describe('FrameAligner: randomized', () => {
       const legs = [lost(A), lost(B)];
       const bench = new Bench();
       bench.run(
-        legs.flatMap(({ leg, gone }) => steady(leg, { count: 1000, startMs: 1000 + (leg === B ? phaseMs : 0), jitterMs: 3, rng }).filter((push) => !gone.has(push.seq))),
+        legs.flatMap(({ leg, gone }) =>
+          steady(leg, { count: 1000, startMs: 1000 + (leg === B ? phaseMs : 0), jitterMs: 3, rng }).filter((push) => !gone.has(push.seq)),
+        ),
       );
       bench.flush();
       const context = `seed 0x${seed.toString(16)}, phase ${phaseMs.toFixed(1)} ms`;
       expect(bench.aligner.stats.droppedLate, context).toEqual([0, 0]);
       expect(bench.aligner.stats.droppedAhead, context).toEqual([0, 0]);
       // The first frame after 8 or more lost ones (160 ms, more than maxWaitMs) goes by the other leg's timeline.
-      const firstAfterGap = legs.map(({ gone }) => new Set([...gone].filter((seq) => gone.has(seq - 7) && !gone.has(seq + 1)).map((seq) => seq + 1)));
+      const firstAfterGap = legs.map(
+        ({ gone }) => new Set([...gone].filter((seq) => gone.has(seq - 7) && !gone.has(seq + 1)).map((seq) => seq + 1)),
+      );
       for (const [a, b] of bench.slots) {
         if (a === undefined || b === undefined) continue;
         const apartMs = Math.abs(bench.arrivedMs[B].get(b)! - bench.arrivedMs[A].get(a)!);
         // The phase (below 17 ms) plus ±3 ms of jitter on each leg, and a little tracking error.
         expect(apartMs, `${context}: A ${a} with B ${b}`).toBeLessThanOrEqual(FRAME_MS + 8);
-        if (firstAfterGap[0]!.has(a) || firstAfterGap[1]!.has(b)) expect(apartMs, `${context}: A ${a} with B ${b} after a gap`).toBeLessThanOrEqual(FRAME_MS / 2 + 8);
+        if (firstAfterGap[0]!.has(a) || firstAfterGap[1]!.has(b))
+          expect(apartMs, `${context}: A ${a} with B ${b} after a gap`).toBeLessThanOrEqual(FRAME_MS / 2 + 8);
       }
     }
   });
@@ -573,8 +598,10 @@ describe('FrameAligner: randomized', () => {
     let seq = 0;
     while (pushes.length < pushCount) {
       const r = rng();
-      if (r < 0.005) nominalMs += rng() * 2000; // a gap: nothing sent
-      else if (r < 0.015) heldUntilMs = nominalMs + rng() * 400; // a stall: the next frames come at once
+      if (r < 0.005)
+        nominalMs += rng() * 2000; // a gap: nothing sent
+      else if (r < 0.015)
+        heldUntilMs = nominalMs + rng() * 400; // a stall: the next frames come at once
       else if (r < 0.018) {
         const flood = 1 + Math.floor(rng() * 150);
         for (let i = 0; i < flood; i++) pushes.push({ atMs: lastMs, leg, seq: seq++ });
@@ -612,8 +639,10 @@ describe('FrameAligner: randomized', () => {
         expect(bench.emitted(A).length + silenceSlots[0]).toBe(slots);
         expect(bench.emitted(B).length + silenceSlots[1]).toBe(slots);
       } catch (error) {
-        throw new Error(`seed 0x${seed.toString(16)} (maxWaitMs ${maxWaitMs}, maxAheadSlots ${maxAheadSlots}): ${String(error)}`, { cause: error });
+        throw new Error(`seed 0x${seed.toString(16)} (maxWaitMs ${maxWaitMs}, maxAheadSlots ${maxAheadSlots}): ${String(error)}`, {
+          cause: error,
+        });
       }
     }
-  });
+  }, 30_000);
 });

@@ -315,9 +315,15 @@ function randomStream(rng: Rng, messages: number, maxPayload: number, maximal = 
 function randomChunks(rng: Rng, bytes: Buffer): Buffer[] {
   const style = int(rng, 0, 3);
   const chunks: Buffer[] = [];
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     const size =
-      style === 0 ? int(rng, 1, 4) : style === 1 ? int(rng, 1, 700) : style === 2 ? int(rng, 1, 65_536) : pick(rng, [1, 2, 3, 643, int(rng, 1, 5000)]);
+      style === 0
+        ? int(rng, 1, 4)
+        : style === 1
+          ? int(rng, 1, 700)
+          : style === 2
+            ? int(rng, 1, 65_536)
+            : pick(rng, [1, 2, 3, 643, int(rng, 1, 5000)]);
     chunks.push(bytes.subarray(at, at + size));
     at += size;
   }
@@ -336,7 +342,7 @@ function sameMessage(a: AudioSocketMessage, b: AudioSocketMessage): boolean {
     case 'hangup':
       return b.type === 'hangup';
     case 'error':
-      return b.type === 'error' && a.code === b.code && ('code' in a) === ('code' in b);
+      return b.type === 'error' && a.code === b.code && 'code' in a === 'code' in b;
     case 'unknown':
       return b.type === 'unknown' && a.kind === b.kind && a.length === b.length;
   }

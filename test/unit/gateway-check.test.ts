@@ -22,8 +22,12 @@ function ari(options: { putFails?: string; endpoint?: Record<string, string> } =
         calls.push(`put ${type}/${name}`);
         if (options.putFails) throw new Error(options.putFails);
       },
-      async deleteConfigObject(type: string, name: string) { calls.push(`delete ${type}/${name}`); },
-      async getConfigObject() { return options.endpoint; },
+      async deleteConfigObject(type: string, name: string) {
+        calls.push(`delete ${type}/${name}`);
+      },
+      async getConfigObject() {
+        return options.endpoint;
+      },
     },
   };
 }
@@ -49,7 +53,10 @@ describe('check: the outbound gateway', () => {
     const fake = ari({ endpoint: { aors: 'transcription-proxy-gateway' } });
     const result = await checkGateway(fake.port, config(`${GATEWAY}OUTBOUND_REGISTER=yes\n`));
     expect(result?.status).toBe('ok');
-    expect(fake.calls).toEqual([expect.stringMatching(/^put auth\/transcription-proxy-check-/), expect.stringMatching(/^delete auth\/transcription-proxy-check-/)]);
+    expect(fake.calls).toEqual([
+      expect.stringMatching(/^put auth\/transcription-proxy-check-/),
+      expect.stringMatching(/^delete auth\/transcription-proxy-check-/),
+    ]);
     expect(result?.details?.join('\n')).toMatch(/present[\s\S]*registration state/);
   });
 });

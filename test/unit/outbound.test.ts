@@ -18,7 +18,11 @@ function config(ini: string) {
 }
 
 const agent = (exten: string): AriChannel => ({
-  id: 'A', name: 'PJSIP/1000', state: 'Up', caller: { name: '', number: '1000' }, connected: { name: '', number: '' },
+  id: 'A',
+  name: 'PJSIP/1000',
+  state: 'Up',
+  caller: { name: '', number: '1000' },
+  connected: { name: '', number: '' },
   dialplan: { context: 'c', exten, priority: 1 },
 });
 const facts = { requestUri: undefined, linkedId: 'L', headers: {} };
@@ -26,22 +30,40 @@ const facts = { requestUri: undefined, linkedId: 'L', headers: {} };
 describe('outbound routing', () => {
   it('sends direction=outbound out through the gateway with the prefix stripped', () => {
     const plan = planInboundCall(agent('s'), ['direction=outbound', 'number=3344123456'], facts, config(GATEWAY), 'c1');
-    expect(plan).toMatchObject({ ok: true, direction: 'outbound', number: '44123456', dialString: `PJSIP/${GATEWAY_ENDPOINT}/sip:44123456@10.1.0.4:5060` });
+    expect(plan).toMatchObject({
+      ok: true,
+      direction: 'outbound',
+      number: '44123456',
+      dialString: `PJSIP/${GATEWAY_ENDPOINT}/sip:44123456@10.1.0.4:5060`,
+    });
   });
 
-  it('treats a number longer than 10 digits as outbound when no rule matches (the seed\'s rule)', () => {
+  it("treats a number longer than 10 digits as outbound when no rule matches (the seed's rule)", () => {
     const cfg = config(`${GATEWAY}DESTINATION_DOMAIN=pbx.example.com\n[rule short]\ncallee = \\d{4}\n`);
-    expect(planInboundCall(agent('33491234567890'), [], facts, cfg, 'c1')).toMatchObject({ ok: true, direction: 'outbound', number: '491234567890' });
+    expect(planInboundCall(agent('33491234567890'), [], facts, cfg, 'c1')).toMatchObject({
+      ok: true,
+      direction: 'outbound',
+      number: '491234567890',
+    });
     expect(planInboundCall(agent('1234'), [], facts, cfg, 'c1')).toMatchObject({ ok: true, direction: 'inbound' });
     expect(planInboundCall(agent('1234567890'), [], facts, cfg, 'c1')).toMatchObject({ ok: true, direction: 'inbound' });
   });
 
   it('keeps long numbers inbound when no outbound gateway is configured', () => {
-    expect(planInboundCall(agent('4930123456789'), [], facts, config('DESTINATION_DOMAIN=pbx.example.com\n'), 'c1')).toMatchObject({ ok: true, direction: 'inbound' });
+    expect(planInboundCall(agent('4930123456789'), [], facts, config('DESTINATION_DOMAIN=pbx.example.com\n'), 'c1')).toMatchObject({
+      ok: true,
+      direction: 'inbound',
+    });
   });
 
   it('refuses an outbound call when the outbound settings are missing, naming them', () => {
-    const plan = planInboundCall(agent('s'), ['direction=outbound', 'number=44123'], facts, config('DESTINATION_DOMAIN=pbx.example.com\nOUT_SIP_GATEWAY_IP=10.1.0.4\n'), 'c1');
+    const plan = planInboundCall(
+      agent('s'),
+      ['direction=outbound', 'number=44123'],
+      facts,
+      config('DESTINATION_DOMAIN=pbx.example.com\nOUT_SIP_GATEWAY_IP=10.1.0.4\n'),
+      'c1',
+    );
     expect(plan).toMatchObject({ ok: false, reason: expect.stringContaining('OUTBOUND_CALL_EXT, OUTBOUND_CALLS_SECRET') });
   });
 
@@ -71,10 +93,15 @@ describe('provisioning', () => {
     const objects = new Map<string, Record<string, string>>();
     const puts: string[] = [];
     const ari = {
-      async getConfigObject(type: string, name: string) { return objects.get(`${type}/${name}`); },
+      async getConfigObject(type: string, name: string) {
+        return objects.get(`${type}/${name}`);
+      },
       async putConfigObject(type: string, name: string, fields: Record<string, string>) {
         puts.push(`${type}/${name}`);
-        objects.set(`${type}/${name}`, Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v === 'yes' ? 'true' : v === 'no' ? 'false' : v])));
+        objects.set(
+          `${type}/${name}`,
+          Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v === 'yes' ? 'true' : v === 'no' ? 'false' : v])),
+        );
       },
     } as unknown as AriPort;
     return { ari, objects, puts };
@@ -84,7 +111,11 @@ describe('provisioning', () => {
   it('creates what is missing, leaves what matches alone, and rewrites what changed', async () => {
     const { ari, objects, puts } = store();
     const first = await provisionGateway(ari, config(GATEWAY), silent);
-    expect(first.created).toEqual(['auth/transcription-proxy-gateway-auth', 'aor/transcription-proxy-gateway', 'endpoint/transcription-proxy-gateway']);
+    expect(first.created).toEqual([
+      'auth/transcription-proxy-gateway-auth',
+      'aor/transcription-proxy-gateway',
+      'endpoint/transcription-proxy-gateway',
+    ]);
     const again = await provisionGateway(ari, config(GATEWAY), silent);
     expect(again).toMatchObject({ created: [], updated: [] });
     expect(puts).toHaveLength(3);
@@ -96,7 +127,9 @@ describe('provisioning', () => {
   it('re-creates a changed registration (a PUT would leave the running one as it was)', async () => {
     const { ari, puts } = store();
     const deletes: string[] = [];
-    (ari as unknown as { deleteConfigObject: (t: string, n: string) => Promise<void> }).deleteConfigObject = async (t, n) => { deletes.push(`${t}/${n}`); };
+    (ari as unknown as { deleteConfigObject: (t: string, n: string) => Promise<void> }).deleteConfigObject = async (t, n) => {
+      deletes.push(`${t}/${n}`);
+    };
     await provisionGateway(ari, config(`${GATEWAY}OUTBOUND_REGISTER=yes\n`), silent);
     expect(deletes).toEqual([]);
     const changed = await provisionGateway(ari, config(`${GATEWAY.replace('10.1.0.4:5060', '10.1.0.5')}OUTBOUND_REGISTER=yes\n`), silent);

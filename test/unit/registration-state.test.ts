@@ -24,18 +24,27 @@ async function fakeAmi(login: 'Success' | 'Error'): Promise<{ server: Server; po
       pending += chunk.toString();
       let end: number;
       while ((end = pending.indexOf('\r\n\r\n')) >= 0) {
-        const fields = Object.fromEntries(pending.slice(0, end).split('\r\n').map((line) => line.split(': ') as [string, string]));
+        const fields = Object.fromEntries(
+          pending
+            .slice(0, end)
+            .split('\r\n')
+            .map((line) => line.split(': ') as [string, string]),
+        );
         pending = pending.slice(end + 4);
         const id = `ActionID: ${fields.ActionID}\r\n`;
         if (fields.Action === 'Login') {
           ami.logins++;
-          socket.write(login === 'Success'
-            ? `Response: Success\r\n${id}Message: Authentication accepted\r\n\r\n`
-            : `Response: Error\r\n${id}Message: Authentication failed\r\n\r\n`);
+          socket.write(
+            login === 'Success'
+              ? `Response: Success\r\n${id}Message: Authentication accepted\r\n\r\n`
+              : `Response: Error\r\n${id}Message: Authentication failed\r\n\r\n`,
+          );
         } else if (fields.Action === 'PJSIPShowRegistrationsOutbound') {
-          socket.write(`Response: Success\r\n${id}EventList: start\r\n\r\n`
-            + `Event: OutboundRegistrationDetail\r\n${id}ObjectName: transcription-proxy-gateway\r\nStatus: Registered\r\n\r\n`
-            + `Event: OutboundRegistrationDetailComplete\r\n${id}EventList: Complete\r\n\r\n`);
+          socket.write(
+            `Response: Success\r\n${id}EventList: start\r\n\r\n` +
+              `Event: OutboundRegistrationDetail\r\n${id}ObjectName: transcription-proxy-gateway\r\nStatus: Registered\r\n\r\n` +
+              `Event: OutboundRegistrationDetailComplete\r\n${id}EventList: Complete\r\n\r\n`,
+          );
         }
       }
     });
@@ -50,15 +59,28 @@ function settings(amiPort: number) {
   return loadConfig({
     cwd: mkdtempSync(join(tmpdir(), 'atp-reg-')),
     env: {
-      DESTINATION_DOMAIN: '127.0.0.1:5070', OUT_SIP_GATEWAY_IP: '127.0.0.1:5090', OUTBOUND_CALL_EXT: '1000', OUTBOUND_CALLS_SECRET: 'gw-secret',
-      OUTBOUND_REGISTER: 'yes', AMI_USERNAME: 'proxy', AMI_SECRET: 'ami-secret', AMI_PORT: String(amiPort),
+      DESTINATION_DOMAIN: '127.0.0.1:5070',
+      OUT_SIP_GATEWAY_IP: '127.0.0.1:5090',
+      OUTBOUND_CALL_EXT: '1000',
+      OUTBOUND_CALLS_SECRET: 'gw-secret',
+      OUTBOUND_REGISTER: 'yes',
+      AMI_USERNAME: 'proxy',
+      AMI_SECRET: 'ami-secret',
+      AMI_PORT: String(amiPort),
     },
   }).config;
 }
 
 function capturingLogger() {
   const raw: string[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => { raw.push(line); } });
+  const logger = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => {
+        raw.push(line);
+      },
+    },
+  );
   return { logger, raw, messages: () => raw.map((line) => String((JSON.parse(line) as { msg: unknown }).msg)) };
 }
 

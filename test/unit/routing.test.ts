@@ -31,11 +31,12 @@ describe('dial validator', () => {
     expect(checkNumber(number)).toEqual({ ok: true });
   });
 
-  it.each([
-    '', '4567&PJSIP/evil', '4567/extra', '45,67', 'a@b', '45 67', '4567\r\nX-Injected: 1', '4567\u0000', '#1', 'x'.repeat(65),
-  ])('refuses the number %j', (number) => {
-    expect(checkNumber(number).ok).toBe(false);
-  });
+  it.each(['', '4567&PJSIP/evil', '4567/extra', '45,67', 'a@b', '45 67', '4567\r\nX-Injected: 1', '4567\u0000', '#1', 'x'.repeat(65)])(
+    'refuses the number %j',
+    (number) => {
+      expect(checkNumber(number).ok).toBe(false);
+    },
+  );
 
   it.each(['sip.example.com', 'sip.example.com:5080', '127.0.0.1:5070', '[::1]:5060'])('accepts the domain %j', (domain) => {
     expect(checkDomain(domain)).toEqual({ ok: true });

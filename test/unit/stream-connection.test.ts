@@ -24,23 +24,35 @@ afterEach(() => {
   for (const cleanup of cleanups.splice(0).reverse()) cleanup();
 });
 
-interface Accepted { socket: WebSocket; headers: IncomingHttpHeaders }
+interface Accepted {
+  socket: WebSocket;
+  headers: IncomingHttpHeaders;
+}
 
 async function wsServer(options: ServerOptions = {}): Promise<{ url: URL; next: () => Promise<Accepted> }> {
   const server = new WebSocketServer(options.server ? options : { host: '127.0.0.1', port: 0, ...options });
   if (!options.server) await once(server, 'listening');
-  cleanups.push(() => { for (const c of server.clients) c.terminate(); server.close(); });
+  cleanups.push(() => {
+    for (const c of server.clients) c.terminate();
+    server.close();
+  });
   const queue: Accepted[] = [];
   const waiters: ((a: Accepted) => void)[] = [];
   server.on('connection', (socket, request) => {
     const accepted = { socket, headers: request.headers };
     const waiter = waiters.shift();
-    if (waiter) waiter(accepted); else queue.push(accepted);
+    if (waiter) waiter(accepted);
+    else queue.push(accepted);
   });
   const address = (options.server?.address() ?? server.address()) as AddressInfo;
   return {
     url: new URL(`${options.server ? 'wss' : 'ws'}://127.0.0.1:${address.port}`),
-    next: () => new Promise((resolve) => { const a = queue.shift(); if (a) resolve(a); else waiters.push(resolve); }),
+    next: () =>
+      new Promise((resolve) => {
+        const a = queue.shift();
+        if (a) resolve(a);
+        else waiters.push(resolve);
+      }),
   };
 }
 
@@ -57,15 +69,27 @@ describe('handshake headers', () => {
   it('always sends our User-Agent; the token as Bearer; an Authorization in the extra headers wins, whatever its case', () => {
     expect(handshakeHeaders({})).toEqual({ 'User-Agent': USER_AGENT });
     expect(handshakeHeaders({ token: 't' })).toEqual({ 'User-Agent': USER_AGENT, Authorization: 'Bearer t' });
-    expect(handshakeHeaders({ token: 't', extraHeaders: { authorization: 'Basic x', 'X-Tenant': 'a' } }))
-      .toEqual({ 'User-Agent': USER_AGENT, authorization: 'Basic x', 'X-Tenant': 'a' });
+    expect(handshakeHeaders({ token: 't', extraHeaders: { authorization: 'Basic x', 'X-Tenant': 'a' } })).toEqual({
+      'User-Agent': USER_AGENT,
+      authorization: 'Basic x',
+      'X-Tenant': 'a',
+    });
   });
 
   it('puts them on the wire, with the subprotocol asked for and no deflate unless STREAM_MESSAGE_DEFLATE', async () => {
     const server = await wsServer({ handleProtocols: (protocols) => (protocols.has('audio.v2') ? 'audio.v2' : false) });
-    const socket = await connectAndWait(server.url, { token: 'tok', extraHeaders: { 'X-Tenant': 'acme' }, subprotocols: ['audio.v2', 'audio.v1'] });
+    const socket = await connectAndWait(server.url, {
+      token: 'tok',
+      extraHeaders: { 'X-Tenant': 'acme' },
+      subprotocols: ['audio.v2', 'audio.v1'],
+    });
     const { headers } = await server.next();
-    expect(headers).toMatchObject({ 'user-agent': USER_AGENT, authorization: 'Bearer tok', 'x-tenant': 'acme', 'sec-websocket-protocol': 'audio.v2,audio.v1' });
+    expect(headers).toMatchObject({
+      'user-agent': USER_AGENT,
+      authorization: 'Bearer tok',
+      'x-tenant': 'acme',
+      'sec-websocket-protocol': 'audio.v2,audio.v1',
+    });
     expect(headers).not.toHaveProperty('sec-websocket-extensions');
     expect(socket.protocol).toBe('audio.v2');
 
@@ -77,7 +101,12 @@ describe('handshake headers', () => {
 describe('heartbeat and server text', () => {
   it('pings every STREAM_HEART_BEAT seconds and reconnects when a ping goes unanswered', async () => {
     const server = await wsServer({ autoPong: false });
-    const stream = new WebsocketStream({ url: server.url, connection: { heartbeatSeconds: 0.05 }, protocol: { opening: () => ['hello'], encode: (b: Buffer) => b, closing: () => undefined }, logger: pino({ level: 'silent' }) });
+    const stream = new WebsocketStream({
+      url: server.url,
+      connection: { heartbeatSeconds: 0.05 },
+      protocol: { opening: () => ['hello'], encode: (b: Buffer) => b, closing: () => undefined },
+      logger: pino({ level: 'silent' }),
+    });
     cleanups.push(() => void stream.finish('test end'));
     stream.open();
     const first = await server.next();
@@ -91,8 +120,20 @@ describe('heartbeat and server text', () => {
   it('counts text from the server, logs it at debug under serverText, and reports the counts when the stream closes', async () => {
     const server = await wsServer();
     const lines: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
-    const stream = new WebsocketStream({ url: server.url, connection: {}, protocol: { opening: () => ['hi'], encode: (b: Buffer) => b, closing: () => undefined }, logger });
+    const logger = pino(
+      { level: 'debug' },
+      {
+        write: (line: string) => {
+          lines.push(JSON.parse(line) as Record<string, unknown>);
+        },
+      },
+    );
+    const stream = new WebsocketStream({
+      url: server.url,
+      connection: {},
+      protocol: { opening: () => ['hi'], encode: (b: Buffer) => b, closing: () => undefined },
+      logger,
+    });
     cleanups.push(() => void stream.finish('test end'));
     stream.open();
     const { socket } = await server.next();
@@ -102,7 +143,13 @@ describe('heartbeat and server text', () => {
     expect(stream.stats.serverTexts).toBe(1);
     expect(lines.find((l) => l.serverText !== undefined)).toMatchObject({ level: 20, serverText: '{"transcript":"hello"}' });
     await stream.finish('call ended');
-    expect(lines.find((l) => l.msg === 'stream closed')).toMatchObject({ level: 30, reason: 'call ended', serverTexts: 1, serverMessages: 2, connections: 1 });
+    expect(lines.find((l) => l.msg === 'stream closed')).toMatchObject({
+      level: 30,
+      reason: 'call ended',
+      serverTexts: 1,
+      serverMessages: 2,
+      connections: 1,
+    });
   });
 });
 
@@ -112,17 +159,63 @@ describe('TLS (wss://)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'atp-tls-'));
     const at = (file: string) => join(dir, file);
     const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test CA', '-keyout', at('ca.key'), '-out', at('ca.pem'));
-    for (const [who, cn] of [['server', name], ['client', 'client']] as const) {
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=test CA',
+      '-keyout',
+      at('ca.key'),
+      '-out',
+      at('ca.pem'),
+    );
+    for (const [who, cn] of [
+      ['server', name],
+      ['client', 'client'],
+    ] as const) {
       openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', at(`${who}.key`), '-out', at(`${who}.csr`));
       execFileSync('sh', ['-c', `printf 'subjectAltName=DNS:${cn}' > ${at(`${who}.ext`)}`]);
-      openssl('x509', '-req', '-in', at(`${who}.csr`), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', at(`${who}.ext`), '-out', at(`${who}.pem`));
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        at(`${who}.csr`),
+        '-CA',
+        at('ca.pem'),
+        '-CAkey',
+        at('ca.key'),
+        '-CAcreateserial',
+        '-days',
+        '1',
+        '-extfile',
+        at(`${who}.ext`),
+        '-out',
+        at(`${who}.pem`),
+      );
     }
-    return { ca: at('ca.pem'), caKey: at('ca.key'), serverCert: at('server.pem'), serverKey: at('server.key'), clientCert: at('client.pem'), clientKey: at('client.key') };
+    return {
+      ca: at('ca.pem'),
+      caKey: at('ca.key'),
+      serverCert: at('server.pem'),
+      serverKey: at('server.key'),
+      clientCert: at('client.pem'),
+      clientKey: at('client.key'),
+    };
   }
 
   async function wssServer(files: ReturnType<typeof certificates>, requireClientCert: boolean) {
-    const https = createHttpsServer({ cert: readFileSync(files.serverCert), key: readFileSync(files.serverKey), ca: readFileSync(files.ca), requestCert: requireClientCert, rejectUnauthorized: requireClientCert });
+    const https = createHttpsServer({
+      cert: readFileSync(files.serverCert),
+      key: readFileSync(files.serverKey),
+      ca: readFileSync(files.ca),
+      requestCert: requireClientCert,
+      rejectUnauthorized: requireClientCert,
+    });
     await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => https.close());
     return wsServer({ server: https });
@@ -131,7 +224,12 @@ describe('TLS (wss://)', () => {
   it('trusts the server through STREAM_TLS_CA_FILE, and presents the client certificate', async () => {
     const files = certificates('127.0.0.1.nip.test');
     const server = await wssServer(files, true);
-    const connection = { ca: readFileSync(files.ca), cert: readFileSync(files.clientCert), key: readFileSync(files.clientKey), skipHostnameCheck: true };
+    const connection = {
+      ca: readFileSync(files.ca),
+      cert: readFileSync(files.clientCert),
+      key: readFileSync(files.clientKey),
+      skipHostnameCheck: true,
+    };
     await connectAndWait(server.url, connection);
     expect((await server.next()).headers['user-agent']).toBe(USER_AGENT);
     // Without the client certificate, this server refuses the connection.

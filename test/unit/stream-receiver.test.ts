@@ -252,7 +252,15 @@ describe('wavHeader', () => {
 
   it('derives byte rate and block alignment from channels', () => {
     const header = parseWav(wavHeader(8000, 2, 0));
-    expect(header).toMatchObject({ channels: 2, sampleRate: 8000, byteRate: 32000, blockAlign: 4, bitsPerSample: 16, riffSize: 36, dataSize: 0 });
+    expect(header).toMatchObject({
+      channels: 2,
+      sampleRate: 8000,
+      byteRate: 32000,
+      blockAlign: 4,
+      bitsPerSample: 16,
+      riffSize: 36,
+      dataSize: 0,
+    });
     expect(header.data.length).toBe(0);
   });
 });

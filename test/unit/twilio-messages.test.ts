@@ -80,7 +80,7 @@ function bothTracks(): TwilioMessageEncoder {
 }
 
 describe('twilioSid', () => {
-  it('makes random SIDs in Twilio\'s shape: prefix and 32 lower-case hex digits', () => {
+  it("makes random SIDs in Twilio's shape: prefix and 32 lower-case hex digits", () => {
     const sids = (['AC', 'CA', 'MZ'] as const).flatMap((prefix) => [twilioSid(prefix), twilioSid(prefix)]);
     for (const sid of sids) expect(sid).toMatch(SID);
     expect(new Set(sids).size).toBe(sids.length);
@@ -100,13 +100,13 @@ describe('twilioSid', () => {
   });
 });
 
-describe('TwilioMessageEncoder: messages in the shape of Twilio\'s examples', () => {
+describe("TwilioMessageEncoder: messages in the shape of Twilio's examples", () => {
   it('opens with connected then start', () => {
     const texts = bothTracks().opening(1_000);
     expect(texts.map((text) => (JSON.parse(text) as { event: string }).event)).toEqual(['connected', 'start']);
   });
 
-  it('connected is Twilio\'s example exactly, with no sequenceNumber and no streamSid', () => {
+  it("connected is Twilio's example exactly, with no sequenceNumber and no streamSid", () => {
     const [connected] = bothTracks().opening(1_000);
     expectShapeOf(connected!, fixture('connected'));
     expect(JSON.parse(connected!)).toEqual(fixture('connected'));
@@ -138,7 +138,9 @@ describe('TwilioMessageEncoder: messages in the shape of Twilio\'s examples', ()
     parameters.FirstName = 'changed';
     const [, start] = encoder.opening(0);
     expect((JSON.parse(start!) as { start: { customParameters: unknown } }).start.customParameters).toEqual({ FirstName: 'Jane' });
-    expect(codeOf(() => new TwilioMessageEncoder(ids, ['inbound'], { n: 1 } as unknown as Record<string, string>))).toBe('TWILIO_MESSAGE_INVALID');
+    expect(codeOf(() => new TwilioMessageEncoder(ids, ['inbound'], { n: 1 } as unknown as Record<string, string>))).toBe(
+      'TWILIO_MESSAGE_INVALID',
+    );
   });
 
   it('start with no custom parameters has an empty object', () => {
@@ -147,7 +149,7 @@ describe('TwilioMessageEncoder: messages in the shape of Twilio\'s examples', ()
     expect((JSON.parse(start!) as { start: { customParameters: unknown } }).start.customParameters).toEqual({});
   });
 
-  it('media has the example\'s keys and types', () => {
+  it("media has the example's keys and types", () => {
     const encoder = bothTracks();
     encoder.opening(1_000);
     expectShapeOf(encoder.media('outbound', silence, 1_005), fixture('media'));
@@ -158,15 +160,25 @@ describe('TwilioMessageEncoder: messages in the shape of Twilio\'s examples', ()
     encoder.opening(0);
     const dtmf = encoder.dtmf('1');
     expectShapeOf(dtmf, fixture('dtmf'));
-    expect(JSON.parse(dtmf)).toEqual({ event: 'dtmf', streamSid: ids.streamSid, sequenceNumber: '2', dtmf: { track: 'inbound_track', digit: '1' } });
+    expect(JSON.parse(dtmf)).toEqual({
+      event: 'dtmf',
+      streamSid: ids.streamSid,
+      sequenceNumber: '2',
+      dtmf: { track: 'inbound_track', digit: '1' },
+    });
   });
 
-  it('stop has the example\'s keys and types, and the account and call SIDs', () => {
+  it("stop has the example's keys and types, and the account and call SIDs", () => {
     const encoder = bothTracks();
     encoder.opening(0);
     const stop = encoder.stop();
     expectShapeOf(stop, fixture('stop'));
-    expect(JSON.parse(stop)).toEqual({ event: 'stop', sequenceNumber: '2', stop: { accountSid: ids.accountSid, callSid: ids.callSid }, streamSid: ids.streamSid });
+    expect(JSON.parse(stop)).toEqual({
+      event: 'stop',
+      sequenceNumber: '2',
+      stop: { accountSid: ids.accountSid, callSid: ids.callSid },
+      streamSid: ids.streamSid,
+    });
   });
 
   it('puts the top-level streamSid on every message after connected', () => {
@@ -195,7 +207,7 @@ describe('TwilioMessageEncoder: counters and clocks', () => {
     expect((JSON.parse(encoder.stop()) as { sequenceNumber: string }).sequenceNumber).toBe('8');
   });
 
-  it('stamps a track\'s first frame with its time since opening, and each later one 20 ms on, whatever the jitter', () => {
+  it("stamps a track's first frame with its time since opening, and each later one 20 ms on, whatever the jitter", () => {
     const encoder = bothTracks();
     encoder.opening(10_000);
     const stamp = (track: TwilioTrack, nowMs: number): string => parseMedia(encoder.media(track, silence, nowMs)).media.timestamp;
@@ -246,7 +258,7 @@ describe('TwilioMessageEncoder: media payload', () => {
     expect(ulaw.equals(encodeUlaw(frame))).toBe(true);
   });
 
-  it('decodes back to the tone within G.711\'s error', () => {
+  it("decodes back to the tone within G.711's error", () => {
     const encoder = bothTracks();
     encoder.opening(0);
     const frame = toneFrame(440, 160);
@@ -263,7 +275,9 @@ describe('TwilioMessageEncoder: media payload', () => {
   it('encodes silence as 0xFF bytes', () => {
     const encoder = bothTracks();
     encoder.opening(0);
-    expect(Buffer.from(parseMedia(encoder.media('inbound', silence, 0)).media.payload, 'base64').equals(Buffer.alloc(160, 0xff))).toBe(true);
+    expect(Buffer.from(parseMedia(encoder.media('inbound', silence, 0)).media.payload, 'base64').equals(Buffer.alloc(160, 0xff))).toBe(
+      true,
+    );
   });
 });
 

@@ -61,8 +61,9 @@ describe('voicegainRequestBody', () => {
     const stringBooleans = ['sessions[].websocket.useSTOMP', 'audio.capture'];
 
     expect([...ours.keys()].filter((path) => !example.has(path)).sort()).toEqual([...added].sort());
-    expect([...example.keys()].filter((path) => !ours.has(path) && !path.startsWith('settings.formatters')).sort())
-      .toEqual([...leftOut].sort());
+    expect([...example.keys()].filter((path) => !ours.has(path) && !path.startsWith('settings.formatters')).sort()).toEqual(
+      [...leftOut].sort(),
+    );
     for (const [path, type] of ours) {
       if (!example.has(path)) continue;
       expect([path, type]).toEqual([path, stringBooleans.includes(path) ? 'boolean' : example.get(path)]);
@@ -71,10 +72,13 @@ describe('voicegainRequestBody', () => {
     expect(ours.get('audio.channels')).toBe('string');
   });
 
-  it('keeps the example\'s fixed values: two REAL-TIME sessions, left then right, external results, stereo L16 8 kHz', () => {
+  it("keeps the example's fixed values: two REAL-TIME sessions, left then right, external results, stereo L16 8 kHz", () => {
     const example = fixture('request-example.json') as typeof body;
-    expect(body.sessions.map((s) => [s.asyncMode, s.audioChannelSelector, s.websocket.mode, s.websocket.minimumDelay, s.content.full]))
-      .toEqual(example.sessions.map((s) => [s.asyncMode, s.audioChannelSelector, s.websocket.mode, s.websocket.minimumDelay, s.content.full]));
+    expect(
+      body.sessions.map((s) => [s.asyncMode, s.audioChannelSelector, s.websocket.mode, s.websocket.minimumDelay, s.content.full]),
+    ).toEqual(
+      example.sessions.map((s) => [s.asyncMode, s.audioChannelSelector, s.websocket.mode, s.websocket.minimumDelay, s.content.full]),
+    );
     expect([body.audio.format, body.audio.rate]).toEqual([example.audio.format, example.audio.rate]);
     expect(body.audio.channels).toBe('stereo');
     expect(body.audio.source.stream.protocol).toBe('WSS');
@@ -83,31 +87,53 @@ describe('voicegainRequestBody', () => {
   it('takes its values from the settings, as JSON booleans and numbers', () => {
     for (const session of body.sessions) {
       expect(session.websocket).toEqual({
-        mode: 'external', externalUrl: 'wss://mydomain.com:8765/', authConf: 'fsproxy', useSTOMP: false, minimumDelay: 0,
+        mode: 'external',
+        externalUrl: 'wss://mydomain.com:8765/',
+        authConf: 'fsproxy',
+        useSTOMP: false,
+        minimumDelay: 0,
       });
       expect(session.content).toEqual({ incremental: ['metadata', 'words'], full: [] });
     }
     expect(body.audio).toEqual({
-      source: { stream: { protocol: 'WSS', noAudioTimeout: 30_000 } }, format: 'L16', channels: 'stereo', rate: 8000, capture: true,
+      source: { stream: { protocol: 'WSS', noAudioTimeout: 30_000 } },
+      format: 'L16',
+      channels: 'stereo',
+      rate: 8000,
+      capture: true,
     });
     expect(body.settings).toEqual({ asr: { sensitivity: 1 } });
   });
 
   it('names each channel in the metadata as the seed did, then adds the call ids', () => {
     expect(body.sessions.map((s) => s.metadata)).toEqual([
-      [{ name: 'CALLER1', value: 'CH1' }, { name: 'callId', value: 'call-1' }, { name: 'linkedId', value: '1712345678.42' }],
-      [{ name: 'CALLER2', value: 'CH2' }, { name: 'callId', value: 'call-1' }, { name: 'linkedId', value: '1712345678.42' }],
+      [
+        { name: 'CALLER1', value: 'CH1' },
+        { name: 'callId', value: 'call-1' },
+        { name: 'linkedId', value: '1712345678.42' },
+      ],
+      [
+        { name: 'CALLER2', value: 'CH2' },
+        { name: 'callId', value: 'call-1' },
+        { name: 'linkedId', value: '1712345678.42' },
+      ],
     ]);
   });
 
   it('leaves out what is not set: authConf, sensitivity, empty ids; and never repeats metadata in incremental', () => {
     const { authConf: _a, sensitivity: _s, ...bare } = SETTINGS;
-    const minimal = voicegainRequestBody({ ...bare, contentIncremental: ['segments', 'metadata'], audioCapture: false }, { ...CALL, linkedId: '' });
+    const minimal = voicegainRequestBody(
+      { ...bare, contentIncremental: ['segments', 'metadata'], audioCapture: false },
+      { ...CALL, linkedId: '' },
+    );
     expect('authConf' in minimal.sessions[0].websocket).toBe(false);
     expect('settings' in minimal).toBe(false);
     expect(minimal.audio.capture).toBe(false);
     expect(minimal.sessions[0].content.incremental).toEqual(['segments', 'metadata']);
-    expect(minimal.sessions[1].metadata).toEqual([{ name: 'CALLER2', value: 'CH2' }, { name: 'callId', value: 'call-1' }]);
+    expect(minimal.sessions[1].metadata).toEqual([
+      { name: 'CALLER2', value: 'CH2' },
+      { name: 'callId', value: 'call-1' },
+    ]);
   });
 
   it('never carries the token or the phone numbers', () => {
@@ -146,9 +172,13 @@ describe('readVoicegainAnswer', () => {
 
   it.each([
     [401, { reason: 'Unauthorized', detail: 'invalid JWT' }, 'Voicegain answered 401: Unauthorized: invalid JWT'],
-    [400, { reason: 'Bad Request', detail: 'audio.channels\nmust be mono or stereo' }, 'Voicegain answered 400: Bad Request: audio.channels must be mono or stereo'],
+    [
+      400,
+      { reason: 'Bad Request', detail: 'audio.channels\nmust be mono or stereo' },
+      'Voicegain answered 400: Bad Request: audio.channels must be mono or stereo',
+    ],
     [500, { reason: 'Internal Server Error' }, 'Voicegain answered 500: Internal Server Error'],
-  ])('reports %i with Voicegain\'s reason and detail on one line', (status, error, message) => {
+  ])("reports %i with Voicegain's reason and detail on one line", (status, error, message) => {
     expect(readVoicegainAnswer(status, JSON.stringify(error))).toEqual({ ok: false, message });
   });
 
@@ -247,12 +277,14 @@ describe('startFakeVoicegain', () => {
     const fake = await start();
     const response = await post(fake, fixture('request-example.json'));
     expect(response.status).toBe(200);
-    expect(fake.requests[0]?.problems).toEqual(expect.arrayContaining([
-      'body.audio.channel is not a field of the spec',
-      'body.sessions[0].websocket.useSTOMP must be a JSON boolean, got string "false"',
-      'body.audio.capture must be a JSON boolean, got string "true"',
-      'body.settings.asr.incompleteTimeout is not a field of the spec',
-    ]));
+    expect(fake.requests[0]?.problems).toEqual(
+      expect.arrayContaining([
+        'body.audio.channel is not a field of the spec',
+        'body.sessions[0].websocket.useSTOMP must be a JSON boolean, got string "false"',
+        'body.audio.capture must be a JSON boolean, got string "true"',
+        'body.settings.asr.incompleteTimeout is not a field of the spec',
+      ]),
+    );
   });
 
   it('records a text frame on the audio websocket as a problem', async () => {
@@ -273,7 +305,10 @@ describe('startFakeVoicegain', () => {
     const fake = await start();
     const notJson = await fetch(fake.url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: 'sessions=2' });
     expect(notJson.status).toBe(400);
-    expect(fake.requests[0]?.problems).toEqual(['Content-Type must be application/json, got string "text/plain;charset=UTF-8"', 'the body is not JSON']);
+    expect(fake.requests[0]?.problems).toEqual([
+      'Content-Type must be application/json, got string "text/plain;charset=UTF-8"',
+      'the body is not JSON',
+    ]);
 
     fake.respondWith(500);
     const failed = await post(fake, voicegainRequestBody(SETTINGS, CALL));

@@ -108,10 +108,19 @@ async function startServer(): Promise<RecordingServer> {
   return running;
 }
 
-type MakeOptions = Partial<Omit<WebsocketStreamOptions<StreamItem>, 'connection'>> & { url: URL; token?: string; connection?: StreamConnection };
+type MakeOptions = Partial<Omit<WebsocketStreamOptions<StreamItem>, 'connection'>> & {
+  url: URL;
+  token?: string;
+  connection?: StreamConnection;
+};
 
 function makeStream({ token, connection, ...options }: MakeOptions): WebsocketStream<StreamItem> {
-  const stream = new WebsocketStream<StreamItem>({ protocol: ourStreamProtocol(start), connection: connection ?? { token }, logger: silent, ...options });
+  const stream = new WebsocketStream<StreamItem>({
+    protocol: ourStreamProtocol(start),
+    connection: connection ?? { token },
+    logger: silent,
+    ...options,
+  });
   cleanups.push(() => stream.finish('test cleanup'));
   return stream;
 }
@@ -126,15 +135,22 @@ function json(frame: Frame | undefined): unknown {
 }
 
 /** A pino logger whose lines (parsed) are collected, and can be awaited. */
-function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[]; line(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> } {
+function capturingLogger(): {
+  logger: Logger;
+  lines: Record<string, unknown>[];
+  line(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+} {
   const lines: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
-  const logger: Logger = pino({ level: 'warn' }, {
-    write(text: string) {
-      lines.push(JSON.parse(text) as Record<string, unknown>);
-      for (const waiter of waiters.splice(0)) waiter();
+  const logger: Logger = pino(
+    { level: 'warn' },
+    {
+      write(text: string) {
+        lines.push(JSON.parse(text) as Record<string, unknown>);
+        for (const waiter of waiters.splice(0)) waiter();
+      },
     },
-  });
+  );
   const line = (match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> =>
     new Promise((resolve) => {
       const check = (): void => {

@@ -26,13 +26,20 @@ async function fakeAsterisk(): Promise<{ ariUrl: URL; connected: Promise<{ path:
   return { ariUrl: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), connected };
 }
 
-const channel = (connectionId: string) => ({ id: 'media-1', channelvars: { MEDIA_WEBSOCKET_CONNECTION_ID: connectionId } }) as unknown as AriChannel;
+const channel = (connectionId: string) =>
+  ({ id: 'media-1', channelvars: { MEDIA_WEBSOCKET_CONNECTION_ID: connectionId } }) as unknown as AriChannel;
 const frame = (fill: number, bytes = 640) => Buffer.alloc(bytes, fill);
 
 describe('WebsocketTapTransport', () => {
   it('asks for a receive-only server-mode websocket channel in the leg format', () => {
     const transport = new WebsocketTapTransport(new URL('https://pbx.example:8089'), 'slin16');
-    expect(transport.request).toMatchObject({ transport: 'websocket', connectionType: 'server', direction: 'in', format: 'slin16', encapsulation: 'none' });
+    expect(transport.request).toMatchObject({
+      transport: 'websocket',
+      connectionType: 'server',
+      direction: 'in',
+      format: 'slin16',
+      encapsulation: 'none',
+    });
   });
 
   it('connects to /media/ID, and counts and drops what is not audio after MEDIA_START', async () => {
@@ -40,10 +47,12 @@ describe('WebsocketTapTransport', () => {
     const transport = new WebsocketTapTransport(asterisk.ariUrl, 'slin16');
     cleanups.push(() => transport.close());
     const received: Buffer[] = [];
-    const lastFrame = new Promise<void>((resolve) => transport.onAudio((audio) => {
-      received.push(audio);
-      if (audio[0] === 3) resolve();
-    }));
+    const lastFrame = new Promise<void>((resolve) =>
+      transport.onAudio((audio) => {
+        received.push(audio);
+        if (audio[0] === 3) resolve();
+      }),
+    );
     await transport.attach(channel('abc-123'));
     const { path, socket } = await asterisk.connected;
     expect(path).toBe('/media/abc-123');
