@@ -1,7 +1,13 @@
 /**
  * Starts and stops the whole service: the media port pool, the ARI
- * connection, the outbound gateway's objects in Asterisk, and the Stasis app. The CLI's `serve` and the end-to-end tests
- * both start it through here.
+ * connection, the outbound gateway's objects in Asterisk, the Stasis app and
+ * the operations endpoint. The CLI's `serve` and the end-to-end tests both
+ * start it through here. Configuration is projected here, once, into what
+ * each part needs (tap transports, stream factories).
+ *
+ * Stopping never hangs up a call: drain() lets calls in progress finish (new
+ * ones go to the dialplan fallback) for as long as it is given, then stop()
+ * lets go of what is left, up in Asterisk, for the next instance to adopt.
  */
 import type { Logger } from 'pino';
 import { AriClientAdapter } from './ari/ari-client-adapter.js';
@@ -9,8 +15,11 @@ import { StasisApp } from './calls/stasis-app.js';
 import type { Config } from './config/keys.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { AudioSocketServer } from './media/audiosocket-server.js';
+import { tapTransportFactory } from './media/tap-transports.js';
+import { OpsServer, type Readiness } from './ops/ops-server.js';
 import { provisionGateway } from './outbound/gateway-provisioner.js';
 import { watchRegistration } from './outbound/registration-state.js';
+import { callStreamsFactory } from './transcription/call-streams.js';
 import { streamConnectionFromConfig } from './transcription/stream-connection.js';
 
 export interface RunningService {
@@ -18,6 +27,17 @@ export interface RunningService {
   pool: RtpPortPool;
   /** The TCP port AudioSocket taps connect to (AUDIOSOCKET_PORT, or the one chosen for 0). */
   audioSocketPort: number;
+  /** The operations endpoint's port (OPS_LISTEN, or the one chosen for port 0); undefined when off. */
+  opsPort: number | undefined;
+  readiness(): Readiness;
+  /** Resolves when another instance took the app over (this one then only idles). */
+  replaced: Promise<void>;
+  /**
+   * Stops taking calls and waits for those in progress to end, at most `timeoutMs` or until
+   * `abort` fires; then stops. Resolves with the number of calls left up in Asterisk.
+   */
+  drain(timeoutMs: number, abort?: AbortSignal): Promise<number>;
+  /** Lets go of every call (left up in Asterisk) and closes everything. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -39,16 +59,51 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     await audioSocketServer.close();
     throw error;
   });
-  // The gateway's objects live in Asterisk's memory: create them now and after every
-  // reconnection (an Asterisk restart drops them).
+  // The gateway's objects live in Asterisk's memory: create them at every connection
+  // (an Asterisk restart drops them).
   const provision = () =>
-    provisionGateway(ari, config, logger).catch((error) => {
-      logger.error({ err: (error as Error).message }, 'creating the outbound gateway in Asterisk failed');
+    provisionGateway(ari, config, logger).catch((error: unknown) => {
+      logger.error({ err: error }, 'creating the outbound gateway in Asterisk failed');
     });
+  let ariUp = false;
+  let resolveReplaced!: () => void;
+  const replaced = new Promise<void>((resolve) => {
+    resolveReplaced = resolve;
+  });
+  ari.onConnection((change) => {
+    ariUp = change.state === 'up';
+    if (change.state === 'up' && change.reconnected) void provision();
+    if (change.state === 'replaced') resolveReplaced();
+  });
   await provision();
-  ari.on('connected', () => void provision());
   const registration = await watchRegistration(config, logger);
-  const app = new StasisApp({ ari, config, logger, pool, audioSocketServer, streamConnection: streamConnectionFromConfig(config) });
+  const app = new StasisApp({
+    ari,
+    config,
+    logger,
+    transports: tapTransportFactory({
+      pool,
+      audioSocketServer,
+      advertiseHost: config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST,
+      ariUrl: config.ARI_URL,
+    }),
+    createStreams: callStreamsFactory(config, streamConnectionFromConfig(config)),
+  });
+  const readiness = (): Readiness => {
+    if (app.state === 'starting') return { ready: false, reason: 'starting' };
+    if (app.state !== 'running') return { ready: false, reason: app.state };
+    if (!ariUp) return { ready: false, reason: 'ari-down' };
+    return { ready: true };
+  };
+  const ops =
+    config.OPS_LISTEN === undefined
+      ? undefined
+      : await OpsServer.listen({ ...config.OPS_LISTEN, token: config.OPS_TOKEN, readiness, logger }).catch(async (error: unknown) => {
+          registration?.close();
+          await ari.close();
+          await audioSocketServer.close();
+          throw error;
+        });
   await app.start();
   const sink =
     config.PROVIDER === 'voicegain'
@@ -61,27 +116,57 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   logger.info(
     {
       app: config.ARI_APP,
+      node: config.NODE_NAME,
       ...sink,
       sampleRate: config.SAMPLE_RATE,
       mediaTransport: config.MEDIA_TRANSPORT,
       audioSocketPort: audioSocketServer.port,
+      opsPort: ops?.port,
     },
     'service ready',
   );
+
   let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      await app.stop();
+      registration?.close();
+      await ari.close();
+      await ops?.close();
+      await audioSocketServer.close();
+      logger.info('service stopped');
+    })();
+    return stopped;
+  };
   return {
     app,
     pool,
     audioSocketPort: audioSocketServer.port,
-    stop() {
-      stopped ??= (async () => {
-        await app.stop();
-        registration?.close();
-        await ari.close();
-        await audioSocketServer.close();
-        logger.info('service stopped');
-      })();
-      return stopped;
+    opsPort: ops?.port,
+    readiness,
+    replaced,
+    async drain(timeoutMs, abort) {
+      const drained = app.drain();
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([
+        drained.then(() => 'drained' as const),
+        new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), timeoutMs);
+        }),
+        new Promise<'aborted'>((resolve) => {
+          if (abort?.aborted) resolve('aborted');
+          abort?.addEventListener('abort', () => resolve('aborted'), { once: true });
+        }),
+      ]);
+      clearTimeout(timer);
+      const left = app.activeCalls;
+      logger.info(
+        { how: ended, callsLeft: left },
+        ended === 'drained' ? 'drained: no call left' : 'drain ended with calls in progress; they stay up in Asterisk',
+      );
+      await stop();
+      return left;
     },
+    stop,
   };
 }

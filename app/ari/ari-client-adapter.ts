@@ -1,24 +1,29 @@
 /**
  * The only module that imports `ari-client`. It turns the library's dynamic,
- * swagger-generated API into our AriPort, and supervises the connection:
- * connecting with retries (Asterisk's HTTP port refuses connections for a
- * moment after boot), keeping the swagger warning the library prints off
- * stdout, and reconnecting the event websocket after the library gives up.
+ * swagger-generated API into our AriPort for ARI's REST requests: connecting
+ * with retries (Asterisk's HTTP port refuses connections for a moment after
+ * boot), keeping the swagger warning the library prints off stdout, and
+ * bounding every request in time. The event websocket is ours
+ * (ari-event-socket.ts), not the library's: ari-client's gives up after a few
+ * attempts, runs two reconnect loops after a long outage (its start() both
+ * rejects and emits WebSocketMaxRetries) and never pings, so a half-open
+ * connection went unnoticed.
  *
  * ari-client quirks handled here: errors lose their HTTP status (the message is
  * the response body), so "already gone" is recognised by the body's text; and
  * resource objects carry a back-reference to the client, so results are copied
  * into plain JSON before they leave this module.
  */
-import { EventEmitter } from 'node:events';
 import ariClient from 'ari-client';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
+import { AriEventSocket } from './ari-event-socket.js';
 import { preflightAri } from './ari-preflight.js';
 import type {
   AriAsteriskPort,
   AriBridge,
   AriChannel,
+  AriConnectionChange,
   AriEvent,
   AriModule,
   AriPort,
@@ -35,17 +40,6 @@ export interface AriConnectOptions {
   /** How long to keep retrying the first connection. */
   connectTimeoutMs?: number;
 }
-
-const FORWARDED_EVENTS: readonly AriEvent['type'][] = [
-  'StasisStart',
-  'StasisEnd',
-  'ChannelStateChange',
-  'ChannelHangupRequest',
-  'ChannelDestroyed',
-  'Dial',
-  'ChannelVarset',
-  'ChannelDtmfReceived',
-];
 
 // ari-client's swagger dependency logs through console.log; keep it out of our JSON stdout.
 async function withConsoleCaptured<T>(logger: Logger, action: () => Promise<T>): Promise<T> {
@@ -90,43 +84,33 @@ function withTimeout<T>(operation: string, request: Promise<T>): Promise<T> {
   return Promise.race([request, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** An open ARI connection for one application. */
-export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteriskPort {
+/** An ARI connection for one application: REST through ari-client, events through AriEventSocket. */
+export class AriClientAdapter implements AriPort, AriAsteriskPort {
   readonly app: string;
   // ari-client's dynamic API: typed loosely here and nowhere else.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly #client: any;
-  readonly #logger: Logger;
   readonly #options: AriConnectOptions;
+  readonly #events: AriEventSocket;
   #closed = false;
-  /** The event connection was lost and has not come back yet. */
-  #lost = false;
 
   private constructor(client: unknown, options: AriConnectOptions) {
-    super();
     this.#client = client;
     this.app = options.app;
-    this.#logger = options.logger;
     this.#options = options;
-    for (const type of FORWARDED_EVENTS) {
-      this.#client.on(type, (event: AriEvent) => this.emit('ari-event', event));
-    }
-    this.#client.on('WebSocketReconnecting', (error?: Error) => {
-      this.#logger.warn({ err: error?.message }, 'ARI event connection lost; reconnecting');
-      this.#lost = true;
-      this.emit('disconnected');
+    this.#events = new AriEventSocket({
+      url: options.url,
+      username: options.username,
+      password: options.password,
+      app: options.app,
+      logger: options.logger,
     });
-    this.#client.on('WebSocketConnected', () => {
-      this.emit('connected');
-      if (!this.#lost) return;
-      this.#lost = false;
-      this.#logger.info('ARI event connection back');
-      this.emit('reconnected');
-    });
-    this.#client.on('WebSocketMaxRetries', () => void this.#restartEvents());
   }
 
-  /** Connects and starts the Stasis application, retrying until connectTimeoutMs. */
+  /**
+   * Connects ARI's REST side, retrying until connectTimeoutMs; the app is registered only
+   * by openEvents(), once the caller listens for its events.
+   */
   static async connect(options: AriConnectOptions): Promise<AriClientAdapter> {
     const deadline = Date.now() + (options.connectTimeoutMs ?? 30_000);
     const baseUrl = options.url.href.replace(/\/$/, '');
@@ -145,10 +129,8 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
       }
       try {
         const client = await withConsoleCaptured(options.logger, () => ariClient.connect(baseUrl, options.username, options.password));
-        const adapter = new AriClientAdapter(client, options);
-        await adapter.#client.start(options.app);
         options.logger.info({ ariUrl: baseUrl, app: options.app }, 'connected to ARI');
-        return adapter;
+        return new AriClientAdapter(client, options);
       } catch (error) {
         const message = String((error as Error)?.message ?? error);
         if (Date.now() > deadline) {
@@ -160,38 +142,27 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
     }
   }
 
-  // ari-client stops retrying after a few attempts; keep trying while we are open.
-  async #restartEvents(): Promise<void> {
-    for (let attempt = 1; !this.#closed; attempt++) {
-      await delay(Math.min(1000 * attempt, 10_000));
-      try {
-        await this.#client.start(this.app);
-        this.#logger.info({ attempt }, 'ARI event connection restored');
-        return;
-      } catch (error) {
-        this.#logger.warn({ attempt, err: String((error as Error)?.message ?? error) }, 'ARI event connection still down');
-      }
-    }
+  /** Event sockets opened so far (1 + reconnections). */
+  get eventConnections(): number {
+    return this.#events.connections;
+  }
+
+  openEvents(): Promise<void> {
+    return this.#events.open();
   }
 
   onEvent(listener: (event: AriEvent) => void): () => void {
-    this.on('ari-event', listener);
-    return () => this.off('ari-event', listener);
+    return this.#events.onEvent(listener);
   }
 
-  onReconnected(listener: () => void): () => void {
-    this.on('reconnected', listener);
-    return () => this.off('reconnected', listener);
+  onConnection(listener: (change: AriConnectionChange) => void): () => void {
+    return this.#events.onConnection(listener);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#client.stop();
-    } catch {
-      // already stopped
-    }
+    this.#events.close();
   }
 
   async #call<T>(operation: string, run: () => Promise<unknown>): Promise<T> {
@@ -354,6 +325,21 @@ export class AriClientAdapter extends EventEmitter implements AriPort, AriAsteri
     } catch (error) {
       if (isGone(error) || /Provided variable was not found/i.test(String((error as Error)?.message))) return undefined;
       throw requestFailed('channels.getChannelVar', error);
+    }
+  }
+
+  async continueInDialplan(channelId: string): Promise<void> {
+    await this.#call('channels.continueInDialplan', () => this.#client.channels.continueInDialplan({ channelId }));
+  }
+
+  async listAppChannelIds(): Promise<string[]> {
+    try {
+      const application = await withTimeout('applications.get', this.#client.applications.get({ applicationName: this.app }));
+      return [...((application as { channel_ids?: string[] }).channel_ids ?? [])];
+    } catch (error) {
+      // No connection registers the app right now (or never did): it has no channels.
+      if (/not found/i.test(String((error as Error)?.message))) return [];
+      throw requestFailed('applications.get', error);
     }
   }
 

@@ -23,8 +23,18 @@ export interface AriChannel {
 
 export interface AriBridge {
   id: string;
+  /** The name given at creation (ours: the ARI_APP that created it). */
+  name: string;
   channels: string[];
 }
+
+/**
+ * The event connection's state, as the service acts on it: `up` (again, after a loss:
+ * `reconnected`; the events of the gap are gone), `down` (being re-established), and
+ * `replaced`: another connection registered the same app, Asterisk sends it the app's
+ * events from now on (ApplicationReplaced), and this one will never get them back.
+ */
+export type AriConnectionChange = { state: 'up'; reconnected: boolean } | { state: 'down' } | { state: 'replaced' };
 
 export type AriEvent =
   | { type: 'StasisStart'; channel: AriChannel; args: string[] }
@@ -76,11 +86,13 @@ export interface AriPort {
   readonly app: string;
   /** Adds a listener for the app's events; returns its removal. */
   onEvent(listener: (event: AriEvent) => void): () => void;
+  /** Adds a listener for changes of the event connection (ari-port's AriConnectionChange); returns its removal. */
+  onConnection(listener: (change: AriConnectionChange) => void): () => void;
   /**
-   * Adds a listener called each time the event connection is back after a loss
-   * (the events of the gap are lost); returns its removal.
+   * Opens the event connection, registering the app (its events flow from then on to the
+   * listeners added before), and keeps it open until close(); resolves once it is first up.
    */
-  onReconnected(listener: () => void): () => void;
+  openEvents(): Promise<void>;
   /**
    * Originates a channel (POST /channels): it is dialled at once and enters `app`
    * with `appArgs` when answered.
@@ -125,6 +137,10 @@ export interface AriPort {
   addToBridge(bridgeId: string, channelId: string): Promise<void>;
   /** Destroys a bridge; one already gone is not an error. */
   destroyBridge(bridgeId: string): Promise<void>;
+  /** Hands a channel back to the dialplan (POST /channels/{id}/continue): Stasis() returns, SUCCESS. */
+  continueInDialplan(channelId: string): Promise<void>;
   listChannels(): Promise<AriChannel[]>;
   listBridges(): Promise<AriBridge[]>;
+  /** Ids of the channels in (subscribed to) this app (GET /applications/{app}); bridges created through ARI are not listed there. */
+  listAppChannelIds(): Promise<string[]>;
 }

@@ -2,7 +2,7 @@
  * One call: the caller's channel (leg A) that entered the Stasis app, the
  * called party's channel (leg B) that we originate, the bridge joining them,
  * and one tap per leg. The session owns all of them and tears all of them down
- * on every path: either side hanging up, B failing, the service stopping.
+ * when the call ends: either side hanging up, B failing.
  *
  *   StasisStart(A) → plan (inbound-plan.ts: loop, host domain, number, route) → create B → dial B
  *     B rings     → ring A (a 180, or in-band ringback when A is already answered)
@@ -10,82 +10,78 @@
  *     B fails     → hang A up with the matching cause (busy, no answer, ...)
  *     either ends → hang up the other, close taps, destroy bridges
  *
- * The call never depends on the transcription side: taps log their own
- * failures and the call goes on.
+ * Only a party hanging up, or the call failing to connect, ends a call. The
+ * service itself going away does not: while the call is set up, what a new
+ * instance needs is written on leg A (call-record.ts), and a session can be
+ * rebuilt from it (adopt) with the same call id, labels and metadata, its
+ * streams resumed. When the service stops, release() lets go of the call
+ * (streams closed with the reason, taps removed, the call left up); when
+ * another instance took the app over, detach() lets go without a word to
+ * Asterisk.
+ *
+ * The call never depends on the transcription side: taps and streams log
+ * their own failures and the call goes on.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AriChannel, AriEvent, AriPort, HangupReason } from '../ari/ari-port.js';
 import type { Config } from '../config/keys.js';
-import type { RtpPortPool } from '../media/rtp-port-pool.js';
-import type { AudioSocketServer } from '../media/audiosocket-server.js';
+import type { TapTransportFactory } from '../media/tap-transports.js';
 import type { MediaTransportKind } from '../media/tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
-import { createCallStreams, type CallStreams } from '../transcription/call-streams.js';
-import type { StreamConnection } from '../transcription/stream-connection.js';
+import type { CallStreams, CallStreamsFactory } from '../transcription/call-streams.js';
+import { parseStasisArgs } from '../routing/stasis-args.js';
+import { FAILED_DIAL, OUTCOME_VARIABLE, outcomeOf, reasonForCause } from './call-outcome.js';
+import { CALL_RECORD_VARIABLE, encodeCallRecord, type CallRecord, type CallRecordState } from './call-record.js';
 import type { ChannelEvents } from './channel-events.js';
 import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from './inbound-plan.js';
-import { parseStasisArgs } from '../routing/stasis-args.js';
 import { LegTap } from './leg-tap.js';
+import { CALL_BRIDGE_PREFIX, LEG_B_PREFIX } from './reconcile-plan.js';
 
 export interface CallDeps {
   ari: AriPort;
   events: ChannelEvents;
-  pool: RtpPortPool;
-  audioSocketServer: AudioSocketServer;
+  transports: TapTransportFactory;
+  createStreams: CallStreamsFactory;
   config: Config;
-  /** STREAM_* options for connections to STREAM_URL (read once at start-up). */
-  streamConnection: StreamConnection;
   logger: Logger;
 }
 
-type CallState = 'routing' | 'dialling' | 'ringing' | 'answered' | 'closing';
+export type CallState = 'routing' | 'dialling' | 'ringing' | 'answered' | 'closing';
 
-/** Dial outcomes (ARI Dial event `dialstatus`) that end the call, and how A is hung up for each. */
-const FAILED_DIAL: Readonly<Record<string, HangupReason>> = {
-  BUSY: 'busy',
-  NOANSWER: 'no_answer',
-  CHANUNAVAIL: 'congestion',
-  CONGESTION: 'congestion',
-  CANCEL: 'normal',
-};
-
-/** Q.850 cause of a B leg that ended before answering → how A is hung up. */
-function reasonForCause(cause: number | undefined): HangupReason {
-  switch (cause) {
-    case 17:
-      return 'busy';
-    case 18:
-    case 19:
-      return 'no_answer';
-    case 1:
-      return 'unallocated';
-    case 21:
-      return 'rejected';
-    default:
-      return 'congestion';
-  }
-}
+/** How a session begins: a call to route (new, or found in Asterisk before it got a leg B), or one to adopt. */
+export type CallOrigin =
+  | { kind: 'new'; args: readonly string[]; callId?: string | undefined }
+  | { kind: 'adopt'; legB: AriChannel; record: CallRecord | undefined; bridgeId?: string | undefined };
 
 /**
- * Set on leg A for whoever watches the call (the `call` command): `answered` when B
- * answers, else, just before A is hung up, `busy`, `no-answer` or `failed`.
+ * Set on leg A before handing it back to the dialplan untranscribed (ARI continue): Stasis()
+ * then returns SUCCESS, and the shipped dialplan runs its fallback when this is set.
  */
-export const OUTCOME_VARIABLE = 'TRANSCRIPTION_PROXY_OUTCOME';
+export const FALLBACK_VARIABLE = 'TRANSCRIPTION_PROXY_FALLBACK';
 
-function outcomeOf(reason: HangupReason): 'busy' | 'no-answer' | 'failed' {
-  if (reason === 'busy') return 'busy';
-  if (reason === 'no_answer') return 'no-answer';
-  return 'failed';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function callIdOf(origin: CallOrigin, args: readonly string[]): string {
+  if (origin.kind === 'adopt') {
+    const fromBridge = origin.bridgeId?.slice(CALL_BRIDGE_PREFIX.length);
+    return origin.record?.callId ?? (fromBridge !== undefined && UUID.test(fromBridge) ? fromBridge : randomUUID());
+  }
+  // The `call` command picks the id (call-id=) so it can print it before the call connects.
+  const parsed = parseStasisArgs(args);
+  return origin.callId ?? (parsed.ok ? parsed.args.callId : undefined) ?? randomUUID();
 }
 
 export class CallSession {
   readonly callId: string;
   readonly legA: AriChannel;
-  readonly legBId = `leg-b-${randomUUID()}`;
+  readonly legBId: string;
   readonly bridgeId: string;
+  /** When the session began (ms since the epoch). */
+  readonly startedAt = Date.now();
   readonly #deps: CallDeps;
   readonly #logger: Logger;
+  readonly #origin: CallOrigin;
   readonly #releases: (() => void)[] = [];
   readonly #taps: LegTap[] = [];
   #streams: CallStreams | undefined;
@@ -96,18 +92,32 @@ export class CallSession {
   #callee = '';
   #linkedId = '';
   #direction: 'inbound' | 'outbound' = 'inbound';
-  #transport: MediaTransportKind = 'rtp';
+  #transport: MediaTransportKind;
+  #labels: [string, string];
+  #answeredAt: number | undefined;
+  /** Routing decided where leg B goes (or the call was adopted): the record carries leg B. */
+  #planned: boolean;
+  /** Record writes, in order, off the call's critical path. */
+  #recordWrites: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
 
-  constructor(deps: CallDeps, legA: AriChannel, args: readonly string[]) {
+  constructor(deps: CallDeps, legA: AriChannel, origin: CallOrigin) {
     this.#deps = deps;
     this.legA = legA;
-    this.#args = args;
-    // The `call` command picks the id (call-id=) so it can print it before the call connects.
-    const parsed = parseStasisArgs(args);
-    this.callId = (parsed.ok ? parsed.args.callId : undefined) ?? randomUUID();
-    this.bridgeId = `call-${this.callId}`;
+    this.#origin = origin;
+    const record = origin.kind === 'adopt' ? origin.record : undefined;
+    this.#args = origin.kind === 'new' ? origin.args : (record?.args ?? []);
+    this.callId = callIdOf(origin, this.#args);
+    this.legBId = origin.kind === 'adopt' ? origin.legB.id : `${LEG_B_PREFIX}${randomUUID()}`;
+    this.bridgeId = origin.kind === 'adopt' && origin.bridgeId !== undefined ? origin.bridgeId : `${CALL_BRIDGE_PREFIX}${this.callId}`;
+    this.#transport = record?.transport ?? deps.config.MEDIA_TRANSPORT;
+    this.#direction = record?.direction ?? 'inbound';
+    this.#callee = record?.callee ?? '';
+    this.#linkedId = record?.linkedId ?? legA.linkedid ?? legA.id;
+    this.#labels = record?.labels ?? [deps.config.LEFT_CHANNEL_NAME, deps.config.RIGHT_CHANNEL_NAME];
+    this.#answeredAt = record?.answeredAt;
+    this.#planned = origin.kind === 'adopt';
     this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
   }
 
@@ -115,68 +125,141 @@ export class CallSession {
     return this.#state;
   }
 
+  get isClosed(): boolean {
+    return this.#closed !== undefined;
+  }
+
   /** True while any tap of this call still holds a socket (for leak checks). */
   get holdsSockets(): boolean {
     return this.#taps.some((tap) => tap.holdsSockets) || (this.#streams?.holdsSockets ?? false);
+  }
+
+  /** Every channel and bridge this call holds or is creating in Asterisk (leftover sweeps must spare them). */
+  ownedIds(): { channels: string[]; bridges: string[] } {
+    const taps = this.#taps.map((tap) => tap.ownedIds());
+    return {
+      channels: [this.legA.id, this.legBId, ...taps.flatMap((tap) => tap.channels)],
+      bridges: [this.bridgeId, ...taps.flatMap((tap) => tap.bridges)],
+    };
   }
 
   onClosed(handler: () => void): void {
     this.#onClosed = handler;
   }
 
+  /** Runs the call from where its origin left it; failures end the call, never the process. */
   async start(): Promise<void> {
-    const { ari, events, config } = this.#deps;
+    const { events } = this.#deps;
     this.#releases.push(events.own(this.legA.id, (event) => this.#onLegAEvent(event)));
     this.#releases.push(events.own(this.legBId, (event) => this.#onLegBEvent(event)));
     try {
-      const facts = await this.#readLegA();
-      this.#linkedId = facts.linkedId;
-      const plan = planInboundCall(this.legA, this.#args, facts, config, this.callId);
-      const caller = this.legA.caller.number ?? '';
-      if (!plan.ok) {
-        this.#logger.warn(
-          { reason: plan.reason, numbers: { caller, exten: this.legA.dialplan.exten, requestUri: facts.requestUri } },
-          'call refused',
-        );
-        await this.close(`refused: ${plan.reason}`, plan.hangup);
-        return;
-      }
-      if (plan.dropped.length > 0) this.#logger.warn({ dropped: plan.dropped }, 'not passed on to leg B: refused by the validator');
-      this.#callee = plan.number;
-      this.#direction = plan.direction;
-      this.#transport = plan.transport;
-      this.#logger.info(
-        {
-          numbers: { caller, dialled: plan.dialled, callee: plan.number },
-          rule: plan.rule,
-          direction: plan.direction,
-          transport: plan.transport,
-        },
-        'routing call',
-      );
-
-      if (this.#closed) return;
-      const legBStarted = events.expect(this.legBId, 'StasisStart', 5000);
-      legBStarted.catch(() => {});
-      this.#state = 'dialling';
-      await this.#create(
-        ari.createChannel({
-          channelId: this.legBId,
-          endpoint: plan.dialString,
-          appArgs: 'leg-b',
-          originator: this.legA.id,
-          variables: plan.variables,
-        }),
-      );
-      await legBStarted;
-      if (this.#closed) return;
-      // No `caller`: it would copy A's caller ID to B unchecked (the plan sets B's connected line).
-      await ari.dial(this.legBId, { timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
+      if (this.#origin.kind === 'adopt') await this.#adopt(this.#origin.legB, this.#origin.bridgeId !== undefined);
+      else await this.#route();
     } catch (error) {
       if (this.#closed) return;
-      this.#logger.error({ err: (error as Error).message }, 'call setup failed');
+      this.#logger.error({ err: error }, 'call setup failed');
       await this.close('setup failed', 'congestion');
     }
+  }
+
+  async #route(): Promise<void> {
+    const { ari, events, config } = this.#deps;
+    void this.#writeRecord('routing');
+    const facts = await this.#readLegA();
+    this.#linkedId = facts.linkedId;
+    const plan = planInboundCall(this.legA, this.#args, facts, config, this.callId);
+    const caller = this.legA.caller.number ?? '';
+    if (!plan.ok) {
+      this.#logger.warn(
+        { reason: plan.reason, numbers: { caller, exten: this.legA.dialplan.exten, requestUri: facts.requestUri } },
+        'call refused',
+      );
+      await this.close(`refused: ${plan.reason}`, plan.hangup);
+      return;
+    }
+    if (plan.dropped.length > 0) this.#logger.warn({ dropped: plan.dropped }, 'not passed on to leg B: refused by the validator');
+    this.#callee = plan.number;
+    this.#direction = plan.direction;
+    this.#transport = plan.transport;
+    this.#logger.info(
+      {
+        numbers: { caller, dialled: plan.dialled, callee: plan.number },
+        rule: plan.rule,
+        direction: plan.direction,
+        transport: plan.transport,
+      },
+      'routing call',
+    );
+
+    if (this.#closed) return;
+    const legBStarted = events.expect(this.legBId, 'StasisStart', 5000);
+    legBStarted.catch(() => {});
+    this.#state = 'dialling';
+    this.#planned = true;
+    void this.#writeRecord('routing');
+    await this.#create(
+      ari.createChannel({
+        channelId: this.legBId,
+        endpoint: plan.dialString,
+        appArgs: 'leg-b',
+        originator: this.legA.id,
+        variables: plan.variables,
+      }),
+    );
+    await legBStarted;
+    if (this.#closed) return;
+    // No `caller`: it would copy A's caller ID to B unchecked (the plan sets B's connected line).
+    await ari.dial(this.legBId, { timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
+    void this.#writeRecord('dialling');
+  }
+
+  /**
+   * Carries on with a call another instance set up. Bridged: tap both legs again and resume
+   * the streams where the call is now. Not bridged yet: wait for B (its Dial goes on in
+   * Asterisk whoever listens), or, if B answered meanwhile, bridge it now.
+   */
+  async #adopt(legB: AriChannel, bridged: boolean): Promise<void> {
+    if (bridged) {
+      this.#state = 'answered';
+      this.#answeredAt ??= Date.now();
+      this.#logger.info({ transport: this.#transport, resumedAtMs: Date.now() - this.#answeredAt }, 'call adopted');
+      await this.#startTaps({ resumedAtMs: Date.now() - this.#answeredAt });
+      return;
+    }
+    this.#logger.info({ legBState: legB.state }, 'call adopted before it was bridged');
+    if (legB.state === 'Up') {
+      await this.#answered();
+    } else {
+      this.#state = legB.state === 'Ringing' ? 'ringing' : 'dialling';
+    }
+  }
+
+  /** Queues a write of what a new instance needs on leg A; a failure is logged, the call goes on. */
+  #writeRecord(state: CallRecordState): Promise<void> {
+    const record: CallRecord = {
+      version: 1,
+      callId: this.callId,
+      state,
+      args: [...this.#args],
+      ...(this.#planned && {
+        legB: this.legBId,
+        direction: this.#direction,
+        transport: this.#transport,
+        callee: this.#callee,
+        linkedId: this.#linkedId,
+      }),
+      ...(state === 'answered' && { labels: this.#labels, answeredAt: this.#answeredAt }),
+    };
+    this.#recordWrites = this.#recordWrites.then(async () => {
+      if (this.#closed) return;
+      try {
+        await this.#deps.ari.setVariable(this.legA.id, CALL_RECORD_VARIABLE, encodeCallRecord(record));
+      } catch (error) {
+        if (!this.#closed)
+          this.#logger.warn({ err: error, state }, 'could not write the call record on leg A; another instance could not adopt this call');
+      }
+    });
+    return this.#recordWrites;
   }
 
   /** What the routing decision needs from leg A; anything unreadable counts as absent. */
@@ -268,7 +351,7 @@ export class CallSession {
       // (indications.conf), which is the ringback the caller should hear.
       await this.#deps.ari.ring(this.legA.id);
     } catch (error) {
-      this.#logger.warn({ err: (error as Error).message }, 'could not signal ringing to the caller');
+      this.#logger.warn({ err: error }, 'could not signal ringing to the caller');
     }
   }
 
@@ -281,22 +364,28 @@ export class CallSession {
     try {
       if (wasRinging && this.legA.state === 'Up') await ari.ringStop(this.legA.id);
       if (this.legA.state !== 'Up') await ari.answer(this.legA.id);
-      await this.#create(ari.createBridge(this.bridgeId, this.bridgeId));
+      await this.#create(ari.createBridge(this.bridgeId, ari.app));
       if (this.#closed) return;
       await ari.addToBridge(this.bridgeId, this.legA.id);
       await ari.addToBridge(this.bridgeId, this.legBId);
     } catch (error) {
       if (this.#closed) return;
-      this.#logger.error({ err: (error as Error).message }, 'bridging the call failed');
+      this.#logger.error({ err: error }, 'bridging the call failed');
       await this.close('bridge failed', 'congestion');
       return;
     }
     if (this.#closed) return;
-    await ari.setVariable(this.legA.id, OUTCOME_VARIABLE, 'answered').catch(() => {});
-    await this.#startTaps();
+    this.#answeredAt = Date.now();
+    await Promise.all([
+      ari.setVariable(this.legA.id, OUTCOME_VARIABLE, 'answered').catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'could not set the call outcome on leg A');
+      }),
+      this.#writeRecord('answered'),
+    ]);
+    await this.#startTaps({});
   }
 
-  async #startTaps(): Promise<void> {
+  async #startTaps(options: { resumedAtMs?: number }): Promise<void> {
     const { ari, config } = this.#deps;
     const sipCallId = (channelId: string) => ari.getVariable(channelId, 'CHANNEL(pjsip,call-id)').catch(() => undefined);
     const [sipCallIdA, sipCallIdB] = await Promise.all([sipCallId(this.legA.id), sipCallId(this.legBId)]);
@@ -306,37 +395,45 @@ export class CallSession {
       direction: this.#direction,
       caller: this.legA.caller.number ?? '',
       callee: this.#callee,
+      node: config.NODE_NAME,
     };
-    const identities: StreamIdentity[] = [
-      { ...common, label: config.LEFT_CHANNEL_NAME, leg: 'A', channelId: this.legA.id, sipCallId: sipCallIdA ?? '' },
-      { ...common, label: config.RIGHT_CHANNEL_NAME, leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
+    const identities: [StreamIdentity, StreamIdentity] = [
+      { ...common, label: this.#labels[0], leg: 'A', channelId: this.legA.id, sipCallId: sipCallIdA ?? '' },
+      { ...common, label: this.#labels[1], leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
     ];
     if (this.#closed) return;
-    const streams = createCallStreams(
-      { config, connection: this.#deps.streamConnection, logger: this.#logger },
-      identities[0]!,
-      identities[1]!,
-    );
+    const streams = this.#deps.createStreams(identities[0], identities[1], { logger: this.#logger, resumedAtMs: options.resumedAtMs });
     this.#streams = streams;
     streams.open();
+    const { events, transports, logger } = this.#deps;
+    const tapDeps = {
+      ari,
+      events,
+      transports,
+      format: config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin',
+      noAudioTimeoutMs: config.TAP_NO_AUDIO_TIMEOUT_MS,
+    } as const;
     for (const identity of identities) {
       this.#taps.push(
-        new LegTap({ ...this.#deps, logger: this.#logger }, identity, this.#transport, (frame) => streams.audio(identity.leg, frame)),
+        new LegTap({ ...tapDeps, logger: logger.child({ callId: this.callId }) }, identity, this.#transport, (frame) =>
+          streams.audio(identity.leg, frame),
+        ),
       );
     }
     await Promise.all(this.#taps.map((tap) => tap.start()));
   }
 
   /**
-   * After the ARI event connection came back (`present`: the ids of the channels Asterisk
-   * has now): a leg that is gone ended while nobody was listening, so the call ends.
+   * Asterisk was listed (`present`: the ids of its channels then; `stateThen`: this call's
+   * state at that moment): a leg that is missing ended while nobody was listening (an ARI
+   * outage, an Asterisk restart), so the call ends.
    */
-  reconcile(present: ReadonlySet<string>): void {
+  reconcile(present: ReadonlySet<string>, stateThen: CallState = this.#state): void {
     if (this.#closed) return;
     if (!present.has(this.legA.id)) {
       void this.close('caller gone from Asterisk while ARI was disconnected', 'normal');
-    } else if ((this.#state === 'ringing' || this.#state === 'answered') && !present.has(this.legBId)) {
-      void this.close('callee gone from Asterisk while ARI was disconnected', this.#state === 'answered' ? 'normal' : 'congestion');
+    } else if ((stateThen === 'ringing' || stateThen === 'answered') && !present.has(this.legBId)) {
+      void this.close('callee gone from Asterisk while ARI was disconnected', stateThen === 'answered' ? 'normal' : 'congestion');
     }
   }
 
@@ -353,18 +450,83 @@ export class CallSession {
     this.#logger.info({ reason: why, hangupCause: reasonForA }, 'call ending');
     events.cancel(this.legBId);
     await Promise.allSettled([...this.#creating]);
-    if (!answered) await this.#deps.ari.setVariable(this.legA.id, OUTCOME_VARIABLE, outcomeOf(reasonForA)).catch(() => {});
+    if (!answered) {
+      await ari.setVariable(this.legA.id, OUTCOME_VARIABLE, outcomeOf(reasonForA)).catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'could not set the call outcome on leg A');
+      });
+    }
     const steps: Promise<unknown>[] = [ari.hangup(this.legA.id, reasonForA), ...this.#taps.map((tap) => tap.close(why))];
     // Hang up and destroy by id whether or not creation was seen to finish: "already gone" is not an error.
     steps.push(ari.hangup(this.legBId));
     for (const result of await Promise.allSettled(steps)) {
-      if (result.status === 'rejected') this.#logger.warn({ err: String(result.reason) }, 'call cleanup request failed');
+      if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'call cleanup request failed');
     }
     // After the taps: every frame they delivered is in the streams before these close.
     await this.#streams?.finish(why);
-    await ari.destroyBridge(this.bridgeId).catch((error) => this.#logger.warn({ err: String(error) }, 'destroying the call bridge failed'));
+    await ari
+      .destroyBridge(this.bridgeId)
+      .catch((error: unknown) => this.#logger.warn({ err: error }, 'destroying the call bridge failed'));
+    this.#end(why, 'call ended');
+  }
+
+  /**
+   * The service stops (its drain is over): the call is left up for the next instance to adopt.
+   * An answered call's streams close with `why` and its taps are removed (they would deliver
+   * to no one); a call not answered yet goes back to the dialplan, untranscribed, and its
+   * leg B is hung up (no instance would be there to bridge it). Idempotent.
+   */
+  release(why: string): Promise<void> {
+    this.#closed ??= this.#release(why);
+    return this.#closed;
+  }
+
+  async #release(why: string): Promise<void> {
+    const answered = this.#state === 'answered';
+    this.#state = 'closing';
+    const { ari, events } = this.#deps;
+    this.#logger.info({ reason: why, answered }, 'call released: it goes on in Asterisk');
+    events.cancel(this.legBId);
+    await Promise.allSettled([...this.#creating]);
+    if (answered) {
+      for (const result of await Promise.allSettled(this.#taps.map((tap) => tap.close(why)))) {
+        if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'tap cleanup request failed');
+      }
+      await this.#streams?.finish(why);
+    } else {
+      await ari.hangup(this.legBId).catch((error: unknown) => this.#logger.warn({ err: error }, 'hanging up the unanswered leg B failed'));
+      await handBackToDialplan(ari, this.legA.id, 'draining').catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'could not hand the call back to the dialplan');
+      });
+    }
+    this.#end(why, 'call released');
+  }
+
+  /**
+   * Another instance of the service took the app over: stop streaming and let go, without
+   * any request to Asterisk (the other instance owns these channels now). Idempotent.
+   */
+  detach(why: string): Promise<void> {
+    this.#closed ??= this.#detach(why);
+    return this.#closed;
+  }
+
+  async #detach(why: string): Promise<void> {
+    this.#state = 'closing';
+    this.#deps.events.cancel(this.legBId);
+    for (const tap of this.#taps) tap.detach(why);
+    await this.#streams?.finish(why);
+    this.#end(why, 'call handed over');
+  }
+
+  #end(why: string, message: string): void {
     for (const release of this.#releases.splice(0)) release();
-    this.#logger.info({ reason: why }, 'call ended');
+    this.#logger.info({ reason: why }, message);
     this.#onClosed?.();
   }
+}
+
+/** Hands leg A back to the dialplan untranscribed: the fallback after Stasis() runs (FALLBACK_VARIABLE). */
+export async function handBackToDialplan(ari: AriPort, channelId: string, reason: string): Promise<void> {
+  await ari.setVariable(channelId, FALLBACK_VARIABLE, reason);
+  await ari.continueInDialplan(channelId);
 }

@@ -13,28 +13,28 @@
  * or both in one request, silently loses the leg's audio (PROTOCOLS.md).
  *
  * The tap owns its snoop, ExternalMedia channel, bridge and transport, and
- * close() releases all of them, once, whatever state start() is in. Where the
- * audio goes (streams, providers) is the call's business, not the tap's.
+ * close() releases all of them, once, whatever state start() is in; detach()
+ * lets go of them without a word to Asterisk (another instance of the service
+ * took the call over and replaces them). Where the audio goes (streams,
+ * providers) is the call's business, not the tap's.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AriPort } from '../ari/ari-port.js';
-import type { Config } from '../config/keys.js';
-import type { RtpPortPool } from '../media/rtp-port-pool.js';
-import type { AudioSocketServer } from '../media/audiosocket-server.js';
-import { AudioSocketTapTransport } from '../media/audiosocket-tap-transport.js';
-import { RtpTapTransport } from '../media/rtp-tap-transport.js';
+import type { TapFormat, TapTransportFactory } from '../media/tap-transports.js';
 import type { MediaTransportKind, TapTransport } from '../media/tap-transport.js';
-import { WebsocketTapTransport } from '../media/websocket-tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { ChannelEvents } from './channel-events.js';
+import { MEDIA_PREFIX, SNOOP_PREFIX, TAP_BRIDGE_PREFIX } from './reconcile-plan.js';
 
 export interface LegTapDeps {
   ari: AriPort;
   events: ChannelEvents;
-  pool: RtpPortPool;
-  audioSocketServer: AudioSocketServer;
-  config: Config;
+  transports: TapTransportFactory;
+  /** The audio format asked of Asterisk (the provider's rate: slin16 for 16 kHz). */
+  format: TapFormat;
+  /** TAP_NO_AUDIO_TIMEOUT_MS. */
+  noAudioTimeoutMs: number;
   logger: Logger;
 }
 
@@ -55,8 +55,8 @@ const FIRST_AUDIO_TIMEOUT_MS = 600;
 
 export class LegTap {
   readonly identity: StreamIdentity;
-  readonly snoopId = `snoop-${randomUUID()}`;
-  readonly bridgeId = `tap-${randomUUID()}`;
+  readonly snoopId = `${SNOOP_PREFIX}${randomUUID()}`;
+  readonly bridgeId = `${TAP_BRIDGE_PREFIX}${randomUUID()}`;
   /** Every ExternalMedia channel this tap created (a replaced tap has several); all are hung up at close. */
   readonly #externalIds: string[] = [];
   readonly #deps: LegTapDeps;
@@ -87,6 +87,11 @@ export class LegTap {
     return this.#closed !== undefined;
   }
 
+  /** Everything this tap has created or is creating in Asterisk. */
+  ownedIds(): { channels: string[]; bridges: string[] } {
+    return { channels: [this.snoopId, ...this.#externalIds], bridges: [this.bridgeId] };
+  }
+
   /** True while this tap still holds a socket (for leak checks). */
   get holdsSockets(): boolean {
     return this.#transport?.holdsSocket ?? false;
@@ -103,7 +108,7 @@ export class LegTap {
     try {
       // The snoop's id is known before creation, so the call can hang it up on any path.
       this.#releases.push(events.own(this.snoopId, () => {}));
-      await ari.createBridge(this.bridgeId, this.bridgeId);
+      await ari.createBridge(this.bridgeId, ari.app);
       this.#bridgeCreated = true;
       if (this.isClosed) return;
 
@@ -129,7 +134,7 @@ export class LegTap {
    */
   async #connectMedia(): Promise<void> {
     const { ari, events } = this.#deps;
-    const externalId = `media-${randomUUID()}`;
+    const externalId = `${MEDIA_PREFIX}${randomUUID()}`;
     this.#externalIds.push(externalId);
     this.#releases.push(events.own(externalId, () => {}));
     const transport = await this.#openTransport(externalId);
@@ -162,7 +167,7 @@ export class LegTap {
    * (a new ExternalMedia channel in the same tap bridge), a bounded number of times.
    */
   #startWatchdog(): void {
-    const timeoutMs = this.#deps.config.TAP_NO_AUDIO_TIMEOUT_MS;
+    const timeoutMs = this.#deps.noAudioTimeoutMs;
     const firstAudioTimeoutMs = Math.min(FIRST_AUDIO_TIMEOUT_MS, timeoutMs);
     this.#watchdog = setInterval(
       () => {
@@ -200,26 +205,31 @@ export class LegTap {
   }
 
   #openTransport(externalId: string): Promise<TapTransport> {
-    const { ari, pool, audioSocketServer, config } = this.#deps;
-    const format = config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin';
-    switch (this.#transportKind) {
-      case 'audiosocket':
-        return Promise.resolve(
-          new AudioSocketTapTransport(audioSocketServer, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format),
-        );
-      case 'websocket':
-        return Promise.resolve(new WebsocketTapTransport(config.ARI_URL, format));
-      default:
-        return RtpTapTransport.open(pool, config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST, format, (name) =>
-          ari.getVariable(externalId, name),
-        );
-    }
+    const { ari, transports, format } = this.#deps;
+    return transports.open(this.#transportKind, format, (name) => ari.getVariable(externalId, name));
   }
 
   /** Releases everything the tap created; safe to call twice and during start(). */
   close(reason: string): Promise<void> {
     this.#closed ??= this.#close(reason);
     return this.#closed;
+  }
+
+  /**
+   * Lets go without touching Asterisk: the transport's own socket closes, nothing is hung
+   * up or destroyed (the instance that took the call over replaces this tap). Idempotent,
+   * and a later close() does nothing more.
+   */
+  detach(reason: string): void {
+    if (this.#closed !== undefined) return;
+    clearInterval(this.#watchdog);
+    this.#deps.events.cancel(this.snoopId);
+    for (const id of this.#externalIds) this.#deps.events.cancel(id);
+    this.#transport?.close();
+    for (const release of this.#releases.splice(0)) release();
+    this.#logger.info({ reason, media: this.#transport?.stats(), replacements: this.#replacements }, 'leg tap detached');
+    this.#transport = undefined;
+    this.#closed = Promise.resolve();
   }
 
   async #close(reason: string): Promise<void> {

@@ -41,6 +41,13 @@ function untilSignal(): Promise<NodeJS.Signals> {
 /** What `serve` cannot run without (a password, and some route for calls); `check` demands the same. */
 const SERVE_REQUIREMENTS = { required: ['ARI_PASSWORD'] as readonly ConfigKey[], requireRoute: true };
 
+/**
+ * `serve` until a signal. SIGTERM (or SIGINT) drains: new calls go to the dialplan fallback,
+ * calls in progress stay transcribed until they end or DRAIN_TIMEOUT_MS passes; a second
+ * signal ends the drain at once. Either way the calls stay up in Asterisk and the exit code
+ * is 0. An instance another one replaced idles until it is stopped: exiting would have a
+ * supervisor (systemd, Docker) start it again, and the two would take turns.
+ */
 async function serve(options: { config?: string; set: string[] }): Promise<number> {
   const loaded = loadConfig({ configFile: options.config, flags: options.set, ...SERVE_REQUIREMENTS });
   const logger = createLogger(loaded.config.LOG_LEVEL);
@@ -48,9 +55,18 @@ async function serve(options: { config?: string; set: string[] }): Promise<numbe
   for (const warning of loaded.warnings) logger.warn({ warning }, 'configuration warning');
   if (loaded.ignoredKeys.length > 0) logger.warn({ keys: loaded.ignoredKeys }, 'configuration keys not used by any feature yet; ignored');
   const service = await startService(loaded.config, logger);
+  void service.replaced.then(() => logger.warn('this instance was replaced by another one: it idles (not ready) until it is stopped'));
   const signal = await untilSignal();
-  logger.info({ signal }, 'stopping');
-  await service.stop();
+  const drainTimeoutMs = loaded.config.DRAIN_TIMEOUT_MS;
+  logger.info({ signal, drainTimeoutMs, calls: service.app.activeCalls }, 'stopping: draining');
+  const second = new AbortController();
+  const onSecond = (next: NodeJS.Signals) => {
+    logger.info({ signal: next }, 'second signal: ending the drain now');
+    second.abort();
+  };
+  process.once('SIGTERM', onSecond);
+  process.once('SIGINT', onSecond);
+  await service.drain(drainTimeoutMs, second.signal);
   return EXIT_OK;
 }
 

@@ -5,6 +5,7 @@
  * uses yet are listed in RESERVED_KEYS so a seed file loads without errors.
  */
 import { accessSync, constants } from 'node:fs';
+import { hostname } from 'node:os';
 import { checkDomain, checkEndpointName, checkHeaderName, checkNumber, type Verdict } from '../routing/dial-validator.js';
 import { parseNumberMapping, type NumberMapping } from '../routing/number-mapping.js';
 import type { RoutingTable } from '../routing/router.js';
@@ -13,6 +14,8 @@ export interface KeySpec<T> {
   /** Text default, parsed like any other source; undefined = no default. */
   defaultText?: string;
   secret?: boolean;
+  /** An empty value is a value (parsed), not "unset, use the default": `OPS_LISTEN=` turns the endpoint off. */
+  emptyIsValue?: boolean;
   description: string;
   /** Parses a present value; throws an Error whose message says what is wrong. */
   parse(text: string): T;
@@ -379,6 +382,35 @@ export const CONFIG_KEYS = {
   ),
   RTP_PORT_START: integer('First UDP port for tapped audio.', 1024, 65535, '30000'),
   RTP_PORT_END: integer('Last UDP port for tapped audio.', 1024, 65535, '30999'),
+  NODE_NAME: key({
+    description:
+      'Name of this instance of the service, sent as `node` in the stream metadata (several cells behind one dispatcher). Default: the host name.',
+    defaultText: hostname().slice(0, 64) || 'transcription-proxy',
+    parse(value) {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) throw new Error(`"${value}" is not a node name (letters, digits, _ . -, at most 64)`);
+      return value;
+    },
+  }),
+  DRAIN_TIMEOUT_MS: integer(
+    'On SIGTERM, how long calls in progress stay transcribed before the service exits anyway (they stay up in Asterisk for the next instance to adopt).',
+    0,
+    86_400_000,
+    '60000',
+  ),
+  OPS_LISTEN: key<{ host: string; port: number } | undefined>({
+    description:
+      'HOST:PORT of the operations HTTP endpoint (/health, /ready, /metrics, /calls); empty: none. Beyond loopback it needs OPS_TOKEN.',
+    defaultText: '127.0.0.1:9464',
+    emptyIsValue: true,
+    parse(value) {
+      if (value.trim() === '' || value.trim().toLowerCase() === 'off') return undefined;
+      const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(value.trim());
+      const port = Number(match?.[2]);
+      if (match === null || !Number.isInteger(port) || port > 65535) throw new Error(`"${value}" is not HOST:PORT (port 0: any free port)`);
+      return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+    },
+  }),
+  OPS_TOKEN: text('Bearer token the operations endpoint requires (required when OPS_LISTEN is not a loopback address).', undefined, true),
   LOG_LEVEL: oneOf('Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
 } as const;
 
@@ -418,7 +450,8 @@ type OptionalKey =
   | 'OUTBOUND_CALL_EXT'
   | 'OUTBOUND_CALLS_SECRET'
   | 'AMI_USERNAME'
-  | 'AMI_SECRET';
+  | 'AMI_SECRET'
+  | 'OPS_TOKEN';
 
 /** The validated configuration: every key, and the routing table built from them and the rule sections. */
 export type Config = {

@@ -79,7 +79,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const spec = CONFIG_KEYS[name] as KeySpec<unknown>;
     const sourced = merged.get(name);
     // An empty value means "not set", so a template line like `STREAM_TOKEN=` falls back to the default.
-    const chosen = sourced !== undefined && sourced.value !== '' ? sourced : undefined;
+    const chosen = sourced !== undefined && (sourced.value !== '' || spec.emptyIsValue === true) ? sourced : undefined;
     const textValue = chosen?.value ?? spec.defaultText;
     origins[name] = chosen?.source ?? 'defaults';
     if (textValue === undefined) continue;
@@ -109,6 +109,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     });
   }
   resolveProvider(values, origins, problems);
+  checkOpsEndpoint(values, origins, problems);
   values.routing = buildRouting(sources, values, origins, problems, warnings, options.requireRoute ?? false);
   for (const name of options.required ?? []) {
     if (values[name] === undefined && !problems.some((p) => p.key === name)) {
@@ -263,4 +264,20 @@ function resolveProvider(values: Record<string, unknown>, origins: Record<Config
     const missing: ConfigKey = values.STREAM_TLS_CERT_FILE === undefined ? 'STREAM_TLS_CERT_FILE' : 'STREAM_TLS_KEY_FILE';
     problems.push({ key: missing, source: origins[missing], message: 'STREAM_TLS_CERT_FILE and STREAM_TLS_KEY_FILE go together' });
   }
+}
+
+/** Loopback addresses: the only ones the operations endpoint may listen on without OPS_TOKEN. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** The operations endpoint can pause and stop calls: beyond loopback, only with a token. */
+function checkOpsEndpoint(values: Record<string, unknown>, origins: Record<ConfigKey, string>, problems: ConfigProblem[]): void {
+  const listen = values.OPS_LISTEN as { host: string; port: number } | undefined;
+  if (listen === undefined || isLoopbackHost(listen.host) || values.OPS_TOKEN !== undefined) return;
+  problems.push({
+    key: 'OPS_TOKEN',
+    source: origins.OPS_TOKEN,
+    message: `required when OPS_LISTEN (${origins.OPS_LISTEN}) listens beyond loopback (${listen.host}): the endpoint controls calls`,
+  });
 }

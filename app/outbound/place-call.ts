@@ -10,9 +10,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AriEvent, AriPort } from '../ari/ari-port.js';
-import { OUTCOME_VARIABLE } from '../calls/call-session.js';
+import { OUTCOME_VARIABLE, outcomeOfCause, type CallOutcome } from '../calls/call-outcome.js';
 
-export type CallOutcome = 'answered' | 'busy' | 'no-answer' | 'failed';
+export type { CallOutcome };
 
 export interface PlaceCallRequest {
   number: string;
@@ -29,13 +29,6 @@ export interface PlacedCall {
   agentChannelId: string;
   /** Resolves when the agent's channel ends, with how the call went. */
   ended: Promise<CallOutcome>;
-}
-
-/** Q.850 cause of an agent channel that ended without an outcome from the service. */
-function outcomeOfCause(cause: number): CallOutcome {
-  if (cause === 17) return 'busy';
-  if (cause === 18 || cause === 19) return 'no-answer';
-  return 'failed';
 }
 
 export async function placeCall(ari: AriPort, request: PlaceCallRequest): Promise<PlacedCall> {

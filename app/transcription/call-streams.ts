@@ -43,6 +43,23 @@ export interface CallStreamsDeps {
   /** STREAM_* options for connections to STREAM_URL. */
   connection: StreamConnection;
   logger: Logger;
+  /**
+   * The streams continue a call that was streamed before (adopted from another instance):
+   * where in the call's audio they begin, in ms. Their metadata says `resumed: true`.
+   */
+  resumedAtMs?: number | undefined;
+}
+
+export interface CallStreamsOptions {
+  logger: Logger;
+  resumedAtMs?: number | undefined;
+}
+
+/** Makes one call's streams; the call flow gets it from the composition root (tests bring their own). */
+export type CallStreamsFactory = (a: StreamIdentity, b: StreamIdentity, options: CallStreamsOptions) => CallStreams;
+
+export function callStreamsFactory(config: Config, connection: StreamConnection): CallStreamsFactory {
+  return (a, b, options) => createCallStreams({ config, connection, ...options }, a, b);
 }
 
 export function createCallStreams(deps: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity): CallStreams {
@@ -62,12 +79,12 @@ class SplitStreams implements CallStreams {
   readonly #streams: Record<Leg, WebsocketStream<StreamItem>>;
   readonly #labels: Record<Leg, string>;
 
-  constructor({ config, connection, logger }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
+  constructor({ config, connection, logger, resumedAtMs }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
     const stream = (identity: StreamIdentity) =>
       new WebsocketStream<StreamItem>({
         url: config.STREAM_URL,
         connection,
-        protocol: ourStreamProtocol(startMessage(identity, config.SAMPLE_RATE)),
+        protocol: ourStreamProtocol(startMessage(identity, config.SAMPLE_RATE, resumedAtMs)),
         logger: logger.child({ stream: identity.label }),
       });
     this.#streams = { A: stream(a), B: stream(b) };
@@ -106,11 +123,16 @@ class ChannelStreams implements CallStreams {
   readonly #aligner: FrameAligner;
   readonly #labels: Record<Leg, string>;
 
-  constructor({ config, connection, logger }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity, mode: 'stereo' | 'mixed') {
+  constructor(
+    { config, connection, logger, resumedAtMs }: CallStreamsDeps,
+    a: StreamIdentity,
+    b: StreamIdentity,
+    mode: 'stereo' | 'mixed',
+  ) {
     this.#stream = new WebsocketStream<StreamItem>({
       url: config.STREAM_URL,
       connection,
-      protocol: ourStreamProtocol(callStartMessage(mode, a, b, config.SAMPLE_RATE)),
+      protocol: ourStreamProtocol(callStartMessage(mode, a, b, config.SAMPLE_RATE, resumedAtMs)),
       logger: logger.child({ stream: `${a.label}+${b.label}`, mode }),
     });
     this.#aligner = new FrameAligner({
@@ -152,7 +174,7 @@ type TwilioItem = { track: TwilioTrack; frame: Buffer } | { digit: string };
 class TwilioStreams implements CallStreams {
   readonly #stream: WebsocketStream<TwilioItem>;
 
-  constructor({ config, connection, logger }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
+  constructor({ config, connection, logger, resumedAtMs }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
     const callHex = a.callId.replaceAll('-', '').toLowerCase();
     const encoder = new TwilioMessageEncoder(
       {
@@ -169,6 +191,9 @@ class TwilioStreams implements CallStreams {
         callee: a.callee,
         inboundLabel: a.label,
         outboundLabel: b.label,
+        node: a.node,
+        // Twilio has no field for it: a stream that continues a call another instance streamed says so here.
+        ...(resumedAtMs !== undefined && { resumed: 'true', resumedAtMs: String(Math.max(0, Math.round(resumedAtMs))) }),
       },
     );
     this.#stream = new WebsocketStream<TwilioItem>({

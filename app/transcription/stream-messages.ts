@@ -21,9 +21,18 @@ export interface StreamIdentity {
   direction: 'inbound' | 'outbound';
   caller: string;
   callee: string;
+  /** The service instance's name (NODE_NAME): which cell streams the call when there are several. */
+  node: string;
 }
 
-export interface StreamStartMessage extends StreamIdentity {
+/** On a stream that continues one streamed before (another instance streamed the call, or a reconnection). */
+export interface StreamResumeFields {
+  resumed: true;
+  /** Where the first frame that follows sits in the call's audio, in ms from the stream's start. */
+  positionMs: number;
+}
+
+export interface StreamStartMessage extends StreamIdentity, Partial<StreamResumeFields> {
   event: 'start';
   version: typeof STREAM_FORMAT_VERSION;
   encoding: 'L16';
@@ -40,11 +49,19 @@ export interface StreamStopMessage {
   reason: string;
 }
 
-export function startMessage(identity: StreamIdentity, sampleRate: 8000 | 16000): StreamStartMessage {
+/** The fields a resumed stream adds to its metadata; none on a stream's first connection. */
+export function resumeFields(resumedAtMs: number | undefined): StreamResumeFields | Record<string, never> {
+  if (resumedAtMs === undefined) return {};
+  // Positions are whole frames: 20 ms each.
+  return { resumed: true, positionMs: Math.max(0, Math.round(resumedAtMs / 20) * 20) };
+}
+
+export function startMessage(identity: StreamIdentity, sampleRate: 8000 | 16000, resumedAtMs?: number): StreamStartMessage {
   return {
     event: 'start',
     version: STREAM_FORMAT_VERSION,
     ...identity,
+    ...resumeFields(resumedAtMs),
     encoding: 'L16',
     sampleRate,
     channels: 1,
@@ -56,7 +73,7 @@ export function startMessage(identity: StreamIdentity, sampleRate: 8000 | 16000)
 export type StreamMode = 'split' | 'stereo' | 'mixed';
 
 /** The metadata of a call's single stream (STREAM_MODE stereo or mixed). */
-export interface CallStreamStartMessage {
+export interface CallStreamStartMessage extends Partial<StreamResumeFields> {
   event: 'start';
   version: typeof STREAM_FORMAT_VERSION;
   mode: 'stereo' | 'mixed';
@@ -69,6 +86,7 @@ export interface CallStreamStartMessage {
   direction: 'inbound' | 'outbound';
   caller: string;
   callee: string;
+  node: string;
   legs: Pick<StreamIdentity, 'label' | 'leg' | 'channelId' | 'sipCallId'>[];
   encoding: 'L16';
   sampleRate: 8000 | 16000;
@@ -82,6 +100,7 @@ export function callStartMessage(
   a: StreamIdentity,
   b: StreamIdentity,
   sampleRate: 8000 | 16000,
+  resumedAtMs?: number,
 ): CallStreamStartMessage {
   const leg = (identity: StreamIdentity) => ({
     label: identity.label,
@@ -100,6 +119,8 @@ export function callStartMessage(
     direction: a.direction,
     caller: a.caller,
     callee: a.callee,
+    node: a.node,
+    ...resumeFields(resumedAtMs),
     legs: [leg(a), leg(b)],
     encoding: 'L16',
     sampleRate,

@@ -155,7 +155,7 @@ describe('FreePBX custom destination with the service down', () => {
 
     // The fallback says in Asterisk's log why the call was not transcribed.
     expect(asteriskLogTail(3000)).toContain(
-      `transcription-proxy not reached (STASISSTATUS=FAILED): call for ${number} continues untranscribed at (${fallback},${number},1)`,
+      `transcription-proxy not transcribing (STASISSTATUS=FAILED): call for ${number} continues untranscribed at (${fallback},${number},1)`,
     );
   });
 });

@@ -23,6 +23,7 @@ function identity(callId: string, label: string): StreamIdentity {
     channelId: '1700000000.7',
     linkedId: '1700000000.7',
     sipCallId: 'sip-call@127.0.0.1',
+    node: 'test-node',
     direction: 'inbound',
     caller: '1001',
     callee: '1002',

@@ -17,6 +17,7 @@ const identity: StreamIdentity = {
   direction: 'inbound',
   caller: '1001',
   callee: '1002',
+  node: 'test-node',
 };
 const start = startMessage(identity, 16000);
 const silent = pino({ level: 'silent' });
