@@ -5,9 +5,10 @@
  * the one part of the command that does I/O; every step has a time limit, and
  * every failure becomes a FAIL result, never an exception.
  *
- * The check registers its own, uniquely named Stasis app: registering ARI_APP
- * itself would make Asterisk hand a running service's app over to the check
- * ("Replacing Stasis app") and leave the service deaf to new calls.
+ * The check makes REST requests only and never opens ARI's event websocket:
+ * registering ARI_APP would make Asterisk hand a running service's app over to
+ * the check ("Replacing Stasis app") and leave the service deaf to new calls.
+ * (Its adapter still carries a uniquely named app, in case that ever changes.)
  */
 import { AriClientAdapter } from '../ari/ari-client-adapter.js';
 import type { AriModule } from '../ari/ari-port.js';

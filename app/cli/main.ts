@@ -38,6 +38,21 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** `promise`, or an ARI_UNREACHABLE error after `ms`. */
+async function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new AppError('ARI_UNREACHABLE', message, { retryable: true })), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** What `serve` cannot run without (a password, and some route for calls); `check` demands the same. */
 const SERVE_REQUIREMENTS = { required: ['ARI_PASSWORD'] as readonly ConfigKey[], requireRoute: true };
 
@@ -118,6 +133,8 @@ async function call(number: string, options: CallOptions): Promise<number> {
     connectTimeoutMs: 5000,
   });
   try {
+    // This command's own app watches the agent's channel: its events must flow before the call is placed.
+    await withDeadline(ari.openEvents(), 5000, 'the ARI event connection did not open within 5 s');
     const placed = await placeCall(ari, {
       number,
       agentEndpoint: config.AGENT_DIAL.replaceAll('{ext}', extension),

@@ -7,6 +7,10 @@
  * `Authorization: Bearer OPS_TOKEN`, compared in constant time; the two probes
  * stay open, since they tell nothing about any call and probes rarely carry tokens.
  * Routes are added by their owners (metrics, call control) through `route()`.
+ *
+ * A port already taken (another instance on the same host: a rolling upgrade,
+ * or one started by mistake) does not stop the service: it keeps trying to
+ * bind every BIND_RETRY_MS and logs once; the calls never depend on it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -47,10 +51,14 @@ export function tokenMatches(header: string | undefined, expected: string): bool
   return timingSafeEqual(digest(presented), digest(expected)) && presented.length > 0;
 }
 
+const BIND_RETRY_MS = 2000;
+
 export class OpsServer {
   readonly #server: Server;
   readonly #routes = new Map<string, OpsHandler>();
   readonly #options: OpsServerOptions;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
 
   private constructor(server: Server, options: OpsServerOptions) {
     this.#server = server;
@@ -67,21 +75,44 @@ export class OpsServer {
     server.on('request', (request, response) => this.#handle(request, response));
   }
 
+  /**
+   * Listens on OPS_LISTEN. Resolves once listening, or at once when the port is taken
+   * (binding is then retried in the background); rejects on any other error (a bad address).
+   */
   static async listen(options: OpsServerOptions): Promise<OpsServer> {
     const server = createServer({ requestTimeout: 10_000, headersTimeout: 5000 });
     server.maxHeadersCount = 50;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
+    const ops = new OpsServer(server, options);
+    await ops.#bind();
+    return ops;
+  }
+
+  #bind(): Promise<void> {
+    const { host, port, logger } = this.#options;
+    return new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EADDRINUSE') return reject(error);
+        if (this.#retry === undefined)
+          logger.warn({ host, port }, "the operations endpoint's port is taken (another instance?); retrying until it is free");
+        this.#retry = setTimeout(() => {
+          if (!this.#closed)
+            void this.#bind().catch((next: unknown) => logger.error({ err: next }, 'the operations endpoint cannot listen'));
+        }, BIND_RETRY_MS);
+        this.#retry.unref();
+        resolve();
+      };
+      this.#server.once('error', onError);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', onError);
+        if (this.#retry !== undefined) logger.info({ host, port }, 'operations endpoint listening');
         resolve();
       });
     });
-    return new OpsServer(server, options);
   }
 
-  get port(): number {
-    return (this.#server.address() as AddressInfo).port;
+  /** The port listened on; undefined while the port is taken. */
+  get port(): number | undefined {
+    return (this.#server.address() as AddressInfo | null)?.port;
   }
 
   /** Adds a route: exact path, or a prefix ending in `/*`. */
@@ -122,6 +153,9 @@ export class OpsServer {
   }
 
   close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    if (!this.#server.listening) return Promise.resolve();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();

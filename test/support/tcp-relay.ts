@@ -12,6 +12,8 @@ export interface TcpRelay {
   url: URL;
   /** Connections accepted and relayed so far. */
   connections: number;
+  /** Relayed connections open now whose first bytes from the client match (e.g. `GET /ari/events`). */
+  openConnections(firstBytes: RegExp): number;
   /** Closes new connections at once while true. */
   refuse(refusing: boolean): void;
   /** Resets every connection relayed now. */
@@ -38,6 +40,7 @@ export function tieSockets(a: Socket, b: Socket, live: Set<Socket>): void {
 
 export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
   const sockets = new Set<Socket>();
+  const firstChunks = new Map<Socket, string>();
   let refusing = false;
   const server = createServer((client) => {
     if (refusing) {
@@ -47,6 +50,8 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
     relay.connections++;
     const upstream = connect(target.port, target.host);
     tieSockets(client, upstream, sockets);
+    client.once('data', (chunk: Buffer) => firstChunks.set(client, chunk.subarray(0, 200).toString('latin1')));
+    client.once('close', () => firstChunks.delete(client));
     client.pipe(upstream);
     upstream.pipe(client);
   });
@@ -55,6 +60,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
   const relay: TcpRelay = {
     url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
     connections: 0,
+    openConnections(firstBytes) {
+      return [...firstChunks].filter(([socket, chunk]) => !socket.destroyed && firstBytes.test(chunk)).length;
+    },
     refuse(next) {
       refusing = next;
     },

@@ -41,16 +41,24 @@ export async function setDialplanGlobal(name: string, value: string): Promise<vo
 export const listChannels = () => ariGet<{ id: string; name: string }[]>('/channels');
 export const listBridges = () => ariGet<{ id: string; channels: string[] }[]>('/bridges');
 
-/** Waits until Asterisk has no channel and no bridge left (teardown is asynchronous). */
+/**
+ * Waits until Asterisk has no channel and no bridge left (teardown is asynchronous). When
+ * something is left, it is described, then removed, so one failing test does not fail the
+ * tests after it; and the test fails.
+ */
 export async function expectNothingLeftInAsterisk(timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const [channels, bridges] = await Promise.all([listChannels(), listBridges()]);
     if (channels.length === 0 && bridges.length === 0) return;
     if (Date.now() > deadline) {
+      const report = asteriskCli(['core show channels concise', ...channels.map((c) => `core show channel ${c.name}`)]);
+      await Promise.allSettled([
+        ...channels.map((c) => ariRequest('DELETE', `/channels/${encodeURIComponent(c.id)}`)),
+        ...bridges.map((b) => ariRequest('DELETE', `/bridges/${encodeURIComponent(b.id)}`)),
+      ]);
       throw new Error(
-        `left behind in Asterisk: channels ${JSON.stringify(channels.map((c) => c.name))}, bridges ${JSON.stringify(bridges.map((b) => b.id))}\n` +
-          asteriskCli(['core show channels concise', ...channels.map((c) => `core show channel ${c.name}`)]),
+        `left behind in Asterisk (now removed): channels ${JSON.stringify(channels.map((c) => c.name))}, bridges ${JSON.stringify(bridges.map((b) => b.id))}\n${report}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -360,3 +360,35 @@ describe('routing rules in the ini file', () => {
     expect(loadConfig({ cwd, env: {}, requireRoute: true }).config.routing.rules).toHaveLength(1);
   });
 });
+
+describe('operations settings', () => {
+  it('defaults: ops endpoint on loopback, a 60 s drain, the host name as node', () => {
+    const { config } = loadConfig({ cwd: workdir(), env: {} });
+    expect(config.OPS_LISTEN).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(config.DRAIN_TIMEOUT_MS).toBe(60_000);
+    expect(config.NODE_NAME).toMatch(/^[A-Za-z0-9_.-]{1,64}$/);
+  });
+
+  it('an empty OPS_LISTEN turns the endpoint off (an empty value is not "unset" here)', () => {
+    expect(loadConfig({ cwd: workdir(), env: { OPS_LISTEN: '' } }).config.OPS_LISTEN).toBeUndefined();
+    expect(loadConfig({ cwd: workdir({ 'config.ini': 'OPS_LISTEN=\n' }), env: {} }).config.OPS_LISTEN).toBeUndefined();
+  });
+
+  it('refuses an ops endpoint beyond loopback without OPS_TOKEN, naming the key', () => {
+    const problems = problemsOf(() => loadConfig({ cwd: workdir(), env: { OPS_LISTEN: '0.0.0.0:9464' } }));
+    expect(problems.map((p) => p.key)).toEqual(['OPS_TOKEN']);
+    expect(loadConfig({ cwd: workdir(), env: { OPS_LISTEN: '0.0.0.0:9464', OPS_TOKEN: 'secret' } }).config.OPS_LISTEN).toEqual({
+      host: '0.0.0.0',
+      port: 9464,
+    });
+    expect(loadConfig({ cwd: workdir(), env: { OPS_LISTEN: '[::1]:9464' } }).config.OPS_LISTEN).toEqual({ host: '::1', port: 9464 });
+  });
+
+  it.each(['9464', 'host:', 'a b:1', '127.0.0.1:70000'])('refuses OPS_LISTEN=%s', (value) => {
+    expect(problemsOf(() => loadConfig({ cwd: workdir(), env: { OPS_LISTEN: value } })).map((p) => p.key)).toEqual(['OPS_LISTEN']);
+  });
+
+  it('refuses a NODE_NAME that could not be a label', () => {
+    expect(problemsOf(() => loadConfig({ cwd: workdir(), env: { NODE_NAME: 'cell 1' } })).map((p) => p.key)).toEqual(['NODE_NAME']);
+  });
+});
