@@ -31,6 +31,7 @@ import type { MediaTransportKind } from '../media/tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { CallStreams, CallStreamsFactory } from '../transcription/call-streams.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
+import { runInCall, type CallContext } from './call-context.js';
 import { FAILED_DIAL, OUTCOME_VARIABLE, outcomeOf, reasonForCause } from './call-outcome.js';
 import { CALL_RECORD_VARIABLE, encodeCallRecord, type CallRecord, type CallRecordState } from './call-record.js';
 import type { ChannelEvents } from './channel-events.js';
@@ -101,6 +102,8 @@ export class CallSession {
   #recordWrites: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
+  /** Everything this call does runs in it, so an error nobody caught is traced to this call (call-context.ts). */
+  readonly #context: CallContext;
 
   constructor(deps: CallDeps, legA: AriChannel, origin: CallOrigin) {
     this.#deps = deps;
@@ -119,6 +122,13 @@ export class CallSession {
     this.#answeredAt = record?.answeredAt;
     this.#planned = origin.kind === 'adopt';
     this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
+    this.#context = {
+      callId: this.callId,
+      channelId: legA.id,
+      onUnexpectedError: () => {
+        void this.#streams?.finish('the service hit an unexpected error in this call; it goes on untranscribed');
+      },
+    };
   }
 
   get state(): CallState {
@@ -148,10 +158,25 @@ export class CallSession {
   }
 
   /** Runs the call from where its origin left it; failures end the call, never the process. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    return runInCall(this.#context, () => this.#start());
+  }
+
+  async #start(): Promise<void> {
     const { events } = this.#deps;
-    this.#releases.push(events.own(this.legA.id, (event) => this.#onLegAEvent(event)));
-    this.#releases.push(events.own(this.legBId, (event) => this.#onLegBEvent(event)));
+    const inCall = (handler: (event: AriEvent) => void) => (event: AriEvent) => runInCall(this.#context, () => handler(event));
+    this.#releases.push(
+      events.own(
+        this.legA.id,
+        inCall((event) => this.#onLegAEvent(event)),
+      ),
+    );
+    this.#releases.push(
+      events.own(
+        this.legBId,
+        inCall((event) => this.#onLegBEvent(event)),
+      ),
+    );
     try {
       if (this.#origin.kind === 'adopt') await this.#adopt(this.#origin.legB, this.#origin.bridgeId !== undefined);
       else await this.#route();
@@ -439,7 +464,7 @@ export class CallSession {
 
   /** Ends the call on every side; idempotent. `reasonForA` is how leg A is hung up. */
   close(why: string, reasonForA: HangupReason = 'normal'): Promise<void> {
-    this.#closed ??= this.#close(why, reasonForA);
+    this.#closed ??= runInCall(this.#context, () => this.#close(why, reasonForA));
     return this.#closed;
   }
 
@@ -476,7 +501,7 @@ export class CallSession {
    * leg B is hung up (no instance would be there to bridge it). Idempotent.
    */
   release(why: string): Promise<void> {
-    this.#closed ??= this.#release(why);
+    this.#closed ??= runInCall(this.#context, () => this.#release(why));
     return this.#closed;
   }
 

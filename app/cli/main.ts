@@ -17,6 +17,7 @@ import { CONFIG_KEYS, isSecretKey, type ConfigKey } from '../config/keys.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { startReceiver } from '../receiver/stream-receiver.js';
 import { startService } from '../service.js';
+import { installLastResortHandlers } from '../calls/call-context.js';
 import { AriClientAdapter } from '../ari/ari-client-adapter.js';
 import { placeCall, type CallOutcome } from '../outbound/place-call.js';
 import { checkNumber } from '../routing/dial-validator.js';
@@ -66,6 +67,7 @@ const SERVE_REQUIREMENTS = { required: ['ARI_PASSWORD'] as readonly ConfigKey[],
 async function serve(options: { config?: string; set: string[] }): Promise<number> {
   const loaded = loadConfig({ configFile: options.config, flags: options.set, ...SERVE_REQUIREMENTS });
   const logger = createLogger(loaded.config.LOG_LEVEL);
+  installLastResortHandlers(logger);
   logger.info({ config: describeConfig(loaded), files: loaded.files }, 'configuration loaded');
   for (const warning of loaded.warnings) logger.warn({ warning }, 'configuration warning');
   if (loaded.ignoredKeys.length > 0) logger.warn({ keys: loaded.ignoredKeys }, 'configuration keys not used by any feature yet; ignored');

@@ -8,6 +8,12 @@ import { accessSync, constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { checkDomain, checkEndpointName, checkHeaderName, checkNumber, type Verdict } from '../routing/dial-validator.js';
 import { parseNumberMapping, type NumberMapping } from '../routing/number-mapping.js';
+import {
+  bearerTokenProblem,
+  httpHeaderNameProblem,
+  httpHeaderValueProblem,
+  subprotocolsProblem,
+} from '../transcription/handshake-values.js';
 import type { RoutingTable } from '../routing/router.js';
 
 export interface KeySpec<T> {
@@ -237,7 +243,15 @@ export const CONFIG_KEYS = {
     ['ws:', 'wss:'],
     'ws://127.0.0.1:8090',
   ),
-  STREAM_TOKEN: text('Sent as Authorization: Bearer to STREAM_URL.', undefined, true),
+  STREAM_TOKEN: key({
+    description: 'Sent as Authorization: Bearer to STREAM_URL.',
+    secret: true,
+    parse(value) {
+      const problem = bearerTokenProblem(value);
+      if (problem !== undefined) throw new Error(problem);
+      return value;
+    },
+  }),
   STREAM_MODE: oneOf(
     'PROVIDER=websocket: split (a mono stream per party), stereo (one stream per call, caller left) or mixed (one stream per call, both parties in one channel).',
     ['split', 'stereo', 'mixed'],
@@ -257,25 +271,29 @@ export const CONFIG_KEYS = {
       }
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
         throw new Error('must be a JSON object of header names to strings');
+      const seen = new Set<string>();
       for (const [name, headerValue] of Object.entries(parsed)) {
-        if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) throw new Error(`"${name}" is not a header name`);
-        if (typeof headerValue !== 'string' || /[\r\n\0]/.test(headerValue))
-          throw new Error(`the value of ${name} must be a string on one line`);
+        const nameProblem = httpHeaderNameProblem(name);
+        if (nameProblem !== undefined) throw new Error(nameProblem);
+        if (seen.has(name.toLowerCase())) throw new Error(`${name} is given twice (header names are case-insensitive)`);
+        seen.add(name.toLowerCase());
+        if (typeof headerValue !== 'string') throw new Error(`the value of ${name} must be a string`);
+        const valueProblem = httpHeaderValueProblem(name, headerValue);
+        if (valueProblem !== undefined) throw new Error(valueProblem);
       }
       return parsed as Record<string, string>;
     },
   }),
   STREAM_SUBPROTOCOL: key<readonly string[]>({
-    description: 'Websocket subprotocol(s) to ask for (Sec-WebSocket-Protocol), comma-separated.',
+    description: 'Websocket subprotocol(s) to ask for (Sec-WebSocket-Protocol), comma-separated, each once.',
     defaultText: '',
     parse(value) {
       const names = value
         .split(',')
         .map((name) => name.trim())
         .filter((name) => name !== '');
-      for (const name of names) {
-        if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) throw new Error(`"${name}" is not a subprotocol name`);
-      }
+      const problem = subprotocolsProblem(names);
+      if (problem !== undefined) throw new Error(problem);
       return names;
     },
   }),
@@ -294,11 +312,17 @@ export const CONFIG_KEYS = {
     'wss://: accept a server certificate issued for another host name (the chain is still checked).',
     'no',
   ),
+  STREAM_BUFFER_MS: integer(
+    'Audio each stream keeps while its server is unreachable, in ms; an outage shorter than this loses nothing (memory: 32 kB a second per 16 kHz mono stream).',
+    0,
+    600_000,
+    '30000',
+  ),
   STREAM_HEART_BEAT: integer(
-    'Seconds between websocket pings to the transcription server (0: none); a ping unanswered by the next one ends the connection, which is then retried.',
+    'Seconds between websocket pings to the transcription server (0: none, and then a server that stops reading goes unnoticed); no pong within max(5 s, 3 pings) is an outage: the connection is dropped and retried, and what the server did not acknowledge is sent again.',
     0,
     3600,
-    '0',
+    '1',
   ),
   STREAM_MESSAGE_DEFLATE: yesNo(
     "Offer permessage-deflate compression (off by default: audio hardly compresses). Note: mod_audio_stream's variable of this name does the opposite.",

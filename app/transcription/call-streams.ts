@@ -84,8 +84,10 @@ class SplitStreams implements CallStreams {
       new WebsocketStream<StreamItem>({
         url: config.STREAM_URL,
         connection,
-        protocol: ourStreamProtocol(startMessage(identity, config.SAMPLE_RATE, resumedAtMs)),
+        protocol: ourStreamProtocol(startMessage(identity, config.SAMPLE_RATE)),
         logger: logger.child({ stream: identity.label }),
+        bufferMs: config.STREAM_BUFFER_MS,
+        resumedAtMs,
       });
     this.#streams = { A: stream(a), B: stream(b) };
     this.#labels = { A: a.label, B: b.label };
@@ -132,8 +134,10 @@ class ChannelStreams implements CallStreams {
     this.#stream = new WebsocketStream<StreamItem>({
       url: config.STREAM_URL,
       connection,
-      protocol: ourStreamProtocol(callStartMessage(mode, a, b, config.SAMPLE_RATE, resumedAtMs)),
+      protocol: ourStreamProtocol(callStartMessage(mode, a, b, config.SAMPLE_RATE)),
       logger: logger.child({ stream: `${a.label}+${b.label}`, mode }),
+      bufferMs: config.STREAM_BUFFER_MS,
+      resumedAtMs,
     });
     this.#aligner = new FrameAligner({
       frameBytes: frameBytes(config.SAMPLE_RATE),
@@ -164,7 +168,7 @@ class ChannelStreams implements CallStreams {
   }
 }
 
-type TwilioItem = { track: TwilioTrack; frame: Buffer } | { digit: string };
+type TwilioItem = { track: TwilioTrack; frame: Buffer; positionMs: number } | { digit: string };
 
 /**
  * PROVIDER=twilio: the messages Twilio Media Streams send (twilio-messages.ts),
@@ -173,6 +177,8 @@ type TwilioItem = { track: TwilioTrack; frame: Buffer } | { digit: string };
  */
 class TwilioStreams implements CallStreams {
   readonly #stream: WebsocketStream<TwilioItem>;
+  /** Each track's position, ms of its audio (Twilio's timestamps). */
+  readonly #positions: Record<TwilioTrack, number>;
 
   constructor({ config, connection, logger, resumedAtMs }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
     const callHex = a.callId.replaceAll('-', '').toLowerCase();
@@ -192,19 +198,24 @@ class TwilioStreams implements CallStreams {
         inboundLabel: a.label,
         outboundLabel: b.label,
         node: a.node,
-        // Twilio has no field for it: a stream that continues a call another instance streamed says so here.
-        ...(resumedAtMs !== undefined && { resumed: 'true', resumedAtMs: String(Math.max(0, Math.round(resumedAtMs))) }),
       },
     );
+    const startMs = Math.max(0, Math.round((resumedAtMs ?? 0) / 20) * 20);
+    this.#positions = { inbound: startMs, outbound: startMs };
     this.#stream = new WebsocketStream<TwilioItem>({
       url: config.STREAM_URL,
       connection,
       protocol: {
-        opening: () => encoder.opening(performance.now()),
-        encode: (item) => ('digit' in item ? encoder.dtmf(item.digit) : encoder.media(item.track, item.frame, performance.now())),
+        opening: (resume) => encoder.opening(resume),
+        encode: (item) => ('digit' in item ? encoder.dtmf(item.digit) : encoder.media(item.track, item.frame, item.positionMs)),
         closing: () => encoder.stop(),
       },
       logger: logger.child({ stream: 'twilio' }),
+      isAudio: (item) => 'frame' in item,
+      // Two tracks: two media messages per 20 ms of the call.
+      itemsPerFrame: 2,
+      bufferMs: config.STREAM_BUFFER_MS,
+      resumedAtMs,
     });
   }
 
@@ -213,7 +224,10 @@ class TwilioStreams implements CallStreams {
   }
 
   audio(leg: Leg, frame: Buffer): void {
-    this.#stream.send({ track: leg === 'A' ? 'inbound' : 'outbound', frame });
+    const track = leg === 'A' ? 'inbound' : 'outbound';
+    const positionMs = this.#positions[track];
+    this.#positions[track] = positionMs + 20;
+    this.#stream.send({ track, frame, positionMs });
   }
 
   dtmf(leg: Leg, digit: string): void {

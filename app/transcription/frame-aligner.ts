@@ -48,6 +48,12 @@
  * pairing by taking slots of silence, never by dropping audio. Legs on
  * Asterisk's single clock never need it.
  *
+ * Long gaps. When both legs went quiet (a pause, taps being replaced) and one
+ * comes back, the slots of the gap go out as silence, at once, so the stream
+ * keeps the call's time; a gap of ten minutes would be 38 MB of it. At most
+ * maxGapFillMs of silence stands for a gap in which neither leg had a frame;
+ * the rest of it is skipped (counted).
+ *
  * Memory. A frame more than maxAheadSlots ahead of its leg's timeline is
  * dropped, and held slots span at most maxAheadSlots + ⌈maxWaitMs/frameMs⌉ + 2
  * slots (a frame beyond pushes the oldest out early), so at most twice that
@@ -64,6 +70,8 @@ export interface FrameAlignerOptions {
   maxWaitMs?: number;
   /** Most slots one leg may run ahead of the output before its frames are dropped (bounded memory; default 50). */
   maxAheadSlots?: number;
+  /** Most silence emitted for a gap in which neither leg had a frame; the rest is skipped (default 30000). */
+  maxGapFillMs?: number;
   /** Injectable clock in ms (default performance.now). */
   now?: () => number;
   /** Called in slot order, exactly once per slot; an absent leg is silence. Both buffers are frameBytes long. */
@@ -84,6 +92,8 @@ export interface FrameAlignerStats {
   readonly droppedBadSize: readonly [number, number];
   /** Times the leg's timeline was moved: after a gap, when it ran ahead, or to follow the other leg's drift. */
   readonly resyncs: readonly [number, number];
+  /** Slots of a long gap with neither leg's audio that were skipped rather than sent as silence. */
+  readonly skippedSlots: number;
 }
 
 type LegIndex = 0 | 1;
@@ -154,6 +164,7 @@ export class FrameAligner {
   readonly #maxWaitMs: number;
   readonly #maxAheadSlots: number;
   readonly #windowSlots: number;
+  readonly #maxGapFillSlots: number;
   readonly #now: () => number;
   readonly #onFrame: (left: Buffer, right: Buffer) => void;
   readonly #legs: [LegTimeline, LegTimeline];
@@ -168,10 +179,11 @@ export class FrameAligner {
     droppedAhead: [0, 0] as [number, number],
     droppedBadSize: [0, 0] as [number, number],
     resyncs: [0, 0] as [number, number],
+    skippedSlots: 0,
   };
 
   constructor(options: FrameAlignerOptions) {
-    const { frameBytes, frameMs = 20, maxWaitMs = 100, maxAheadSlots = 50 } = options;
+    const { frameBytes, frameMs = 20, maxWaitMs = 100, maxAheadSlots = 50, maxGapFillMs = 30_000 } = options;
     if (!Number.isInteger(frameBytes) || frameBytes <= 0 || frameBytes % 2 !== 0) {
       throw new RangeError(`frameBytes must be a positive even integer, not ${frameBytes}`);
     }
@@ -185,6 +197,8 @@ export class FrameAligner {
     this.#maxWaitMs = maxWaitMs;
     this.#maxAheadSlots = maxAheadSlots;
     this.#windowSlots = maxAheadSlots + Math.ceil(maxWaitMs / frameMs) + 2;
+    if (!(maxGapFillMs >= 0)) throw new RangeError(`maxGapFillMs must not be negative, not ${maxGapFillMs}`);
+    this.#maxGapFillSlots = Math.ceil(maxGapFillMs / frameMs);
     this.#legs = [new LegTimeline(INITIAL_JITTER_FRAMES * frameMs), new LegTimeline(INITIAL_JITTER_FRAMES * frameMs)];
     this.#now = options.now ?? (() => performance.now());
     this.#onFrame = options.onFrame;
@@ -363,6 +377,7 @@ export class FrameAligner {
       this.#stats.droppedLate[leg]++;
       return;
     }
+    this.#skipLongGap(slot);
     // The window is full: its oldest slots go out early rather than memory growing.
     while (slot >= this.#head + this.#windowSlots) this.#emitHead();
     const expectedMs = this.#legs[leg].phaseMs + slot * this.#frameMs;
@@ -374,6 +389,23 @@ export class FrameAligner {
     }
     held[leg] = { frame, arrivedMs, dueMs };
     this.#heldFrames++;
+  }
+
+  /**
+   * Before a frame far beyond everything held (neither leg had audio for longer than
+   * maxGapFillMs): what is held goes out, then the head moves on to maxGapFillMs before the
+   * frame's slot, without emitting the slots in between.
+   */
+  #skipLongGap(slot: number): void {
+    if (slot - this.#head <= this.#maxGapFillSlots + this.#windowSlots) return;
+    let lastHeld = -Infinity;
+    for (const held of this.#slots.keys()) lastHeld = Math.max(lastHeld, held);
+    while (this.#head <= lastHeld) this.#emitHead();
+    const newHead = slot - this.#maxGapFillSlots;
+    if (newHead > this.#head) {
+      this.#stats.skippedSlots += newHead - this.#head;
+      this.#head = newHead;
+    }
   }
 
   #take(leg: LegIndex, slot: number): HeldFrame | undefined {

@@ -7,7 +7,7 @@
  * already reads. STREAM_MODE=split sends one mono stream per party; stereo
  * (caller left) and mixed send one stream per call. Pure builders, no I/O.
  */
-import type { StreamProtocol } from './websocket-stream.js';
+import type { StreamProtocol, StreamResume } from './websocket-stream.js';
 
 export const STREAM_FORMAT_VERSION = 1;
 
@@ -25,11 +25,16 @@ export interface StreamIdentity {
   node: string;
 }
 
-/** On a stream that continues one streamed before (another instance streamed the call, or a reconnection). */
+/**
+ * On every connection of a stream but its very first: after a reconnection, or when the
+ * stream continues a call another instance streamed.
+ */
 export interface StreamResumeFields {
   resumed: true;
-  /** Where the first frame that follows sits in the call's audio, in ms from the stream's start. */
+  /** Where the first frame that follows sits in the stream's audio, in ms from its start. */
   positionMs: number;
+  /** Audio dropped since the previous connection because the outage outlasted STREAM_BUFFER_MS. */
+  droppedMs: number;
 }
 
 export interface StreamStartMessage extends StreamIdentity, Partial<StreamResumeFields> {
@@ -49,19 +54,17 @@ export interface StreamStopMessage {
   reason: string;
 }
 
-/** The fields a resumed stream adds to its metadata; none on a stream's first connection. */
-export function resumeFields(resumedAtMs: number | undefined): StreamResumeFields | Record<string, never> {
-  if (resumedAtMs === undefined) return {};
-  // Positions are whole frames: 20 ms each.
-  return { resumed: true, positionMs: Math.max(0, Math.round(resumedAtMs / 20) * 20) };
+/** The fields a resumed connection adds to the metadata; none on a stream's first connection. */
+export function resumeFields(resume: StreamResume | undefined): StreamResumeFields | Record<string, never> {
+  if (resume === undefined) return {};
+  return { resumed: true, positionMs: resume.positionMs, droppedMs: resume.droppedMs };
 }
 
-export function startMessage(identity: StreamIdentity, sampleRate: 8000 | 16000, resumedAtMs?: number): StreamStartMessage {
+export function startMessage(identity: StreamIdentity, sampleRate: 8000 | 16000): StreamStartMessage {
   return {
     event: 'start',
     version: STREAM_FORMAT_VERSION,
     ...identity,
-    ...resumeFields(resumedAtMs),
     encoding: 'L16',
     sampleRate,
     channels: 1,
@@ -100,7 +103,6 @@ export function callStartMessage(
   a: StreamIdentity,
   b: StreamIdentity,
   sampleRate: 8000 | 16000,
-  resumedAtMs?: number,
 ): CallStreamStartMessage {
   const leg = (identity: StreamIdentity) => ({
     label: identity.label,
@@ -120,7 +122,6 @@ export function callStartMessage(
     caller: a.caller,
     callee: a.callee,
     node: a.node,
-    ...resumeFields(resumedAtMs),
     legs: [leg(a), leg(b)],
     encoding: 'L16',
     sampleRate,
@@ -141,10 +142,13 @@ export interface StreamDtmfMessage {
 /** What our streams carry between start and stop: audio frames and DTMF events. */
 export type StreamItem = Buffer | StreamDtmfMessage;
 
-/** Our format as a StreamProtocol: the start metadata opens every connection; stop closes. */
+/**
+ * Our format as a StreamProtocol: the start metadata opens every connection (a resumed one
+ * with `resumed`, `positionMs` and `droppedMs` after the identity); stop closes.
+ */
 export function ourStreamProtocol(start: StreamStartMessage | CallStreamStartMessage): StreamProtocol<StreamItem> {
   return {
-    opening: () => [JSON.stringify(start)],
+    opening: (resume) => [JSON.stringify(resume === undefined ? start : insertAfter(start, 'node', resumeFields(resume)))],
     encode: (item) => (Buffer.isBuffer(item) ? item : JSON.stringify(item)),
     closing: (reason) => JSON.stringify(stopMessage(start, reason)),
   };
@@ -152,4 +156,14 @@ export function ourStreamProtocol(start: StreamStartMessage | CallStreamStartMes
 
 export function stopMessage(identity: Pick<StreamIdentity, 'callId' | 'label'>, reason: string): StreamStopMessage {
   return { event: 'stop', callId: identity.callId, label: identity.label, reason };
+}
+
+/** `object` with `fields` inserted after `key` (JSON keeps insertion order: the metadata stays readable). */
+function insertAfter<T extends object>(object: T, key: keyof T, fields: object): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(object)) {
+    out[name] = value;
+    if (name === key) Object.assign(out, fields);
+  }
+  return out as T;
 }

@@ -12,15 +12,19 @@
  * - `chunk` counts per track (inbound and outbound each from "1"): the page's
  *   two media examples (outbound chunk 1 at sequence 3, inbound chunk 2 at
  *   sequence 4) fit only that; no live both_tracks capture confirmed it.
- * - `timestamp` is a presentation time: a track's first frame is stamped with
- *   its arrival time since the connection opened, and every later frame of that
- *   track 20 ms after the one before, whatever the arrival jitter. Timestamps of
- *   the two tracks may repeat each other, as in the page's examples.
+ * - `timestamp` is a presentation time: where the frame sits in its track's
+ *   audio, in ms from the stream's start (the caller counts 20 ms a frame, so
+ *   arrival jitter never shows, and audio dropped during an outage shows as a
+ *   jump). Timestamps of the two tracks may repeat each other, as in the
+ *   page's examples.
  * - One `media` message is one 20 ms frame (160 µ-law bytes). The page states
  *   no frame size; 20 ms is what third-party captures show.
- * - `sequenceNumber` counts every message after `connected` on one connection,
- *   starting with `start` at "1", as the page says (one third-party comment
- *   shows a `start` at "2"; the page wins).
+ * - `sequenceNumber` counts every message after `connected`, starting with
+ *   `start` at "1", as the page says (one third-party comment shows a `start`
+ *   at "2"; the page wins). Twilio's streams never reconnect; ours do, after an
+ *   outage of the server, and then the new connection's `connected` and `start`
+ *   continue the numbering (and each track's `chunk`), so the server sees one
+ *   stream whose counters never go back.
  * - The order of `start.tracks` is the caller's; for both tracks Twilio's order
  *   is unverified, and ["inbound", "outbound"] is what third-party code expects.
  */
@@ -109,18 +113,13 @@ export function twilioSid(prefix: 'AC' | 'CA' | 'MZ', hex32?: string): string {
   return prefix + hex32.toLowerCase();
 }
 
-interface TrackClock {
-  chunks: number;
-  firstFrameMs: number;
-}
-
 export class TwilioMessageEncoder {
   readonly #ids: TwilioStreamIds;
   readonly #tracks: readonly TwilioTrack[];
   readonly #customParameters: Readonly<Record<string, string>>;
-  #openedAtMs: number | undefined;
+  #opened = false;
   #sequenceNumber = 0;
-  readonly #clocks = new Map<TwilioTrack, TrackClock>();
+  readonly #chunks = new Map<TwilioTrack, number>();
 
   constructor(ids: TwilioStreamIds, tracks: readonly TwilioTrack[], customParameters: Record<string, string>) {
     if (tracks.length === 0) throw new TwilioMessageError('a stream needs at least one track');
@@ -133,12 +132,17 @@ export class TwilioMessageEncoder {
     this.#customParameters = { ...customParameters };
   }
 
-  /** A new websocket connection: counters restart; returns [connected, start] JSON texts. */
-  opening(nowMs: number): string[] {
-    this.#openedAtMs = finite(nowMs);
-    this.#sequenceNumber = 0;
-    this.#clocks.clear();
+  /**
+   * A new websocket connection: returns [connected, start] JSON texts. The stream's counters
+   * (sequenceNumber, each track's chunk) go on across connections, so a server sees one stream;
+   * a resumed connection's start says so in its customParameters (`resumed`, `positionMs`,
+   * `droppedMs`), Twilio having no field for it.
+   */
+  opening(resume?: { positionMs: number; droppedMs: number }): string[] {
+    this.#opened = true;
     const connected: TwilioConnectedMessage = { event: 'connected', protocol: 'Call', version: '1.0.0' };
+    const resumed: Record<string, string> =
+      resume === undefined ? {} : { resumed: 'true', positionMs: String(resume.positionMs), droppedMs: String(resume.droppedMs) };
     const start: TwilioStartMessage = {
       event: 'start',
       sequenceNumber: this.#nextSequenceNumber(),
@@ -148,36 +152,35 @@ export class TwilioMessageEncoder {
         callSid: this.#ids.callSid,
         tracks: [...this.#tracks],
         mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: TWILIO_SAMPLE_RATE, channels: 1 },
-        customParameters: { ...this.#customParameters },
+        customParameters: { ...this.#customParameters, ...resumed },
       },
       streamSid: this.#ids.streamSid,
     };
     return [JSON.stringify(connected), JSON.stringify(start)];
   }
 
-  /** One 20 ms frame of little-endian L16 8 kHz mono for a track → a `media` JSON text (µ-law, base64). */
-  media(track: TwilioTrack, l16le: Buffer, nowMs: number): string {
-    const openedAtMs = this.#opened('media');
-    const atMs = finite(nowMs);
+  /**
+   * One 20 ms frame of little-endian L16 8 kHz mono for a track → a `media` JSON text (µ-law,
+   * base64). `positionMs` is where the frame sits in the track's audio: Twilio's timestamp,
+   * so a gap (audio dropped in an outage) shows as a jump.
+   */
+  media(track: TwilioTrack, l16le: Buffer, positionMs: number): string {
+    this.#requireOpened('media');
+    const timestamp = Math.max(0, Math.round(finite(positionMs)));
     if (!this.#tracks.includes(track))
       throw new TwilioMessageError(`track ${track} is not one of this stream's tracks (${this.#tracks.join(', ')})`);
     if (l16le.length !== TWILIO_FRAME_BYTES) {
       throw new TwilioMessageError(`a media frame is ${TWILIO_FRAME_BYTES} bytes (20 ms of L16 at 8 kHz), got ${l16le.length}`);
     }
-    let clock = this.#clocks.get(track);
-    if (clock === undefined) {
-      // A frame stamped before the connection opened (clock skew) counts as at the opening.
-      clock = { chunks: 0, firstFrameMs: Math.max(0, Math.round(atMs - openedAtMs)) };
-      this.#clocks.set(track, clock);
-    }
-    clock.chunks += 1;
+    const chunk = (this.#chunks.get(track) ?? 0) + 1;
+    this.#chunks.set(track, chunk);
     const message: TwilioMediaMessage = {
       event: 'media',
       sequenceNumber: this.#nextSequenceNumber(),
       media: {
         track,
-        chunk: String(clock.chunks),
-        timestamp: String(clock.firstFrameMs + (clock.chunks - 1) * TWILIO_FRAME_MS),
+        chunk: String(chunk),
+        timestamp: String(timestamp),
         payload: encodeUlaw(l16le).toString('base64'),
       },
       streamSid: this.#ids.streamSid,
@@ -190,7 +193,7 @@ export class TwilioMessageEncoder {
    * these on bidirectional streams only, which carry the inbound track only.
    */
   dtmf(digit: string): string {
-    this.#opened('dtmf');
+    this.#requireOpened('dtmf');
     if (!DTMF_DIGIT.test(digit)) throw new TwilioMessageError(`DTMF digit must be one of 0-9, A-D, * and #, got "${digit}"`);
     const message: TwilioDtmfMessage = {
       event: 'dtmf',
@@ -203,7 +206,7 @@ export class TwilioMessageEncoder {
 
   /** `stop` JSON text. */
   stop(): string {
-    this.#opened('stop');
+    this.#requireOpened('stop');
     const message: TwilioStopMessage = {
       event: 'stop',
       sequenceNumber: this.#nextSequenceNumber(),
@@ -213,10 +216,9 @@ export class TwilioMessageEncoder {
     return JSON.stringify(message);
   }
 
-  /** The opening time of the current connection; throws before the first `opening()`. */
-  #opened(event: string): number {
-    if (this.#openedAtMs === undefined) throw new TwilioMessageError(`${event} before opening(): a stream starts with connected and start`);
-    return this.#openedAtMs;
+  /** Throws before the first `opening()`. */
+  #requireOpened(event: string): void {
+    if (!this.#opened) throw new TwilioMessageError(`${event} before opening(): a stream starts with connected and start`);
   }
 
   #nextSequenceNumber(): string {

@@ -237,3 +237,26 @@ export function field(value: unknown, ...path: string[]): unknown {
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/**
+ * Whether a failed session request is worth repeating while the call lasts, and when: a
+ * network error or timeout (`status` undefined), a 5xx, or a 429 (after its Retry-After,
+ * seconds or an HTTP date, at most 60 s) are; anything else (401, 400, ...) is not, since
+ * asking again would get the same answer. Backoff otherwise: 1 s, 2 s, 4 s ... at most
+ * 30 s, each scaled by a random 0.5–1.
+ */
+export function voicegainRetryDelayMs(
+  status: number | undefined,
+  retryAfter: string | null | undefined,
+  attempt: number,
+  now = Date.now(),
+  random: () => number = Math.random,
+): number | undefined {
+  if (status !== undefined && status !== 429 && (status < 500 || status > 599)) return undefined;
+  const backoff = Math.round(Math.min(30_000, 1000 * 2 ** Math.min(attempt, 10)) * (0.5 + random() / 2));
+  if (status !== 429 || retryAfter === null || retryAfter === undefined || retryAfter.trim() === '') return backoff;
+  const text = retryAfter.trim();
+  const waitMs = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  if (!Number.isFinite(waitMs)) return backoff;
+  return Math.min(60_000, Math.max(0, waitMs));
+}

@@ -6,9 +6,12 @@
  * then receives the call as stereo L16 at 8 kHz, binary frames only, and is
  * closed at hangup. The body is built in voicegain-request.ts, one place.
  *
- * Whatever Voicegain answers, the call goes on: an HTTP error, a refused token
- * or a timeout (VG_REQUEST_TIMEOUT_MS) is logged with Voicegain's message and
- * ends the streaming of this call only.
+ * Whatever Voicegain answers, the call goes on. A network error, a timeout
+ * (VG_REQUEST_TIMEOUT_MS), a 5xx or a 429 is asked again while the call lasts
+ * (429: after its Retry-After), the call's audio buffered meanwhile (up to
+ * STREAM_BUFFER_MS); a refusal (401, 400, ...) is logged with Voicegain's
+ * message and ends the streaming of this call only. The audio websocket, once
+ * open, reconnects after outages like every stream (websocket-stream.ts).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/keys.js';
@@ -17,11 +20,8 @@ import { frameBytes } from '../media/pcm.js';
 import type { CallStreams, CallStreamsDeps, Leg } from './call-streams.js';
 import { FrameAligner } from './frame-aligner.js';
 import type { StreamIdentity } from './stream-messages.js';
-import { readVoicegainAnswer, voicegainRequestBody, type VoicegainSettings } from './voicegain-request.js';
+import { readVoicegainAnswer, voicegainRequestBody, voicegainRetryDelayMs, type VoicegainSettings } from './voicegain-request.js';
 import { WebsocketStream, type StreamProtocol } from './websocket-stream.js';
-
-/** Frames kept while the session is being requested (5 s of audio); older ones go first. */
-const MAX_PENDING_FRAMES = 250;
 
 /** Voicegain's audio websocket takes raw frames: nothing before, nothing after. */
 const RAW_AUDIO: StreamProtocol<Buffer> = { opening: () => [], encode: (frame) => frame, closing: () => undefined };
@@ -47,6 +47,7 @@ export class VoicegainStreams implements CallStreams {
   readonly #aligner: FrameAligner;
   readonly #abort = new AbortController();
   readonly #pending: Buffer[] = [];
+  #droppedWhileRequesting = 0;
   #stream: WebsocketStream | undefined;
   #requesting: Promise<void> | undefined;
   #state: 'new' | 'requesting' | 'streaming' | 'failed' | 'finished' = 'new';
@@ -76,11 +77,41 @@ export class VoicegainStreams implements CallStreams {
       caller: this.#a.caller,
       callee: this.#a.callee,
     });
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await this.#post(settings.gatewayUrl, body);
+      if (this.#state !== 'requesting') return;
+      if (outcome.kind === 'answer') {
+        const answer = readVoicegainAnswer(outcome.status, outcome.text);
+        if (answer.ok) {
+          this.#startStreaming(answer.audioUrl, answer.sessionIds);
+          return;
+        }
+        const delayMs = voicegainRetryDelayMs(outcome.status, outcome.retryAfter, attempt);
+        if (delayMs === undefined) {
+          this.#fail(`Voicegain refused the session: ${answer.message}`);
+          return;
+        }
+        this.#logger.warn(
+          { status: outcome.status, retryInMs: delayMs, attempt: attempt + 1 },
+          `Voicegain session request failed (${answer.message}); asking again`,
+        );
+        await this.#wait(delayMs);
+      } else {
+        const delayMs = voicegainRetryDelayMs(undefined, undefined, attempt)!;
+        this.#logger.warn({ err: outcome.why, retryInMs: delayMs, attempt: attempt + 1 }, 'Voicegain session request failed; asking again');
+        await this.#wait(delayMs);
+      }
+      if (this.#state !== 'requesting') return;
+    }
+  }
+
+  async #post(
+    url: URL,
+    body: unknown,
+  ): Promise<{ kind: 'answer'; status: number; text: string; retryAfter: string | null } | { kind: 'failed'; why: string }> {
     const timeout = AbortSignal.timeout(this.#config.VG_REQUEST_TIMEOUT_MS);
-    let status: number;
-    let text: string;
     try {
-      const response = await fetch(settings.gatewayUrl, {
+      const response = await fetch(url, {
         method: 'POST',
         headers: {
           'Content-Type': 'application/json',
@@ -90,22 +121,39 @@ export class VoicegainStreams implements CallStreams {
         body: JSON.stringify(body),
         signal: AbortSignal.any([timeout, this.#abort.signal]),
       });
-      status = response.status;
-      text = await response.text();
+      return { kind: 'answer', status: response.status, text: await response.text(), retryAfter: response.headers.get('retry-after') };
     } catch (error) {
-      if (this.#abort.signal.aborted) return;
-      const why = timeout.aborted ? `no answer within ${this.#config.VG_REQUEST_TIMEOUT_MS} ms` : (error as Error).message;
-      this.#fail(`Voicegain session request failed: ${why}`);
-      return;
+      return {
+        kind: 'failed',
+        why: timeout.aborted ? `no answer within ${this.#config.VG_REQUEST_TIMEOUT_MS} ms` : (error as Error).message,
+      };
     }
-    if (this.#state !== 'requesting') return;
-    const answer = readVoicegainAnswer(status, text);
-    if (!answer.ok) {
-      this.#fail(`Voicegain refused the session: ${answer.message}`);
-      return;
-    }
-    this.#logger.info({ sessionIds: answer.sessionIds, audioUrl: answer.audioUrl.origin }, 'Voicegain sessions started');
-    this.#stream = new WebsocketStream({ url: answer.audioUrl, connection: {}, protocol: RAW_AUDIO, logger: this.#logger });
+  }
+
+  /** Waits, or less when the call ends first. */
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#abort.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        { once: true },
+      );
+    });
+  }
+
+  #startStreaming(audioUrl: URL, sessionIds: readonly string[]): void {
+    this.#logger.info({ sessionIds, audioUrl: audioUrl.origin }, 'Voicegain sessions started');
+    this.#stream = new WebsocketStream({
+      url: audioUrl,
+      connection: { heartbeatSeconds: this.#config.STREAM_HEART_BEAT },
+      protocol: RAW_AUDIO,
+      logger: this.#logger,
+      bufferMs: this.#config.STREAM_BUFFER_MS,
+    });
     this.#stream.open();
     this.#state = 'streaming';
     for (const frame of this.#pending.splice(0)) this.#stream.send(frame);
@@ -113,6 +161,7 @@ export class VoicegainStreams implements CallStreams {
 
   #fail(message: string): void {
     this.#state = 'failed';
+    this.#droppedWhileRequesting += this.#pending.length;
     this.#pending.length = 0;
     this.#logger.error({ url: this.#config.VG_GATEWAY_URL?.origin }, `${message}; the call goes on without transcription`);
   }
@@ -122,7 +171,10 @@ export class VoicegainStreams implements CallStreams {
       this.#stream!.send(stereo);
     } else if (this.#state === 'requesting' || this.#state === 'new') {
       this.#pending.push(stereo);
-      if (this.#pending.length > MAX_PENDING_FRAMES) this.#pending.shift();
+      if (this.#pending.length > Math.max(1, this.#config.STREAM_BUFFER_MS / 20)) {
+        this.#pending.shift();
+        this.#droppedWhileRequesting++;
+      }
     }
   }
 
@@ -153,6 +205,8 @@ export class VoicegainStreams implements CallStreams {
     }
     await this.#requesting;
     await this.#stream?.finish(reason);
+    if (this.#droppedWhileRequesting > 0)
+      this.#logger.warn({ framesDropped: this.#droppedWhileRequesting }, 'audio dropped while the Voicegain session was requested');
     this.#state = 'finished';
   }
 }

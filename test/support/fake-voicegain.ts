@@ -39,7 +39,7 @@ export interface FakeVoicegainAudio {
   right(): Buffer;
 }
 
-export type FakeVoicegainMode = 'ok' | 401 | 400 | 500 | 'hang';
+export type FakeVoicegainMode = 'ok' | 401 | 400 | 429 | 500 | 'hang';
 
 export interface FakeVoicegain {
   /** http://127.0.0.1:PORT/v1/asr/transcribe/async */
@@ -335,6 +335,7 @@ export async function startFakeVoicegain(expected: { token: string }): Promise<F
       return answer(response, 401, { reason: 'Unauthorized', detail: 'missing or invalid JWT in the Authorization: Bearer header' });
     }
     if (mode === 500) return answer(response, 500, { reason: 'Internal Server Error', detail: 'fake failure' });
+    if (mode === 429) return answer(response, 429, { reason: 'Too Many Requests', detail: 'fake rate limit' }, { 'retry-after': '1' });
     const reason = mode === 400 ? 'fake rejection' : unusable(body);
     if (reason !== undefined) return answer(response, 400, { reason: 'Bad Request', detail: reason });
     answer(response, 200, accept(body as Record<string, unknown>));
@@ -451,8 +452,8 @@ function channel(interleaved: Buffer, index: 0 | 1): Buffer {
   return out;
 }
 
-function answer(response: ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+function answer(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 }
 
 function readText(request: IncomingMessage): Promise<string> {

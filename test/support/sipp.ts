@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,8 @@ export interface SippOptions {
   scenario: string;
   /** Tone this peer plays, as tone.ulaw in its working directory. */
   toneHz?: number;
+  /** Raw G.711 µ-law 8 kHz this peer plays instead of a tone (written as tone.ulaw). */
+  toneUlaw?: Buffer;
   /** Extra tones, written as tone2.ulaw, tone3.ulaw, ... */
   extraTonesHz?: number[];
   /** Local SIP port; a free one when absent. */
@@ -99,6 +101,7 @@ async function freeMediaPort(): Promise<number> {
 export async function startSipp(options: SippOptions): Promise<SippPeer> {
   const workdir = mkdtempSync(join(tmpdir(), 'atp-sipp-'));
   if (options.toneHz !== undefined) makeUlawTone(workdir, options.toneHz);
+  if (options.toneUlaw !== undefined) writeFileSync(join(workdir, 'tone.ulaw'), options.toneUlaw);
   options.extraTonesHz?.forEach((hz, index) => makeUlawTone(workdir, hz, 30, `tone${index + 2}.ulaw`));
   const sipPort = options.sipPort ?? (await freeUdpPort());
   const messageFile = join(workdir, 'messages.log');

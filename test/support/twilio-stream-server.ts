@@ -2,7 +2,8 @@
  * A websocket server that reads Twilio Media Streams as strictly as a server
  * written for Twilio would: TEXT JSON only; `connected` first, then `start`
  * (sequenceNumber "1"), then `media` of the announced tracks and `stop` last;
- * one sequenceNumber counter per connection, a chunk counter per track, every
+ * one sequenceNumber counter and a chunk counter per track, which a
+ * reconnection of the same stream (same streamSid) continues, every
  * number a string, 160 bytes of µ-law per media message. Everything else is
  * recorded as a violation. Each track's audio is decoded to L16 for tone checks.
  */
@@ -29,6 +30,8 @@ export interface ReceivedTwilioStream {
 export type TwilioStreamServer = StreamRecordingServer<ReceivedTwilioStream>;
 
 export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
+  // Where each stream's counters stood when its last connection ended: a reconnection continues them.
+  const counters = new Map<string, { sequence: number; chunks: Map<string, number> }>();
   return startRecordingServer<ReceivedTwilioStream>('Twilio streams', (socket, _request, notifyClosed) => {
     const stream: ReceivedTwilioStream = {
       start: undefined,
@@ -41,7 +44,7 @@ export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
       closeCode: undefined,
     };
     let sequence = 0;
-    const chunks = new Map<string, number>();
+    let chunks = new Map<string, number>();
     const violation = (text: string) => {
       if (stream.violations.length < 20) stream.violations.push(text);
     };
@@ -62,7 +65,17 @@ export function startTwilioStreamServer(): Promise<TwilioStreamServer> {
         if (message.protocol !== 'Call' || message.version !== '1.0.0') violation('connected without protocol Call, version 1.0.0');
         return;
       }
+      if (event === 'start') {
+        const earlier = counters.get(String(message.streamSid));
+        if (earlier !== undefined) {
+          sequence = earlier.sequence;
+          chunks = earlier.chunks;
+        }
+        counters.set(String(message.streamSid), { sequence, chunks });
+      }
       sequence++;
+      const kept = counters.get(String(stream.start?.streamSid ?? message.streamSid));
+      if (kept !== undefined) kept.sequence = sequence;
       if (message.sequenceNumber !== String(sequence))
         violation(`${event}: sequenceNumber ${JSON.stringify(message.sequenceNumber)}, expected "${sequence}"`);
       if (event !== 'start' && message.streamSid !== stream.start?.streamSid) violation(`${event}: streamSid differs from start`);

@@ -1,5 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli-process.js';
@@ -85,5 +86,47 @@ describe("serve refuses each provider's configuration errors at start-up, before
     expect(await cli.exited).toBe(2);
     expect(cli.stderr()).toContain('SAMPLE_RATE (command line): PROVIDER=voicegain takes 8000');
     expect(cli.stderr()).not.toContain('secret-token');
+  });
+});
+
+describe('serve refuses handshake values the websocket client could not send, before anything reaches Asterisk', () => {
+  it.each([
+    ['STREAM_TOKEN', 'abc€', 'STREAM_TOKEN (environment): a Bearer token must be printable ASCII'],
+    ['STREAM_TOKEN', 'two words', 'STREAM_TOKEN (environment): a Bearer token must be printable ASCII'],
+    [
+      'STREAM_EXTRA_HEADERS',
+      '{"X-Tenant":"a\\u0007b"}',
+      'STREAM_EXTRA_HEADERS (environment): the value of X-Tenant must be printable ASCII',
+    ],
+    ['STREAM_EXTRA_HEADERS', '{"X-Tenant":"a","x-tenant":"b"}', 'STREAM_EXTRA_HEADERS (environment): x-tenant is given twice'],
+    ['STREAM_EXTRA_HEADERS', '{"X Tenant":"a"}', 'STREAM_EXTRA_HEADERS (environment): "X Tenant" is not a header name'],
+    ['STREAM_SUBPROTOCOL', 'audio.v1,audio.v1', 'STREAM_SUBPROTOCOL (environment): "audio.v1" is named twice'],
+    ['STREAM_SUBPROTOCOL', 'audio v1', 'STREAM_SUBPROTOCOL (environment): "audio v1" is not a subprotocol name'],
+  ])('%s=%s: exit 2 naming the key', async (key, value, expected) => {
+    let ariConnections = 0;
+    const ari = createServer((socket) => {
+      ariConnections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => ari.listen(0, '127.0.0.1', resolve));
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'atp-cli-'));
+      const cli = runCli(
+        ['serve'],
+        {
+          ARI_URL: `http://127.0.0.1:${(ari.address() as AddressInfo).port}`,
+          ARI_PASSWORD: 'x',
+          DESTINATION_DOMAIN: '127.0.0.1:5070',
+          [key]: value,
+        },
+        dir,
+      );
+      expect(await cli.exited).toBe(2);
+      expect(cli.stderr()).toContain(expected);
+      expect(cli.stdoutLines).toEqual([]);
+      expect(ariConnections, 'nothing reached ARI').toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => ari.close(() => resolve()));
+    }
   });
 });

@@ -232,7 +232,8 @@ describe('providers and stream options', () => {
       STREAM_MODE: 'split',
       SAMPLE_RATE: 16000,
       STREAM_MESSAGE_DEFLATE: false,
-      STREAM_HEART_BEAT: 0,
+      STREAM_HEART_BEAT: 1,
+      STREAM_BUFFER_MS: 30_000,
       STREAM_DTMF: false,
       STREAM_EXTRA_HEADERS: {},
     });
@@ -282,11 +283,17 @@ describe('providers and stream options', () => {
     ).toEqual({ 'X-Tenant': 'a', Authorization: 'Basic eA==' });
     expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-Tenant":' })[0]).toMatch(/^STREAM_EXTRA_HEADERS: not JSON: /);
     expect(keysOf({ STREAM_EXTRA_HEADERS: '["a"]' })).toEqual(['STREAM_EXTRA_HEADERS: must be a JSON object of header names to strings']);
-    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-N":1}' })).toEqual(['STREAM_EXTRA_HEADERS: the value of X-N must be a string on one line']);
-    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-A":"a\\r\\nX-B: b"}' })).toEqual([
-      'STREAM_EXTRA_HEADERS: the value of X-A must be a string on one line',
-    ]);
-    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"Bad Name":"a"}' })).toEqual(['STREAM_EXTRA_HEADERS: "Bad Name" is not a header name']);
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-N":1}' })).toEqual(['STREAM_EXTRA_HEADERS: the value of X-N must be a string']);
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-A":"a\\r\\nX-B: b"}' })[0]).toMatch(
+      /^STREAM_EXTRA_HEADERS: the value of X-A must be printable ASCII on one line/,
+    );
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-A":" padded"}' })[0]).toMatch(
+      /^STREAM_EXTRA_HEADERS: the value of X-A must be printable ASCII/,
+    );
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"X-A":"café"}' })[0]).toMatch(
+      /^STREAM_EXTRA_HEADERS: the value of X-A must be printable ASCII/,
+    );
+    expect(keysOf({ STREAM_EXTRA_HEADERS: '{"Bad Name":"a"}' })[0]).toMatch(/^STREAM_EXTRA_HEADERS: "Bad Name" is not a header name/);
   });
 
   it('checks TLS files when the service starts, not at the first call', () => {

@@ -463,6 +463,51 @@ describe('FrameAligner: late frames and bursts', () => {
   });
 });
 
+describe('FrameAligner: long gaps on both legs', () => {
+  it('after ten minutes with neither leg, emits at most maxGapFillMs (30 s) of silence, not ten minutes of it at once', () => {
+    let nowMs = 0;
+    let emitted = 0;
+    const aligner = new FrameAligner({ frameBytes: 640, now: () => nowMs, onFrame: () => emitted++ });
+    const both = (count: number) => {
+      for (let i = 0; i < count; i++) {
+        aligner.push(0, Buffer.alloc(640));
+        aligner.push(1, Buffer.alloc(640));
+        nowMs += 20;
+      }
+    };
+    both(50);
+    nowMs += 10 * 60 * 1000;
+    const before = emitted;
+    aligner.push(0, Buffer.alloc(640));
+    // Not the gap's 30,000 slots at once: at most 30 s (1,500 slots) of silence.
+    expect(emitted - before).toBeLessThanOrEqual(1500 + 10);
+    both(50);
+    aligner.flush();
+    expect(aligner.stats.skippedSlots).toBeGreaterThan(28_000);
+    expect(emitted).toBeLessThan(50 + 50 + 1500 + 70);
+  });
+
+  it('a short gap on both legs is filled with silence in full, keeping the legs aligned', () => {
+    let nowMs = 0;
+    const slots: [number, number][] = [];
+    const aligner = new FrameAligner({ frameBytes: 640, now: () => nowMs, onFrame: (l, r) => slots.push([l[0]!, r[0]!]) });
+    const both = (count: number, tag: number) => {
+      for (let i = 0; i < count; i++) {
+        aligner.push(0, Buffer.alloc(640, tag));
+        aligner.push(1, Buffer.alloc(640, tag));
+        nowMs += 20;
+      }
+    };
+    both(50, 1);
+    nowMs += 500;
+    both(50, 2);
+    aligner.flush();
+    expect(aligner.stats.skippedSlots).toBe(0);
+    expect(slots.length).toBeGreaterThanOrEqual(100 + 24);
+    expect(slots.every(([l, r]) => l === r)).toBe(true);
+  });
+});
+
 describe('FrameAligner: bounded memory and bad input', () => {
   it('bounds a leg that sends far ahead, then realigns it once it is back at the normal pace', () => {
     const a = steady(A, { count: 300 });

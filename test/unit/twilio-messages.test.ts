@@ -102,18 +102,18 @@ describe('twilioSid', () => {
 
 describe("TwilioMessageEncoder: messages in the shape of Twilio's examples", () => {
   it('opens with connected then start', () => {
-    const texts = bothTracks().opening(1_000);
+    const texts = bothTracks().opening();
     expect(texts.map((text) => (JSON.parse(text) as { event: string }).event)).toEqual(['connected', 'start']);
   });
 
   it("connected is Twilio's example exactly, with no sequenceNumber and no streamSid", () => {
-    const [connected] = bothTracks().opening(1_000);
+    const [connected] = bothTracks().opening();
     expectShapeOf(connected!, fixture('connected'));
     expect(JSON.parse(connected!)).toEqual(fixture('connected'));
   });
 
   it('start has the example\'s keys and types, sequenceNumber "1", the SIDs, tracks and media format', () => {
-    const [, start] = bothTracks().opening(1_000);
+    const [, start] = bothTracks().opening();
     expectShapeOf(start!, fixture('start'), ['$.start.customParameters']);
     const parsed = JSON.parse(start!) as Record<string, Json>;
     expect(parsed).toEqual({
@@ -136,7 +136,7 @@ describe("TwilioMessageEncoder: messages in the shape of Twilio's examples", () 
     const parameters: Record<string, string> = { FirstName: 'Jane' };
     const encoder = new TwilioMessageEncoder(ids, ['inbound'], parameters);
     parameters.FirstName = 'changed';
-    const [, start] = encoder.opening(0);
+    const [, start] = encoder.opening();
     expect((JSON.parse(start!) as { start: { customParameters: unknown } }).start.customParameters).toEqual({ FirstName: 'Jane' });
     expect(codeOf(() => new TwilioMessageEncoder(ids, ['inbound'], { n: 1 } as unknown as Record<string, string>))).toBe(
       'TWILIO_MESSAGE_INVALID',
@@ -144,20 +144,20 @@ describe("TwilioMessageEncoder: messages in the shape of Twilio's examples", () 
   });
 
   it('start with no custom parameters has an empty object', () => {
-    const [, start] = new TwilioMessageEncoder(ids, ['inbound'], {}).opening(0);
+    const [, start] = new TwilioMessageEncoder(ids, ['inbound'], {}).opening();
     expectShapeOf(start!, fixture('start'), ['$.start.customParameters']);
     expect((JSON.parse(start!) as { start: { customParameters: unknown } }).start.customParameters).toEqual({});
   });
 
   it("media has the example's keys and types", () => {
     const encoder = bothTracks();
-    encoder.opening(1_000);
+    encoder.opening();
     expectShapeOf(encoder.media('outbound', silence, 1_005), fixture('media'));
   });
 
   it('dtmf has the example\'s keys, types and track "inbound_track"', () => {
     const encoder = new TwilioMessageEncoder(ids, ['inbound'], {});
-    encoder.opening(0);
+    encoder.opening();
     const dtmf = encoder.dtmf('1');
     expectShapeOf(dtmf, fixture('dtmf'));
     expect(JSON.parse(dtmf)).toEqual({
@@ -170,7 +170,7 @@ describe("TwilioMessageEncoder: messages in the shape of Twilio's examples", () 
 
   it("stop has the example's keys and types, and the account and call SIDs", () => {
     const encoder = bothTracks();
-    encoder.opening(0);
+    encoder.opening();
     const stop = encoder.stop();
     expectShapeOf(stop, fixture('stop'));
     expect(JSON.parse(stop)).toEqual({
@@ -183,7 +183,7 @@ describe("TwilioMessageEncoder: messages in the shape of Twilio's examples", () 
 
   it('puts the top-level streamSid on every message after connected', () => {
     const encoder = bothTracks();
-    const [connected, ...rest] = encoder.opening(0);
+    const [connected, ...rest] = encoder.opening();
     rest.push(encoder.media('inbound', silence, 0), encoder.dtmf('#'), encoder.stop());
     expect(JSON.parse(connected!)).not.toHaveProperty('streamSid');
     for (const text of rest) expect((JSON.parse(text) as { streamSid: string }).streamSid).toBe(ids.streamSid);
@@ -193,7 +193,7 @@ describe("TwilioMessageEncoder: messages in the shape of Twilio's examples", () 
 describe('TwilioMessageEncoder: counters and clocks', () => {
   it('numbers every message after connected from "1", across tracks, with a chunk counter per track', () => {
     const encoder = bothTracks();
-    encoder.opening(1_000);
+    encoder.opening();
     const tracks: TwilioTrack[] = ['inbound', 'outbound', 'inbound', 'inbound', 'outbound'];
     const media = tracks.map((track, i) => parseMedia(encoder.media(track, silence, 1_000 + i)));
     expect(media.map((m) => [m.sequenceNumber, m.media.track, m.media.chunk])).toEqual([
@@ -207,49 +207,39 @@ describe('TwilioMessageEncoder: counters and clocks', () => {
     expect((JSON.parse(encoder.stop()) as { sequenceNumber: string }).sequenceNumber).toBe('8');
   });
 
-  it("stamps a track's first frame with its time since opening, and each later one 20 ms on, whatever the jitter", () => {
+  it("stamps each frame with its position in its track's audio (ms), so a gap shows", () => {
     const encoder = bothTracks();
-    encoder.opening(10_000);
-    const stamp = (track: TwilioTrack, nowMs: number): string => parseMedia(encoder.media(track, silence, nowMs)).media.timestamp;
-    expect(stamp('inbound', 10_005)).toBe('5');
-    expect(stamp('outbound', 10_047)).toBe('47');
-    expect(stamp('inbound', 10_031)).toBe('25');
-    expect(stamp('inbound', 10_039)).toBe('45');
-    expect(stamp('outbound', 10_200)).toBe('67');
-    expect(stamp('inbound', 10_041)).toBe('65');
+    encoder.opening();
+    const stamp = (track: TwilioTrack, positionMs: number): string => parseMedia(encoder.media(track, silence, positionMs)).media.timestamp;
+    expect(stamp('inbound', 0)).toBe('0');
+    expect(stamp('outbound', 0)).toBe('0');
+    expect(stamp('inbound', 20)).toBe('20');
+    expect(stamp('inbound', 1040)).toBe('1040');
+    expect(stamp('outbound', 20.4)).toBe('20');
   });
 
-  it('rounds a fractional first frame time to whole milliseconds, and never stamps before 0', () => {
-    const fractional = bothTracks();
-    fractional.opening(100.2);
-    expect(parseMedia(fractional.media('inbound', silence, 112.9)).media.timestamp).toBe('13');
-    expect(parseMedia(fractional.media('inbound', silence, 112.9)).media.timestamp).toBe('33');
-    const early = bothTracks();
-    early.opening(100);
-    expect(parseMedia(early.media('outbound', silence, 90)).media.timestamp).toBe('0');
-  });
-
-  it('starts all counters again on a second opening()', () => {
+  it('goes on counting across connections: a reconnection continues sequenceNumber and chunks, and its start says it resumed', () => {
     const encoder = bothTracks();
-    encoder.opening(1_000);
-    encoder.media('inbound', silence, 1_000);
-    encoder.media('inbound', silence, 1_020);
-    encoder.media('outbound', silence, 1_030);
-    encoder.stop();
-    const [connected, start] = encoder.opening(5_000);
+    encoder.opening();
+    encoder.media('inbound', silence, 0);
+    encoder.media('inbound', silence, 20);
+    encoder.media('outbound', silence, 0);
+    const [connected, start] = encoder.opening({ positionMs: 40, droppedMs: 60 });
     expect(JSON.parse(connected!)).toEqual(fixture('connected'));
-    expect((JSON.parse(start!) as { sequenceNumber: string }).sequenceNumber).toBe('1');
-    const outbound = parseMedia(encoder.media('outbound', silence, 5_010));
-    const inbound = parseMedia(encoder.media('inbound', silence, 5_012));
-    expect([outbound.sequenceNumber, outbound.media.chunk, outbound.media.timestamp]).toEqual(['2', '1', '10']);
-    expect([inbound.sequenceNumber, inbound.media.chunk, inbound.media.timestamp]).toEqual(['3', '1', '12']);
+    const parsed = JSON.parse(start!) as { sequenceNumber: string; start: { customParameters: Record<string, string> } };
+    expect(parsed.sequenceNumber).toBe('5');
+    expect(parsed.start.customParameters).toEqual({ ...customParameters, resumed: 'true', positionMs: '40', droppedMs: '60' });
+    const outbound = parseMedia(encoder.media('outbound', silence, 100));
+    const inbound = parseMedia(encoder.media('inbound', silence, 100));
+    expect([outbound.sequenceNumber, outbound.media.chunk, outbound.media.timestamp]).toEqual(['6', '2', '100']);
+    expect([inbound.sequenceNumber, inbound.media.chunk, inbound.media.timestamp]).toEqual(['7', '3', '100']);
   });
 });
 
 describe('TwilioMessageEncoder: media payload', () => {
   it('is base64 of the 160 µ-law bytes of a 320-byte frame', () => {
     const encoder = bothTracks();
-    encoder.opening(0);
+    encoder.opening();
     const frame = toneFrame(1_000);
     const { payload } = parseMedia(encoder.media('inbound', frame, 0)).media;
     expect(payload).toMatch(/^[A-Za-z0-9+/]{214}==$/);
@@ -260,7 +250,7 @@ describe('TwilioMessageEncoder: media payload', () => {
 
   it("decodes back to the tone within G.711's error", () => {
     const encoder = bothTracks();
-    encoder.opening(0);
+    encoder.opening();
     const frame = toneFrame(440, 160);
     const decoded = decodeUlaw(Buffer.from(parseMedia(encoder.media('outbound', frame, 0)).media.payload, 'base64'));
     expect(decoded.length).toBe(frame.length);
@@ -274,7 +264,7 @@ describe('TwilioMessageEncoder: media payload', () => {
 
   it('encodes silence as 0xFF bytes', () => {
     const encoder = bothTracks();
-    encoder.opening(0);
+    encoder.opening();
     expect(Buffer.from(parseMedia(encoder.media('inbound', silence, 0)).media.payload, 'base64').equals(Buffer.alloc(160, 0xff))).toBe(
       true,
     );
@@ -291,7 +281,7 @@ describe('TwilioMessageEncoder: misuse throws TWILIO_MESSAGE_INVALID', () => {
 
   it('on a frame that is not 20 ms of 8 kHz L16, or a track the stream does not have', () => {
     const encoder = new TwilioMessageEncoder(ids, ['inbound'], {});
-    encoder.opening(0);
+    encoder.opening();
     expect(codeOf(() => encoder.media('inbound', Buffer.alloc(319), 0))).toBe('TWILIO_MESSAGE_INVALID');
     expect(codeOf(() => encoder.media('inbound', Buffer.alloc(640), 0))).toBe('TWILIO_MESSAGE_INVALID');
     expect(codeOf(() => encoder.media('outbound', silence, 0))).toBe('TWILIO_MESSAGE_INVALID');
@@ -299,10 +289,9 @@ describe('TwilioMessageEncoder: misuse throws TWILIO_MESSAGE_INVALID', () => {
     expect(parseMedia(encoder.media('inbound', silence, 0)).sequenceNumber).toBe('2');
   });
 
-  it('on a time that is not finite, a DTMF digit outside 0-9 A-D * #, or no or repeated tracks', () => {
+  it('on a position that is not finite, a DTMF digit outside 0-9 A-D * #, or no or repeated tracks', () => {
     const encoder = bothTracks();
-    expect(codeOf(() => encoder.opening(Number.NaN))).toBe('TWILIO_MESSAGE_INVALID');
-    encoder.opening(0);
+    encoder.opening();
     expect(codeOf(() => encoder.media('inbound', silence, Number.POSITIVE_INFINITY))).toBe('TWILIO_MESSAGE_INVALID');
     for (const digit of ['', '12', 'E', 'a', ' ']) expect(codeOf(() => encoder.dtmf(digit))).toBe('TWILIO_MESSAGE_INVALID');
     for (const digit of ['0', '9', 'A', 'D', '*', '#']) expect(JSON.parse(encoder.dtmf(digit))).toMatchObject({ dtmf: { digit } });

@@ -6,6 +6,7 @@ import {
   voicegainRequestBody,
   type VoicegainCallIds,
   type VoicegainSettings,
+  voicegainRetryDelayMs,
 } from '../../app/transcription/voicegain-request.js';
 import { startFakeVoicegain, type FakeVoicegain } from '../support/fake-voicegain.js';
 
@@ -323,5 +324,29 @@ describe('startFakeVoicegain', () => {
     });
     await expect(hanging).rejects.toThrow(/abort|timeout/i);
     expect(fake.requests.map((r) => r.problems)).toHaveLength(3);
+  });
+});
+
+describe('voicegainRetryDelayMs', () => {
+  const none = () => 1;
+  it('asks again after a network error, a 5xx and a 429; never after another answer', () => {
+    expect(voicegainRetryDelayMs(undefined, null, 0, 0, none)).toBe(1000);
+    expect(voicegainRetryDelayMs(503, null, 2, 0, none)).toBe(4000);
+    expect(voicegainRetryDelayMs(500, null, 20, 0, none)).toBe(30_000);
+    for (const status of [400, 401, 403, 404, 422]) expect(voicegainRetryDelayMs(status, null, 0)).toBeUndefined();
+  });
+
+  it("honours a 429's Retry-After in seconds or as an HTTP date, at most 60 s", () => {
+    expect(voicegainRetryDelayMs(429, '3', 0, 0, none)).toBe(3000);
+    expect(voicegainRetryDelayMs(429, '600', 0, 0, none)).toBe(60_000);
+    const now = Date.parse('2026-12-01T10:00:00Z');
+    expect(voicegainRetryDelayMs(429, 'Tue, 01 Dec 2026 10:00:07 GMT', 0, now, none)).toBe(7000);
+    expect(voicegainRetryDelayMs(429, 'Tue, 01 Dec 2026 09:00:00 GMT', 0, now, none)).toBe(0);
+    expect(voicegainRetryDelayMs(429, 'soon', 1, 0, none)).toBe(2000);
+  });
+
+  it('jitters the backoff between half and all of it', () => {
+    expect(voicegainRetryDelayMs(500, null, 1, 0, () => 0)).toBe(1000);
+    expect(voicegainRetryDelayMs(500, null, 1, 0, () => 1)).toBe(2000);
   });
 });

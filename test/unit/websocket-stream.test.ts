@@ -1,11 +1,11 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ourStreamProtocol, startMessage, type StreamIdentity, type StreamItem } from '../../app/transcription/stream-messages.js';
 import type { StreamConnection } from '../../app/transcription/stream-connection.js';
-import { USER_AGENT, WebsocketStream, type WebsocketStreamOptions } from '../../app/transcription/websocket-stream.js';
+import { USER_AGENT, WebsocketStream, backoffMs, type WebsocketStreamOptions } from '../../app/transcription/websocket-stream.js';
 
 const identity: StreamIdentity = {
   label: 'CALLER1',
@@ -245,60 +245,83 @@ describe('WebsocketStream', () => {
     expect(server.connections).toHaveLength(1);
   });
 
-  it('reconnects after the server drops it, and starts the new connection with the metadata again', async () => {
+  it('reconnects after the server drops it: the new connection says it is resumed and where, then the backlog, then live audio', async () => {
     const server = await startServer();
-    const stream = makeStream({ url: server.url, maxReconnectAttempts: 2 });
+    const stream = makeStream({ url: server.url });
     stream.open();
     stream.send(audio(1));
     const firstConnection = await server.connection(0);
     await firstConnection.framesArrived(2);
 
     firstConnection.socket.terminate();
-    // no event tells the test the client saw the drop; poll, bounded
-    const deadline = Date.now() + 2000;
-    while (stream.isOpen && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(stream.isOpen).toBe(false);
+    await expect.poll(() => stream.state).toBe('waiting');
     stream.send(audio(2)); // while disconnected: buffered
+    stream.send(audio(3));
 
     const secondConnection = await server.connection(1);
-    const frames = await secondConnection.framesArrived(2);
-    expect(json(frames[0])).toEqual(start);
-    expect(frames[1]?.binary).toBe(true);
-    expect(frames[1]?.data.equals(audio(2))).toBe(true);
+    const frames = await secondConnection.framesArrived(3);
+    expect(json(frames[0])).toEqual({ ...start, resumed: true, positionMs: 20, droppedMs: 0 });
+    // the resume fields come right after the identity, before the format
+    expect(Object.keys(json(frames[0]) as object).indexOf('resumed')).toBe(Object.keys(start).indexOf('node') + 1);
+    expect(frames.slice(1).map((f) => f.data[0])).toEqual([2, 3]);
 
-    stream.send(audio(3));
-    const more = await secondConnection.framesArrived(3);
-    expect(more[2]?.data.equals(audio(3))).toBe(true);
-    expect(stream.stats.connections).toBe(2);
+    stream.send(audio(4));
+    const more = await secondConnection.framesArrived(4);
+    expect(more[3]?.data.equals(audio(4))).toBe(true);
+    expect(stream.stats).toMatchObject({ connections: 2, reconnects: 1, framesSent: 4, framesDropped: 0 });
 
     await stream.finish('hangup');
     expect(await secondConnection.closed).toBe(1000);
     expect(json(secondConnection.frames.at(-1))).toMatchObject({ event: 'stop', reason: 'hangup' });
   });
 
-  it('gives up after its reconnect attempts when nothing listens, without throwing, and finish() resolves', async () => {
+  it('keeps trying for as long as the call lasts, and connects within about a second once the server is back', async () => {
     const server = await startServer();
-    const url = server.url;
+    const port = server.port;
     await server.close();
-    const { logger, lines, line } = capturingLogger();
-    const stream = makeStream({ url, logger, maxReconnectAttempts: 2 });
+    const { logger, lines } = capturingLogger();
+    const stream = makeStream({ url: new URL(`ws://127.0.0.1:${port}/stream`), logger });
     stream.open();
     stream.send(audio(1));
-    stream.send(audio(2));
-
-    const gaveUp = await line((l) => l.level === 50);
-    expect(gaveUp.attempts).toBe(2);
-    // the first try and two retries each failed
-    expect(lines.filter((l) => l.level === 40 && 'err' in l)).toHaveLength(3);
-    expect(stream.stats.connections).toBe(0);
-    expect(stream.isOpen).toBe(false);
-
-    await stream.finish('hangup');
-    expect(stream.stats.framesDropped).toBe(2);
-    expect(stream.stats.framesSent).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // several refused attempts
+    expect(stream.state).not.toBe('ended');
+    expect(
+      lines.filter((l) => l.level === 40),
+      'one warning for the outage, not one per attempt',
+    ).toHaveLength(1);
+    const back = new WebSocketServer({ host: '127.0.0.1', port });
+    cleanups.push(
+      () =>
+        new Promise((resolve) => {
+          for (const client of back.clients) client.terminate();
+          back.close(() => resolve());
+        }),
+    );
+    const backAt = Date.now();
+    const received = new Promise<Buffer[]>((resolve) => {
+      back.on('connection', (socket) => {
+        const frames: Buffer[] = [];
+        socket.on('message', (data) => {
+          frames.push(data as Buffer);
+          if (frames.length === 2) resolve(frames);
+        });
+      });
+    });
+    const frames = await received;
+    expect(Date.now() - backAt).toBeLessThan(1500);
+    // The stream's first connection: the metadata as always, the buffered audio after it.
+    expect(JSON.parse(frames[0]!.toString())).toEqual(start);
+    expect(frames[1]![0]).toBe(1);
   });
 
-  it('does not reconnect when the server closes the stream normally (1000)', async () => {
+  it('backoff: exponential from 100 ms, capped at 1 s, with jitter', () => {
+    expect(backoffMs(0, 100, 1000, () => 1)).toBe(100);
+    expect(backoffMs(3, 100, 1000, () => 1)).toBe(800);
+    expect(backoffMs(30, 100, 1000, () => 1)).toBe(1000);
+    expect(backoffMs(30, 100, 1000, () => 0)).toBe(500);
+  });
+
+  it('does not reconnect when the server closes the stream normally (1000), as mod_audio_stream users expect', async () => {
     const server = await startServer();
     const { logger, line } = capturingLogger();
     const stream = makeStream({ url: server.url, logger });
@@ -308,31 +331,28 @@ describe('WebsocketStream', () => {
     connection.socket.close(1000, 'done');
     await line((l) => l.code === 1000);
     stream.send(audio(1));
+    expect(stream.state).toBe('ended');
     expect(stream.isOpen).toBe(false);
     expect(server.connections).toHaveLength(1);
   });
 
-  it('keeps a bounded number of attempts for a server that accepts and drops at once', async () => {
+  it.each([1001, 1011, 4000])('treats a close with %i as an outage and reconnects', async (code) => {
     const server = await startServer();
-    server.connections.length = 0;
-    const { logger, line } = capturingLogger();
-    const stream = makeStream({ url: server.url, logger, maxReconnectAttempts: 2 });
-    // Every connection is dropped as soon as it opens (a server in a crash loop).
-    const dropAll = setInterval(() => {
-      for (const connection of server.connections) connection.socket.terminate();
-    }, 1);
-    cleanups.push(async () => clearInterval(dropAll));
+    const stream = makeStream({ url: server.url });
     stream.open();
-    const gaveUp = await line((l) => l.level === 50);
-    expect(gaveUp.attempts).toBe(2);
-    expect(stream.stats.connections).toBe(3);
+    const connection = await server.connection(0);
+    await connection.framesArrived(1);
+    connection.socket.close(code, 'bye');
+    const again = await server.connection(1);
+    expect(json((await again.framesArrived(1))[0])).toMatchObject({ resumed: true });
   });
 
-  it('drops the oldest frames when its buffer overflows, and counts them', async () => {
+  it('drops the oldest audio beyond bufferMs, counts it, and the next connection says how much', async () => {
     const server = await startServer();
-    const stream = makeStream({ url: server.url, maxBufferedFrames: 2 });
+    const stream = makeStream({ url: server.url, bufferMs: 40 });
     for (let byte = 1; byte <= 5; byte++) stream.send(audio(byte));
     expect(stream.stats.framesDropped).toBe(3);
+    expect(stream.bufferedMs).toBe(40);
 
     stream.open();
     const connection = await server.connection(0);
@@ -341,9 +361,14 @@ describe('WebsocketStream', () => {
     expect(frames.slice(1).map((f) => f.data[0])).toEqual([4, 5]);
     expect(stream.stats).toMatchObject({ framesSent: 2, framesDropped: 3 });
 
-    await stream.finish('hangup');
-    expect(await connection.closed).toBe(1000);
-    expect(connection.frames).toHaveLength(4);
+    connection.socket.terminate();
+    await expect.poll(() => stream.state).toBe('waiting');
+    for (let byte = 6; byte <= 9; byte++) stream.send(audio(byte));
+    const again = await server.connection(1);
+    const resumed = await again.framesArrived(3);
+    // frames 6 and 7 (positions 100, 120) were dropped; 8 sits at 140
+    expect(json(resumed[0])).toMatchObject({ resumed: true, positionMs: 140, droppedMs: 40 });
+    expect(resumed.slice(1).map((f) => f.data[0])).toEqual([8, 9]);
   });
 
   it('finish() while still connecting resolves without sending anything and does not reconnect', async () => {
@@ -355,5 +380,100 @@ describe('WebsocketStream', () => {
     expect(stream.isOpen).toBe(false);
     expect(stream.stats).toMatchObject({ framesSent: 0, framesDropped: 1, connections: 0 });
     for (const connection of server.connections) expect(connection.frames).toHaveLength(0);
+  });
+
+  it("a stream that continues another instance's starts resumed at its position on its very first connection", async () => {
+    const server = await startServer();
+    const stream = makeStream({ url: server.url, resumedAtMs: 7013 });
+    stream.open();
+    stream.send(audio(1));
+    const frames = await (await server.connection(0)).framesArrived(2);
+    expect(json(frames[0])).toMatchObject({ resumed: true, positionMs: 7020, droppedMs: 0 });
+  });
+
+  it('a settings value the websocket client refuses ends the stream with a log line, never throws', async () => {
+    const server = await startServer();
+    const { logger, line } = capturingLogger();
+    const stream = makeStream({ url: server.url, logger, connection: { token: 'abc€' } });
+    expect(() => stream.open()).not.toThrow();
+    await line((l) => l.level === 50);
+    expect(stream.state).toBe('ended');
+    stream.send(audio(1));
+    expect(server.connections).toHaveLength(0);
+  });
+});
+
+describe('WebsocketStream: stalls and refusals', () => {
+  it('a server that stops reading is noticed by its unanswered pings; what it did not acknowledge is sent again', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
+    await new Promise((resolve) => server.once('listening', resolve));
+    cleanups.push(
+      () =>
+        new Promise((resolve) => {
+          for (const c of server.clients) c.terminate();
+          server.close(() => resolve());
+        }),
+    );
+    const received: { connection: number; frames: Buffer[] }[] = [];
+    let answering = true;
+    server.on('connection', (socket) => {
+      const record = { connection: received.length, frames: [] as Buffer[] };
+      received.push(record);
+      socket.on('message', (data) => record.frames.push(data as Buffer));
+      socket.on('ping', (payload) => {
+        if (answering) socket.pong(payload);
+      });
+    });
+    const url = new URL(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const { logger, line } = capturingLogger();
+    const stream = makeStream({ url, logger, heartbeatMs: 50, pongTimeoutMs: 200 });
+    stream.open();
+    for (let byte = 1; byte <= 3; byte++) stream.send(audio(byte));
+    await expect.poll(() => received[0]?.frames.length).toBe(4);
+    // the pings are answered, so frames 1-3 are acknowledged
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    answering = false; // the server "stops reading": frames still arrive here, pongs do not
+    for (let byte = 4; byte <= 5; byte++) stream.send(audio(byte));
+    await line((l) => String(l.msg).includes('did not answer the ping'));
+    answering = true;
+    await expect.poll(() => received[1]?.frames.length ?? 0, { timeout: 3000 }).toBe(3);
+    const resumed = received[1]!;
+    expect(JSON.parse(resumed.frames[0]!.toString())).toMatchObject({ resumed: true, positionMs: 60, droppedMs: 0 });
+    expect(resumed.frames.slice(1).map((f) => f[0])).toEqual([4, 5]);
+    expect(stream.stats).toMatchObject({ stalls: 1, itemsResent: 2, framesSent: 5 });
+  });
+
+  it('a 401 at the handshake is logged once and retried no more often than authRetryMs', async () => {
+    let attempts = 0;
+    const server = createServer((_request, response) => {
+      attempts++;
+      response.writeHead(401).end();
+    });
+    server.on('upgrade', (_request, socket) => {
+      attempts++;
+      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const { logger, lines, line } = capturingLogger();
+    const stream = makeStream({ url: new URL(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`), logger, authRetryMs: 400 });
+    stream.open();
+    await line((l) => l.status === 401);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(attempts).toBeLessThanOrEqual(3);
+    expect(lines.filter((l) => l.status === 401)).toHaveLength(1);
+    expect(stream.state).not.toBe('ended');
+  });
+
+  it('memory stays within bufferMs however long the server is away', async () => {
+    const server = await startServer();
+    const port = server.port;
+    await server.close();
+    const stream = makeStream({ url: new URL(`ws://127.0.0.1:${port}/stream`), bufferMs: 1000 });
+    stream.open();
+    for (let i = 0; i < 5000; i++) stream.send(audio(i & 0xff));
+    expect(stream.bufferedMs).toBe(1000);
+    expect(stream.stats.framesDropped).toBe(5000 - 50);
   });
 });

@@ -1,0 +1,83 @@
+/**
+ * The stepped-tone check the outage tests rely on: it passes a complete,
+ * ordered signal and fails one with a single frame lost, repeated or swapped.
+ */
+import { describe, expect, it } from 'vitest';
+import { decodeUlaw } from '../../app/media/g711.js';
+import { CALLEE_STEPS_HZ, CALLER_STEPS_HZ, checkJoints, checkSteps, steppedToneUlaw } from '../support/stepped-tones.js';
+
+const pcm = decodeUlaw(steppedToneUlaw(CALLER_STEPS_HZ, 10));
+// 20 ms frames at 8 kHz, starting 37 ms into the signal (a tap does not start on a step).
+const frames = Array.from({ length: 400 }, (_, i) => pcm.subarray(592 + i * 320, 592 + (i + 1) * 320));
+
+describe('stepped tones', () => {
+  it('judges a complete, ordered signal right, in one connection or split into several at their positions', () => {
+    const whole = checkSteps([{ positionMs: 0, frames }], 8000, CALLER_STEPS_HZ, CALLEE_STEPS_HZ);
+    expect(whole.wrong).toEqual([]);
+    expect(whole.judged).toBeGreaterThan(300);
+    expect(whole.leaks).toBe(0);
+    const split = checkSteps(
+      [
+        { positionMs: 0, frames: frames.slice(0, 150) },
+        { positionMs: 3000, frames: frames.slice(150, 151) },
+        { positionMs: 3020, frames: frames.slice(151) },
+      ],
+      8000,
+      CALLER_STEPS_HZ,
+    );
+    expect(split.wrong).toEqual([]);
+  });
+
+  it.each([
+    ['a frame lost', [...frames.slice(0, 200), ...frames.slice(201)]],
+    ['a frame repeated', [...frames.slice(0, 200), frames[199]!, ...frames.slice(200)]],
+    // Frames 209 and 211 sit on either side of a step boundary (at 4250 ms of the signal).
+    ['two frames out of order', [...frames.slice(0, 209), frames[211]!, frames[210]!, frames[209]!, ...frames.slice(212)]],
+  ])('finds %s', (_what, damaged) => {
+    expect(checkSteps([{ positionMs: 0, frames: damaged }], 8000, CALLER_STEPS_HZ).wrong.length).toBeGreaterThan(0);
+  });
+
+  it('finds a connection that claims the wrong position', () => {
+    const check = checkSteps(
+      [
+        { positionMs: 0, frames: frames.slice(0, 150) },
+        { positionMs: 3020, frames: frames.slice(150) },
+      ],
+      8000,
+      CALLER_STEPS_HZ,
+    );
+    expect(check.wrong.length).toBeGreaterThan(0);
+  });
+
+  it('counts the other party leaking in', () => {
+    const other = decodeUlaw(steppedToneUlaw(CALLEE_STEPS_HZ, 10));
+    const mixed = frames.map((frame, i) => {
+      const out = Buffer.alloc(frame.length);
+      for (let s = 0; s < frame.length; s += 2) out.writeInt16LE((frame.readInt16LE(s) + other.readInt16LE(i * 320 + s)) >> 1, s);
+      return out;
+    });
+    expect(checkSteps([{ positionMs: 0, frames: mixed }], 8000, CALLER_STEPS_HZ, CALLEE_STEPS_HZ).leaks).toBeGreaterThan(100);
+  });
+
+  it('judges each joint between connections on its own: right when whole, wrong with a frame lost at it', () => {
+    const whole = checkJoints(
+      [
+        { positionMs: 0, frames: frames.slice(0, 200) },
+        { positionMs: 4000, frames: frames.slice(200) },
+      ],
+      8000,
+      CALLER_STEPS_HZ,
+    );
+    expect(whole.map((check) => check.wrong)).toEqual([[]]);
+    const lost = checkJoints(
+      [
+        { positionMs: 0, frames: frames.slice(0, 200) },
+        // The service claims the next frame is at 4000 ms, but sends the one after it.
+        { positionMs: 4000, frames: frames.slice(201) },
+      ],
+      8000,
+      CALLER_STEPS_HZ,
+    );
+    expect(lost[0]!.wrong.length).toBeGreaterThan(0);
+  });
+});
