@@ -12,29 +12,25 @@
 import { loadConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 
-const DEFAULT_OPS_LISTEN = '127.0.0.1:9464';
 const TIMEOUT_MS = 3000;
 
-/** http://HOST:PORT/ready for an OPS_LISTEN value; a wildcard address is asked on loopback. */
-function readyUrl(opsListen: string): URL {
-  const separator = opsListen.lastIndexOf(':');
-  let host = opsListen.slice(0, separator).replace(/^\[(.*)\]$/, '$1');
-  const port = opsListen.slice(separator + 1);
-  if (host === '' || host === '0.0.0.0') host = '127.0.0.1';
-  if (host === '::') host = '::1';
-  return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${port}/ready`);
+/** http://HOST:PORT/ready for OPS_LISTEN; a wildcard address is asked on loopback. */
+function readyUrl(listen: { host: string; port: number }): URL {
+  const host = listen.host === '0.0.0.0' || listen.host === '' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
+  return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${listen.port}/ready`);
 }
 
 async function main(): Promise<number> {
   const configIndex = process.argv.indexOf('--config');
   const configFile = configIndex >= 0 ? process.argv[configIndex + 1] : undefined;
   const { config } = loadConfig({ configFile });
-  const opsListen = (config as { OPS_LISTEN?: string }).OPS_LISTEN ?? DEFAULT_OPS_LISTEN;
-  if (opsListen === '') {
+  if (config.OPS_LISTEN === undefined) {
     process.stdout.write('ops endpoint disabled (OPS_LISTEN is empty): nothing to check\n');
     return 0;
   }
-  const url = readyUrl(opsListen);
+  if (config.OPS_LISTEN.port === 0)
+    throw new Error('OPS_LISTEN has port 0 (any free port): the health check cannot know it; set a fixed port');
+  const url = readyUrl(config.OPS_LISTEN);
   const response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
   const body = (await response.text()).slice(0, 500);
   process.stdout.write(`${url.href}: ${response.status} ${body}\n`);

@@ -75,7 +75,7 @@ describe('the image', () => {
     expect(config.Healthcheck?.Test).toEqual(['CMD', 'node', 'dist/app/cli/healthcheck.js']);
   });
 
-  it("runs the seed's `docker run -v config.ini:/etc/config.ini --network=host` unchanged: a call is transcribed", async () => {
+  it("runs the seed's `docker run -v config.ini:/etc/config.ini --network=host` unchanged: a call is transcribed, also through `docker stop`", async () => {
     const seed = readFileSync(join(REPO_ROOT, 'test/fixtures/seed-config.ini'), 'utf8');
     const jwt = /^JWT_TOKEN=(.*)$/m.exec(seed)![1]!.trim();
     const voicegain: FakeVoicegain = await startFakeVoicegain({ token: jwt });
@@ -106,7 +106,13 @@ describe('the image', () => {
       await waitForHealthy(name);
 
       const callee = await startSipp({ scenario: 'callee.xml', toneHz: CALLEE_HZ, sipPort: calleePort });
-      const caller = await startSipp({ scenario: 'caller.xml', toneHz: CALLER_HZ, service: '1233', holdMs: 5000, target: ASTERISK_SIP });
+      const caller = await startSipp({ scenario: 'caller.xml', toneHz: CALLER_HZ, service: '1233', holdMs: 8000, target: ASTERISK_SIP });
+      // `docker stop` in the middle of the call: SIGTERM reaches the service (process 1), which
+      // drains: the call stays transcribed to its end, and only then does the container exit, with 0.
+      await waitForLogEntry(name, (e) => e.msg === 'Voicegain sessions started');
+      const stopped = docker(['stop', '--time', '90', name]);
+      const draining = await waitForLogEntry(name, (e) => e.msg === 'stopping: draining');
+      expect(draining).toMatchObject({ signal: 'SIGTERM', calls: 1 });
       const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
       expect(callerResult.exitCode, callerResult.stderr).toBe(0);
       expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
@@ -116,14 +122,13 @@ describe('the image', () => {
       expect(voicegain.requests.at(-1)!.problems).toEqual([]);
       expect(audio!.closeCode).toBe(1000);
       expectFrameCountMatchesDuration(audio!);
+      expect(audio!.frameArrivalMs.length, 'frames: the whole call of 8 s, drain included').toBeGreaterThan(350);
       expectOwnTone(audio!.left(), 8000, CALLER_HZ, CALLEE_HZ, 'left channel (CALLER1)');
       expectOwnTone(audio!.right(), 8000, CALLEE_HZ, CALLER_HZ, 'right channel (CALLER2)');
-      await waitForLogEntry(name, (e) => e.msg === 'call ended');
-      await expectNothingLeftInAsterisk();
-
-      await docker(['stop', '--time', '90', name]);
+      await stopped;
       const { stdout: exitCode } = await docker(['inspect', '--format', '{{.State.ExitCode}}', name]);
-      expect(exitCode.trim(), 'exit code after SIGTERM').toBe('0');
+      expect(exitCode.trim(), 'exit code after the drain').toBe('0');
+      await expectNothingLeftInAsterisk();
       const { stdout: log } = await docker(['logs', name]);
       expect(log).not.toContain(ARI_PASSWORD);
       expect(log).not.toContain(jwt);
@@ -140,10 +145,18 @@ describe('the image', () => {
 describe('docker compose', () => {
   it('up: the whole stack carries a call to the demo callee, one WAV file per party; down leaves nothing behind', async () => {
     const compose = await composeCommand();
-    const recordings = mkdtempSync(join(tmpdir(), 'atp-compose-recordings-'));
+    const recordings = mkdtempSync(join(tmpdir(), 'atp-compose-'));
     const project = `atp-e2e-${process.pid}`;
-    const env: NodeJS.ProcessEnv = { ...process.env, RECORDINGS_DIR: recordings, CALLEE_TONE_HZ: String(CALLEE_HZ) };
-    delete env.TRANSCRIPTION_PROXY_CONFIG; // the demo stack's own settings, deploy/demo.ini
+    // The demo stack's own settings (deploy/demo.ini), given as a file of one's own is
+    // (TRANSCRIPTION_PROXY_CONFIG), with the ops endpoint on a free port: others' tests use 9464.
+    const config = join(recordings, 'config.ini');
+    writeFileSync(config, `${readFileSync(join(REPO_ROOT, 'deploy/demo.ini'), 'utf8')}OPS_LISTEN=127.0.0.1:${await closedTcpPort()}\n`);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      RECORDINGS_DIR: recordings,
+      CALLEE_TONE_HZ: String(CALLEE_HZ),
+      TRANSCRIPTION_PROXY_CONFIG: config,
+    };
     const composeRun = (args: string[], timeoutMs = 120_000) =>
       run(compose[0]!, [...compose.slice(1), '--project-name', project, '--profile', 'demo', ...args], { env, timeoutMs });
     const containerOf = async (service: string) => (await composeRun(['ps', '--quiet', service])).stdout.trim();
