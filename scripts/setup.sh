@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the service and its tests need on a Debian machine, once:
-# Debian packages (debootstrap, SIPp, sox, espeak-ng, iproute2 for ss, openssl for test certificates), the Asterisk 22 test-bed
+# Debian packages (debootstrap, SIPp, sox, espeak-ng, iproute2 for ss, openssl for test certificates,
+# docker.io and docker-compose for the deployment tests, systemd for systemd-analyze), the Asterisk 22 test-bed
 # chroot (asterisk/testbed.sh build, cached outside the checkout), and the
 # npm dependencies (npm ci, when package-lock.json changed). Safe to re-run.
 set -euo pipefail
@@ -12,7 +13,7 @@ if [[ $(id -u) -ne 0 ]]; then
   SUDO="sudo"
 fi
 
-packages=(debootstrap sip-tester sox espeak-ng curl ca-certificates iproute2 openssl)
+packages=(debootstrap sip-tester sox espeak-ng curl ca-certificates iproute2 openssl docker.io docker-compose systemd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -21,6 +21,7 @@ import { installLastResortHandlers } from '../calls/call-context.js';
 import { AriClientAdapter } from '../ari/ari-client-adapter.js';
 import { placeCall, type CallOutcome } from '../outbound/place-call.js';
 import { checkNumber } from '../routing/dial-validator.js';
+import { packageVersion } from './package-version.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -182,6 +183,7 @@ function report(error: unknown, logger?: Logger): number {
 export function buildProgram(run: (task: () => Promise<number>) => void): Command {
   const program = new Command('transcription-proxy')
     .description('Real-time call transcription for Asterisk: bridges calls and streams each party, labelled, to a websocket.')
+    .version(packageVersion())
     .showHelpAfterError()
     .exitOverride();
 

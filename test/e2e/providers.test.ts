@@ -12,8 +12,8 @@ import { startFakeVoicegain, type FakeVoicegain } from '../support/fake-voicegai
 import { freeUdpPort, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type ReceivedStream, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
-import { expectFrameCountMatchesDuration } from '../support/stream-checks.js';
-import { toneMarginDb, tonePowerDb } from '../support/tones.js';
+import { expectFrameCountMatchesDuration, expectOwnTone, steady } from '../support/stream-checks.js';
+import { tonePowerDb } from '../support/tones.js';
 import { startTwilioStreamServer, type TwilioStreamServer } from '../support/twilio-stream-server.js';
 
 const CALLER_HZ = 440;
@@ -53,20 +53,6 @@ async function placeCall(holdMs = HOLD_MS, callerScenario = 'caller.xml'): Promi
   const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
   expect(callerResult.exitCode, `${callerResult.stderr}\n${callerResult.messages.slice(-3000)}`).toBe(0);
   expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
-}
-
-/** Little-endian L16 minus half a second at each end (set-up and teardown edges). */
-function steady(audio: Buffer, sampleRate: number): Buffer {
-  const trim = sampleRate; // 0.5 s of 16-bit samples
-  expect(audio.length, 'seconds of audio').toBeGreaterThan(trim * 2 + sampleRate * 2 * 2);
-  return audio.subarray(trim, audio.length - trim);
-}
-
-function expectOwnTone(audio: Buffer, sampleRate: number, ownHz: number, otherHz: number, what: string): void {
-  expect(
-    toneMarginDb(steady(audio, sampleRate), sampleRate, ownHz, otherHz),
-    `${what}: ${ownHz} Hz above ${otherHz} Hz (dB)`,
-  ).toBeGreaterThanOrEqual(40);
 }
 
 describe('PROVIDER=websocket', () => {

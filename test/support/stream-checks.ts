@@ -48,3 +48,18 @@ export function expectFrameCountMatchesDuration(stream: Pick<ReceivedStream, 'fr
   expect(ratio, `${arrivals.length} frames over ${Math.round(durationMs)} ms`).toBeGreaterThanOrEqual(0.97);
   expect(ratio, `${arrivals.length} frames over ${Math.round(durationMs)} ms`).toBeLessThanOrEqual(1.03);
 }
+
+/** Little-endian L16 minus half a second at each end (set-up and teardown edges). */
+export function steady(audio: Buffer, sampleRate: number): Buffer {
+  const trim = sampleRate; // 0.5 s of 16-bit samples
+  expect(audio.length, 'seconds of audio').toBeGreaterThan(trim * 2 + sampleRate * 2 * 2);
+  return audio.subarray(trim, audio.length - trim);
+}
+
+/** Raw L16 audio (a channel, a track, a WAV file's data) carries `ownHz` at least 40 dB above `otherHz`, edges trimmed. */
+export function expectOwnTone(audio: Buffer, sampleRate: number, ownHz: number, otherHz: number, what: string): void {
+  expect(
+    toneMarginDb(steady(audio, sampleRate), sampleRate, ownHz, otherHz),
+    `${what}: ${ownHz} Hz above ${otherHz} Hz (dB)`,
+  ).toBeGreaterThanOrEqual(40);
+}
