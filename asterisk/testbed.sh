@@ -9,6 +9,23 @@
 #
 #   testbed.sh build | start | stop | status | logfile | log [N] | cli "command"
 #
+# More Asterisks from the same chroot, beside the test bed ("cells", for tests
+# that need several hosts; see test/support/asterisk-cell.ts):
+#
+#   testbed.sh cell-init DIR [NAME]    make a cell directory (DIR: a path inside
+#                                      the chroot, e.g. /var/tmp/atp-cells/cell1)
+#   testbed.sh cell-run DIR [NETNS]    run its Asterisk in the foreground
+#   testbed.sh cell-cli DIR "command"  asterisk -rx on that Asterisk
+#   testbed.sh cell-remove DIR         delete the directory (Asterisk stopped)
+#
+# A cell reads only DIR/etc (its asterisk.conf names its own directories:
+# control socket and pid in DIR/run, logs in DIR/log, astdb in DIR/db, spool
+# in DIR/spool), runs inside network namespace NETNS when given, and mounts
+# /dev and /proc into the chroot in a mount namespace of its own: the host's
+# mounts, the test bed's /etc/asterisk and its control socket are never
+# touched, `stop` cannot pull /dev from under a running cell, and the cell's
+# mounts vanish with its process, however it ends.
+#
 # WARNING: while the test bed runs, the HOST's /dev is bind-mounted at
 # CHROOT/dev. Never delete the chroot by hand without running `stop` first
 # (and checking /proc/mounts): `rm -rf` would delete the host's device nodes.
@@ -179,6 +196,91 @@ stop() {
   say "stopped; nothing mounted under $ROOT"
 }
 
+# --- cells -----------------------------------------------------------------
+
+cell_dir_ok() {
+  [[ "$1" =~ ^/[A-Za-z0-9._/-]+$ && "$1" != *..* && "$1" != / ]] \
+    || die "a cell directory is an absolute path inside the chroot, without '..': $1"
+  case "$1" in
+    /etc | /etc/* | /run | /run/* | /var/run* | /var/lib/asterisk* | /var/log/asterisk* | /var/spool/asterisk* | /usr | /usr/* | /dev* | /proc*)
+      die "refusing $1 as a cell directory: the test bed uses it" ;;
+  esac
+}
+
+cell_init() {
+  local dir="$1" name="${2:-}" sub
+  [[ -n "$name" ]] || name="$(basename "$dir")"
+  cell_dir_ok "$dir"
+  [[ -x "$ROOT/usr/sbin/asterisk" ]] || die "no test-bed chroot at $ROOT: run '$0 build' first"
+  for sub in etc run log spool db cache; do mkdir -p "$ROOT$dir/$sub"; done
+  # The test bed's configuration as a starting point (the caller replaces the
+  # files it needs), except asterisk.conf, which is the cell's own.
+  cp "$FREEPBX_CONF"/*.conf "$ROOT$dir/etc/"
+  cp "$CONF"/* "$ROOT$dir/etc/"
+  # No "(!)" after [directories]: that makes the section a template, which
+  # Asterisk ignores; the cell would then use the test bed's run directory.
+  cat >"$ROOT$dir/etc/asterisk.conf" <<EOF
+; Asterisk cell "$name" (testbed.sh cell-init).
+[directories]
+astetcdir => $dir/etc
+astrundir => $dir/run
+astlogdir => $dir/log
+astspooldir => $dir/spool
+astdbdir => $dir/db
+astcachedir => $dir/cache
+astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules
+astvarlibdir => /var/lib/asterisk
+astkeydir => /var/lib/asterisk
+astdatadir => /usr/share/asterisk
+astagidir => /usr/share/asterisk/agi-bin
+astsbindir => /usr/sbin
+
+[options]
+verbose = 3
+debug = 0
+systemname = $name
+EOF
+  echo "$ROOT$dir"
+}
+
+# Pid of the cell's Asterisk, if it runs.
+cell_pid() {
+  local pid
+  pid="$(tr -dc 0-9 2>/dev/null <"$ROOT$1/run/asterisk.pid")" || return 1
+  [[ -n "$pid" && -d /proc/$pid && "$(cat /proc/$pid/comm 2>/dev/null)" == asterisk ]] || return 1
+  # a zombie (killed, not yet reaped by its parent) no longer runs
+  ! grep -q '^State:[[:space:]]*Z' /proc/$pid/status 2>/dev/null || return 1
+  echo "$pid"
+}
+
+cell_run() {
+  local dir="$1" netns="${2:-}" conf
+  cell_dir_ok "$dir"
+  conf="$ROOT$dir/etc/asterisk.conf"
+  [[ -f "$conf" ]] || die "no $conf: run '$0 cell-init $dir' first"
+  # Without its own run directory the cell would take over the test bed's
+  # control socket (/run/asterisk/asterisk.ctl).
+  grep -qx '\[directories\]' "$conf" && grep -qx "astrundir => $dir/run" "$conf" \
+    || die "$conf needs a [directories] section (without '(!)') with 'astrundir => $dir/run'"
+  if cell_pid "$dir" >/dev/null; then die "the Asterisk of cell $dir already runs (pid $(cell_pid "$dir"))"; fi
+  rm -f "$ROOT$dir/run/asterisk.pid" "$ROOT$dir/run/asterisk.ctl"
+  # Each command execs the next: the pid that started this script ends up as
+  # Asterisk's own (-f: foreground), so its caller can signal it directly.
+  # shellcheck disable=SC2016 # expanded by the inner sh
+  local inner='mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc" && exec chroot "$1" asterisk -C "$2" -f'
+  local wrap=()
+  [[ -z "$netns" ]] || wrap=(ip netns exec "$netns")
+  exec "${wrap[@]}" unshare --mount --propagation private sh -c "$inner" cell "$ROOT" "$dir/etc/asterisk.conf" 9>&-
+}
+
+cell_remove() {
+  local dir="$1"
+  cell_dir_ok "$dir"
+  [[ -e "$ROOT$dir" ]] || return 0
+  if cell_pid "$dir" >/dev/null; then die "the Asterisk of cell $dir still runs (pid $(cell_pid "$dir"))"; fi
+  safe_rm "$ROOT$dir" >/dev/null
+}
+
 cmd="${1:-}"
 [[ "$cmd" == logfile ]] && { echo "$LOG"; exit 0; }
 [[ "$cmd" == log ]] && { tail -n "${2:-200}" "$LOG"; exit 0; }
@@ -193,6 +295,24 @@ case "$cmd" in
   status)
     if pid="$(daemon_pid)"; then say "running (pid $pid)"; exit 0; fi
     say "not running"; exit 3
+    ;;
+  cell-init)
+    [[ $# -ge 2 ]] || die "usage: $0 cell-init DIR [NAME]"
+    cell_init "$2" "${3:-}"
+    ;;
+  cell-run)
+    [[ $# -ge 2 ]] || die "usage: $0 cell-run DIR [NETNS]"
+    cell_run "$2" "${3:-}"
+    ;;
+  cell-cli)
+    [[ $# -ge 3 ]] || die "usage: $0 cell-cli DIR \"command\""
+    cell_dir_ok "$2"
+    cell_pid "$2" >/dev/null || die "the Asterisk of cell $2 is not running"
+    chroot "$ROOT" asterisk -C "$2/etc/asterisk.conf" -rx "$3"
+    ;;
+  cell-remove)
+    [[ $# -ge 2 ]] || die "usage: $0 cell-remove DIR"
+    cell_remove "$2"
     ;;
   cli)
     [[ $# -ge 2 ]] || die "usage: $0 cli \"command\""

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { LabHost } from './netns.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/app/cli/main.js', import.meta.url));
 
@@ -18,9 +19,13 @@ export interface CliProcess {
   exited: Promise<number | null>;
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, cwd?: string): CliProcess {
+/** `host`: run it inside that lab host's network namespace (test/support/netns.ts); same pid, same signals. */
+export function runCli(args: string[], env: Record<string, string> = {}, cwd?: string, host?: LabHost): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" (npm test does it first)`);
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd });
+  const options = { env: { PATH: process.env.PATH ?? '', ...env }, cwd };
+  const child = host
+    ? (host.spawn(process.execPath, [CLI, ...args], options) as ChildProcessWithoutNullStreams)
+    : spawn(process.execPath, [CLI, ...args], options);
   const stdoutLines: string[] = [];
   let stderr = '';
   let pending = '';

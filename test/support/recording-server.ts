@@ -1,6 +1,6 @@
 /**
  * What the test websocket servers (strict-stream-server.ts, twilio-stream-server.ts)
- * share: a server on 127.0.0.1 port 0 that records one stream per connection,
+ * share: a server on 127.0.0.1 (or another local address) port 0 that records one stream per connection,
  * waiting until some of them have closed, and closing with clients still connected.
  */
 import type { IncomingMessage } from 'node:http';
@@ -16,14 +16,15 @@ export interface StreamRecordingServer<T> {
 }
 
 /**
- * Listens on a free port; `record` turns each connection into a stream it keeps updating,
+ * Listens on a free port of `host`; `record` turns each connection into a stream it keeps updating,
  * and calls `closed` when that connection ends.
  */
 export async function startRecordingServer<T extends { closeCode: number | undefined }>(
   what: string,
   record: (socket: WebSocket, request: IncomingMessage, closed: () => void) => T,
+  host = '127.0.0.1',
 ): Promise<StreamRecordingServer<T>> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  const server = new WebSocketServer({ host, port: 0 });
   await new Promise((resolve) => server.once('listening', resolve));
   const streams: T[] = [];
   const waiter = closedStreamWaiter(streams, what);
@@ -31,7 +32,7 @@ export async function startRecordingServer<T extends { closeCode: number | undef
     streams.push(record(socket, request, waiter.notify));
   });
   return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `ws://${host}:${(server.address() as AddressInfo).port}`,
     streams,
     waitForClosedStreams: waiter.wait,
     close: () => closeServer(server),

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeUlawTone } from './tones.js';
+import type { LabHost } from './netns.js';
 
 export const SCENARIO_DIR = fileURLToPath(new URL('../sipp/', import.meta.url));
 
@@ -38,6 +39,11 @@ export interface SippOptions {
   target?: string;
   /** Calls to handle before exiting. */
   calls?: number;
+  /** uac: new calls per second (`-r`), and at most this many at once (`-l`). */
+  ratePerSecond?: number;
+  concurrentCalls?: number;
+  /** Run inside this lab host (test/support/netns.ts): its address, ports of its own. Default: 127.0.0.1. */
+  host?: LabHost;
   timeoutSeconds?: number;
 }
 
@@ -103,19 +109,22 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
   if (options.toneHz !== undefined) makeUlawTone(workdir, options.toneHz);
   if (options.toneUlaw !== undefined) writeFileSync(join(workdir, 'tone.ulaw'), options.toneUlaw);
   options.extraTonesHz?.forEach((hz, index) => makeUlawTone(workdir, hz, 30, `tone${index + 2}.ulaw`));
-  const sipPort = options.sipPort ?? (await freeUdpPort());
+  const host = options.host;
+  const address = host?.address ?? '127.0.0.1';
+  const sipPort = options.sipPort ?? (host ? host.port() : await freeUdpPort());
+  const mediaPort = host ? host.port() : await freeMediaPort();
   const messageFile = join(workdir, 'messages.log');
   const args = [
     '-sf',
     join(SCENARIO_DIR, options.scenario),
     '-i',
-    '127.0.0.1',
+    address,
     '-mi',
-    '127.0.0.1',
+    address,
     '-p',
     String(sipPort),
     '-mp',
-    String(await freeMediaPort()),
+    String(mediaPort),
     '-m',
     String(options.calls ?? 1),
     '-nostdin',
@@ -127,15 +136,19 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
     '-timeout_error',
   ];
   if (options.holdMs !== undefined) args.push('-d', String(options.holdMs));
+  if (options.ratePerSecond !== undefined) args.push('-r', String(options.ratePerSecond));
+  if (options.concurrentCalls !== undefined) args.push('-l', String(options.concurrentCalls));
   if (options.service !== undefined) args.push('-s', options.service);
   if (options.callerId !== undefined) args.push('-set', 'caller_id', options.callerId);
   for (const [name, value] of Object.entries(options.variables ?? {})) args.push('-set', name, value);
   if (options.auth !== undefined) args.push('-set', 'gw_user', options.auth.username, '-set', 'gw_pass', options.auth.password);
   if (options.target !== undefined) args.push(options.target);
 
-  const child = spawn('sipp', args, { cwd: workdir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const spawnOptions = { cwd: workdir, stdio: ['ignore', 'ignore', 'pipe'] as ['ignore', 'ignore', 'pipe'] };
+  // In a lab host, `ip netns exec` becomes sipp itself: same pid, same signals.
+  const child = host ? host.spawn('sipp', args, spawnOptions) : spawn('sipp', args, spawnOptions);
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
+  child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const done = new Promise<SippResult>((resolve) => {

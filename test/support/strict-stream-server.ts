@@ -23,52 +23,57 @@ export interface ReceivedStream {
 
 export type StrictStreamServer = StreamRecordingServer<ReceivedStream>;
 
-export function startStrictStreamServer(): Promise<StrictStreamServer> {
-  return startRecordingServer<ReceivedStream>('streams', (socket, request, notifyClosed) => {
-    let resolveClosed!: () => void;
-    const stream: ReceivedStream = {
-      headers: request.headers,
-      metadata: undefined,
-      frames: [],
-      frameArrivalMs: [],
-      stop: undefined,
-      dtmf: [],
-      closeCode: undefined,
-      violations: [],
-      closed: new Promise((resolve) => {
-        resolveClosed = resolve;
-      }),
-    };
-    socket.on('message', (data, isBinary) => {
-      const buffer = data as Buffer;
-      if (stream.stop !== undefined) stream.violations.push('frame after the stop message');
-      if (!isBinary) {
-        let parsed: Record<string, unknown> | undefined;
-        try {
-          parsed = JSON.parse(buffer.toString('utf8')) as Record<string, unknown>;
-        } catch {
-          stream.violations.push('text frame that is not JSON');
+/** `host`: the local address to listen on (a lab's hostAddress, for services in network namespaces). */
+export function startStrictStreamServer(host = '127.0.0.1'): Promise<StrictStreamServer> {
+  return startRecordingServer<ReceivedStream>(
+    'streams',
+    (socket, request, notifyClosed) => {
+      let resolveClosed!: () => void;
+      const stream: ReceivedStream = {
+        headers: request.headers,
+        metadata: undefined,
+        frames: [],
+        frameArrivalMs: [],
+        stop: undefined,
+        dtmf: [],
+        closeCode: undefined,
+        violations: [],
+        closed: new Promise((resolve) => {
+          resolveClosed = resolve;
+        }),
+      };
+      socket.on('message', (data, isBinary) => {
+        const buffer = data as Buffer;
+        if (stream.stop !== undefined) stream.violations.push('frame after the stop message');
+        if (!isBinary) {
+          let parsed: Record<string, unknown> | undefined;
+          try {
+            parsed = JSON.parse(buffer.toString('utf8')) as Record<string, unknown>;
+          } catch {
+            stream.violations.push('text frame that is not JSON');
+          }
+          if (parsed?.event === 'dtmf' && stream.metadata !== undefined) {
+            stream.dtmf.push(parsed);
+          } else if (stream.metadata === undefined) {
+            if (stream.frames.length > 0) stream.violations.push('metadata after audio');
+            stream.metadata = parsed;
+          } else {
+            stream.stop = parsed;
+          }
+          return;
         }
-        if (parsed?.event === 'dtmf' && stream.metadata !== undefined) {
-          stream.dtmf.push(parsed);
-        } else if (stream.metadata === undefined) {
-          if (stream.frames.length > 0) stream.violations.push('metadata after audio');
-          stream.metadata = parsed;
-        } else {
-          stream.stop = parsed;
-        }
-        return;
-      }
-      if (stream.metadata === undefined) stream.violations.push('audio before metadata');
-      if (buffer.length % 2 !== 0) stream.violations.push(`odd-sized audio frame of ${buffer.length} bytes`);
-      stream.frames.push(Buffer.from(buffer));
-      stream.frameArrivalMs.push(performance.now());
-    });
-    socket.on('close', (code) => {
-      stream.closeCode = code;
-      resolveClosed();
-      notifyClosed();
-    });
-    return stream;
-  });
+        if (stream.metadata === undefined) stream.violations.push('audio before metadata');
+        if (buffer.length % 2 !== 0) stream.violations.push(`odd-sized audio frame of ${buffer.length} bytes`);
+        stream.frames.push(Buffer.from(buffer));
+        stream.frameArrivalMs.push(performance.now());
+      });
+      socket.on('close', (code) => {
+        stream.closeCode = code;
+        resolveClosed();
+        notifyClosed();
+      });
+      return stream;
+    },
+    host,
+  );
 }
