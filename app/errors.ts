@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'CHANNEL_EVENT_TIMEOUT'
   | 'CHANNEL_EVENT_CANCELLED'
   | 'USAGE_INVALID'
+  | 'OPS_UNREACHABLE'
+  | 'CALL_NOT_FOUND'
   | 'TWILIO_MESSAGE_INVALID';
 
 export class AppError extends Error {

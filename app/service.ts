@@ -16,6 +16,8 @@ import type { Config } from './config/keys.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { AudioSocketServer } from './media/audiosocket-server.js';
 import { tapTransportFactory } from './media/tap-transports.js';
+import { addOperationsRoutes } from './ops/call-control.js';
+import { createMetrics } from './ops/metrics.js';
 import { OpsServer, type Readiness } from './ops/ops-server.js';
 import { provisionGateway } from './outbound/gateway-provisioner.js';
 import { watchRegistration } from './outbound/registration-state.js';
@@ -77,7 +79,16 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   });
   await provision();
   const registration = await watchRegistration(config, logger);
+  // The metrics read the app when scraped; the app is made just below.
+  const ref: { app?: StasisApp } = {};
+  const metrics = createMetrics({
+    activeCalls: () => ref.app?.activeCalls ?? 0,
+    liveStreams: () => ref.app?.liveStreams() ?? [],
+    callsAdopted: () => ref.app?.stats.callsAdopted ?? 0,
+    ariReconnects: () => Math.max(0, ari.eventConnections - 1),
+  });
   const app = new StasisApp({
+    metrics,
     ari,
     config,
     logger,
@@ -89,6 +100,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     }),
     createStreams: callStreamsFactory(config, streamConnectionFromConfig(config)),
   });
+  ref.app = app;
   const readiness = (): Readiness => {
     if (app.state === 'starting') return { ready: false, reason: 'starting' };
     if (app.state !== 'running') return { ready: false, reason: app.state };
@@ -104,6 +116,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
           await audioSocketServer.close();
           throw error;
         });
+  if (ops !== undefined) addOperationsRoutes(ops, app, metrics.registry);
   await app.start();
   const sink =
     config.PROVIDER === 'voicegain'

@@ -9,6 +9,7 @@
  * record at all, never half of one.
  */
 import { MEDIA_TRANSPORTS, type MediaTransportKind } from '../media/tap-transport.js';
+import { checkMeta } from './call-meta.js';
 
 export const CALL_RECORD_VARIABLE = 'TRANSCRIPTION_PROXY_CALL';
 
@@ -32,13 +33,15 @@ export interface CallRecord {
   labels?: [string, string];
   /** When leg B answered and streaming began (ms since the epoch): stream positions count from here. */
   answeredAt?: number;
+  /** The call's own data the metadata carries (call-meta.ts: checked when read, checked again here). */
+  meta?: Record<string, string>;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const CHANNEL_ID = /^[A-Za-z0-9._-]{1,150}$/;
 const LABEL = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Bounds what a record may hold, whoever wrote the variable. */
-const MAX_RECORD_CHARS = 4096;
+const MAX_RECORD_CHARS = 8192;
 
 export function encodeCallRecord(record: CallRecord): string {
   return JSON.stringify({ ...record, version: 1 });
@@ -85,6 +88,12 @@ export function decodeCallRecord(text: string | undefined): CallRecord | undefin
     if (!Array.isArray(labels) || labels.length !== 2 || !labels.every((label) => typeof label === 'string' && LABEL.test(label)))
       return undefined;
     record.labels = [labels[0] as string, labels[1] as string];
+  }
+  if (r.meta !== undefined) {
+    if (typeof r.meta !== 'object' || r.meta === null || Array.isArray(r.meta)) return undefined;
+    const checked = checkMeta(Object.entries(r.meta).map(([key, value]) => [key, typeof value === 'string' ? value : undefined] as const));
+    if (checked.refused.length > 0) return undefined;
+    record.meta = checked.meta;
   }
   if (r.answeredAt !== undefined) {
     if (typeof r.answeredAt !== 'number' || !Number.isSafeInteger(r.answeredAt) || r.answeredAt <= 0) return undefined;

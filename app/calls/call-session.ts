@@ -29,15 +29,34 @@ import type { Config } from '../config/keys.js';
 import type { TapTransportFactory } from '../media/tap-transports.js';
 import type { MediaTransportKind } from '../media/tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
-import type { CallStreams, CallStreamsFactory } from '../transcription/call-streams.js';
+import type { CallStreams, CallStreamsFactory, Leg } from '../transcription/call-streams.js';
+import type { StreamSummary } from '../transcription/websocket-stream.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
 import { runInCall, type CallContext } from './call-context.js';
+import { checkMeta, META_HASH, metaKeys } from './call-meta.js';
+import { DtmfCodeDetector } from './dtmf-code.js';
 import { FAILED_DIAL, OUTCOME_VARIABLE, outcomeOf, reasonForCause } from './call-outcome.js';
 import { CALL_RECORD_VARIABLE, encodeCallRecord, type CallRecord, type CallRecordState } from './call-record.js';
 import type { ChannelEvents } from './channel-events.js';
 import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from './inbound-plan.js';
 import { LegTap } from './leg-tap.js';
 import { CALL_BRIDGE_PREFIX, LEG_B_PREFIX } from './reconcile-plan.js';
+
+/** What a call reports to the service's metrics (ops/metrics.ts); every method is cheap and never throws. */
+export interface CallMetrics {
+  callEnded(outcome: CallEndOutcome): void;
+  /** StasisStart to every stream of the call connected. */
+  setupSeconds(seconds: number): void;
+  /** Tapped audio reaching the service to its frame leaving on the websocket. */
+  frameLatencyMs(ms: number): void;
+  framesReceived(leg: Leg): void;
+  tapReplaced(transport: MediaTransportKind): void;
+  /** Counters of a call's streams when it ends (the live ones are read at each scrape). */
+  streamsEnded(summaries: readonly StreamSummary[], provider: string): void;
+}
+
+/** How a call ended, as counted: label values of `transcription_proxy_calls_total`. */
+export type CallEndOutcome = 'completed' | 'busy' | 'no_answer' | 'refused' | 'failed' | 'handed_back' | 'released' | 'handed_over';
 
 export interface CallDeps {
   ari: AriPort;
@@ -46,6 +65,7 @@ export interface CallDeps {
   createStreams: CallStreamsFactory;
   config: Config;
   logger: Logger;
+  metrics?: CallMetrics | undefined;
 }
 
 export type CallState = 'routing' | 'dialling' | 'ringing' | 'answered' | 'closing';
@@ -60,6 +80,42 @@ export type CallOrigin =
  * then returns SUCCESS, and the shipped dialplan runs its fallback when this is set.
  */
 export const FALLBACK_VARIABLE = 'TRANSCRIPTION_PROXY_FALLBACK';
+
+/**
+ * Pause from the dialplan, a feature code or AMI: set on either leg, `1` pauses the call's
+ * transcription and `0` resumes it (the service sees the ChannelVarset at once).
+ */
+export const PAUSE_VARIABLE = 'TRANSCRIPTION_PAUSE';
+
+/** Why transcription is paused: the operations API, the channel variable (dialplan, AMI), the phone (PAUSE_DTMF_CODE). */
+export type PauseSource = 'api' | 'dialplan' | 'dtmf';
+
+const PAUSE_ON = new Set(['1', 'yes', 'true', 'on']);
+
+/** What GET /calls shows of a call: no phone numbers (the endpoint is for operators, not for data). */
+export interface CallDescription {
+  callId: string;
+  state: CallState;
+  direction: 'inbound' | 'outbound';
+  transport: MediaTransportKind;
+  startedAt: string;
+  answeredAt: string | undefined;
+  paused: boolean;
+  transcribing: boolean;
+  legs: { leg: Leg; label: string; channelId: string }[];
+  streams: (StreamSummary & { name: string })[];
+}
+
+const silenceBySize = new Map<number, Buffer>();
+/** A frame of silence the size of `frame` (shared: it is never written to). */
+function silenceLike(frame: Buffer): Buffer {
+  let silence = silenceBySize.get(frame.length);
+  if (silence === undefined) {
+    silence = Buffer.alloc(frame.length);
+    silenceBySize.set(frame.length, silence);
+  }
+  return silence;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -98,6 +154,16 @@ export class CallSession {
   #answeredAt: number | undefined;
   /** Routing decided where leg B goes (or the call was adopted): the record carries leg B. */
   #planned: boolean;
+  /** The call's own data for the metadata (PASS_HEADERS, TRANSCRIPTION_META). */
+  #meta: Record<string, string>;
+  /** Transcription paused (TRANSCRIPTION_PAUSE=1 on the legs, which the service keeps equal). */
+  #paused = false;
+  /** Transcription stopped for the call by an operator (the call goes on). */
+  #stopped = false;
+  #outcome: CallEndOutcome | undefined;
+  #streamsReported = false;
+  /** PAUSE_DTMF_CODE on each leg. */
+  readonly #pauseCode: Record<Leg, DtmfCodeDetector>;
   /** Record writes, in order, off the call's critical path. */
   #recordWrites: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
@@ -121,12 +187,15 @@ export class CallSession {
     this.#labels = record?.labels ?? [deps.config.LEFT_CHANNEL_NAME, deps.config.RIGHT_CHANNEL_NAME];
     this.#answeredAt = record?.answeredAt;
     this.#planned = origin.kind === 'adopt';
+    this.#meta = { ...(record?.meta ?? {}) };
+    this.#pauseCode = { A: new DtmfCodeDetector(deps.config.PAUSE_DTMF_CODE), B: new DtmfCodeDetector(deps.config.PAUSE_DTMF_CODE) };
     this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
     this.#context = {
       callId: this.callId,
       channelId: legA.id,
       onUnexpectedError: () => {
-        void this.#streams?.finish('the service hit an unexpected error in this call; it goes on untranscribed');
+        this.#stopped = true;
+        void this.#finishStreams('the service hit an unexpected error in this call; it goes on untranscribed');
       },
     };
   }
@@ -137,6 +206,10 @@ export class CallSession {
 
   get isClosed(): boolean {
     return this.#closed !== undefined;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
   }
 
   /** True while any tap of this call still holds a socket (for leak checks). */
@@ -244,6 +317,8 @@ export class CallSession {
    * Asterisk whoever listens), or, if B answered meanwhile, bridge it now.
    */
   async #adopt(legB: AriChannel, bridged: boolean): Promise<void> {
+    const pause = await this.#deps.ari.getVariable(this.legA.id, PAUSE_VARIABLE).catch(() => undefined);
+    this.#paused = pause !== undefined && PAUSE_ON.has(pause.toLowerCase());
     if (bridged) {
       this.#state = 'answered';
       this.#answeredAt ??= Date.now();
@@ -274,6 +349,7 @@ export class CallSession {
         linkedId: this.#linkedId,
       }),
       ...(state === 'answered' && { labels: this.#labels, answeredAt: this.#answeredAt }),
+      ...(Object.keys(this.#meta).length > 0 && { meta: this.#meta }),
     };
     this.#recordWrites = this.#recordWrites.then(async () => {
       if (this.#closed) return;
@@ -295,15 +371,33 @@ export class CallSession {
         .getVariable(this.legA.id, name)
         .then((value) => (value === '' ? undefined : value))
         .catch(() => undefined);
-    const [requestUri, loopHeader, loopVariable, linkedId, ...headerValues] = await Promise.all([
+    const [requestUri, loopHeader, loopVariable, linkedId, pause, hashKeys, ...headerValues] = await Promise.all([
       read('CHANNEL(pjsip,request_uri)'),
       read(`PJSIP_HEADER(read,${LOOP_HEADER})`),
       read(LOOP_VARIABLE),
       this.legA.linkedid ?? read('CHANNEL(linkedid)'),
+      read(PAUSE_VARIABLE),
+      read(`HASHKEYS(${META_HASH})`),
       ...config.PASS_HEADERS.map((name) => read(`PJSIP_HEADER(read,${name})`)),
     ]);
     const headers = Object.fromEntries(config.PASS_HEADERS.map((name, index) => [name, headerValues[index]]));
+    if (pause !== undefined && PAUSE_ON.has(pause.toLowerCase())) this.#paused = true;
+    await this.#readMeta(headers, hashKeys, read);
     return { requestUri, loopHeader, loopVariable, linkedId: linkedId ?? this.legA.id, headers };
+  }
+
+  /** The metadata's `meta`: the PASS_HEADERS values, then the dialplan's TRANSCRIPTION_META hash. */
+  async #readMeta(
+    headers: Record<string, string | undefined>,
+    hashKeys: string | undefined,
+    read: (name: string) => Promise<string | undefined>,
+  ): Promise<void> {
+    const { keys, refused: badKeys } = metaKeys(hashKeys);
+    const values = await Promise.all(keys.map((key) => read(`HASH(${META_HASH},${key})`)));
+    const { meta, refused } = checkMeta([...Object.entries(headers), ...keys.map((key, i) => [key, values[i]] as const)]);
+    this.#meta = meta;
+    const left = [...badKeys.map((key) => ({ key: key.slice(0, 64), why: 'not a plain name' })), ...refused];
+    if (left.length > 0) this.#logger.warn({ refused: left }, 'call data left out of the stream metadata');
   }
 
   async #create<T>(request: Promise<T>): Promise<T> {
@@ -320,11 +414,28 @@ export class CallSession {
       void this.close('caller hung up', 'normal');
     } else if (event.type === 'ChannelDtmfReceived') {
       this.#dtmf('A', event.digit, event.duration_ms);
+    } else if (event.type === 'ChannelVarset') {
+      this.#onVariable(event.variable, event.value);
     }
   }
 
-  /** STREAM_DTMF: a digit pressed on a leg goes to the streams (ARI reports it once the key is released). */
+  /** TRANSCRIPTION_PAUSE set on either leg (dialplan, feature code, AMI): pause or resume at once. */
+  #onVariable(name: string, value: string): void {
+    if (name !== PAUSE_VARIABLE) return;
+    if (PAUSE_ON.has(value.trim().toLowerCase())) this.pause('dialplan');
+    else this.resume('dialplan');
+  }
+
+  /**
+   * STREAM_DTMF: a digit pressed on a leg goes to the streams (ARI reports it once the key is
+   * released); never while paused, when the digits are what the pause protects (a card number).
+   */
   #dtmf(leg: 'A' | 'B', digit: string, durationMs: number): void {
+    if (this.#pauseCode[leg].push(digit, Date.now())) {
+      this.#setPaused(!this.paused, 'dtmf');
+      return;
+    }
+    if (this.paused) return;
     this.#logger.debug({ leg, digit, durationMs }, 'DTMF');
     if (this.#deps.config.STREAM_DTMF) this.#streams?.dtmf(leg, digit, durationMs);
   }
@@ -351,6 +462,9 @@ export class CallSession {
         break;
       case 'ChannelDtmfReceived':
         this.#dtmf('B', event.digit, event.duration_ms);
+        break;
+      case 'ChannelVarset':
+        this.#onVariable(event.variable, event.value);
         break;
       case 'ChannelHangupRequest':
       case 'StasisEnd':
@@ -421,15 +535,25 @@ export class CallSession {
       caller: this.legA.caller.number ?? '',
       callee: this.#callee,
       node: config.NODE_NAME,
+      meta: this.#meta,
     };
     const identities: [StreamIdentity, StreamIdentity] = [
       { ...common, label: this.#labels[0], leg: 'A', channelId: this.legA.id, sipCallId: sipCallIdA ?? '' },
       { ...common, label: this.#labels[1], leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
     ];
     if (this.#closed) return;
-    const streams = this.#deps.createStreams(identities[0], identities[1], { logger: this.#logger, resumedAtMs: options.resumedAtMs });
+    const metrics = this.#deps.metrics;
+    const adopted = options.resumedAtMs !== undefined;
+    const streams = this.#deps.createStreams(identities[0], identities[1], {
+      logger: this.#logger,
+      resumedAtMs: options.resumedAtMs,
+      // Set-up time of a call this instance set up: from its StasisStart to every stream open.
+      onConnected: adopted ? undefined : () => metrics?.setupSeconds((Date.now() - this.startedAt) / 1000),
+      onFrameSent: metrics === undefined ? undefined : (ms) => metrics.frameLatencyMs(ms),
+    });
     this.#streams = streams;
     streams.open();
+    if (this.paused) streams.event({ event: 'paused', reason: 'dialplan' });
     const { events, transports, logger } = this.#deps;
     const tapDeps = {
       ari,
@@ -437,15 +561,99 @@ export class CallSession {
       transports,
       format: config.SAMPLE_RATE === 16000 ? 'slin16' : 'slin',
       noAudioTimeoutMs: config.TAP_NO_AUDIO_TIMEOUT_MS,
+      onReplaced: () => metrics?.tapReplaced(this.#transport),
     } as const;
     for (const identity of identities) {
-      this.#taps.push(
-        new LegTap({ ...tapDeps, logger: logger.child({ callId: this.callId }) }, identity, this.#transport, (frame) =>
-          streams.audio(identity.leg, frame),
-        ),
-      );
+      const leg = identity.leg;
+      // While paused, not a sample of the call's audio goes on: silence keeps the streams' time.
+      const onAudio = (frame: Buffer) => {
+        metrics?.framesReceived(leg);
+        streams.audio(leg, this.paused ? silenceLike(frame) : frame, performance.now());
+      };
+      this.#taps.push(new LegTap({ ...tapDeps, logger: logger.child({ callId: this.callId }) }, identity, this.#transport, onAudio));
     }
     await Promise.all(this.#taps.map((tap) => tap.start()));
+  }
+
+  /**
+   * Pauses the call's transcription (PCI: a card number is being taken): from the next frame
+   * on, the streams carry silence, no DTMF goes out, and each stream whose format has room for
+   * it gets `{"event":"paused"}`. The state lives in Asterisk as TRANSCRIPTION_PAUSE on both
+   * legs (kept equal, so a feature code on either leg toggles the one state, and an instance
+   * that adopts the call finds it); `resume` undoes a pause whatever paused it.
+   */
+  pause(source: PauseSource): void {
+    this.#setPaused(true, source);
+  }
+
+  resume(source: PauseSource): void {
+    this.#setPaused(false, source);
+  }
+
+  #setPaused(paused: boolean, source: PauseSource): void {
+    if (this.#closed || this.#paused === paused) return;
+    this.#paused = paused;
+    this.#logger.info({ source }, paused ? 'transcription paused' : 'transcription resumed');
+    this.#streams?.event({ event: paused ? 'paused' : 'resumed', reason: source });
+    for (const channelId of this.#planned ? [this.legA.id, this.legBId] : [this.legA.id]) {
+      this.#deps.ari.setVariable(channelId, PAUSE_VARIABLE, paused ? '1' : '0').catch((error: unknown) => {
+        if (!this.#closed) this.#logger.warn({ err: error }, 'could not record the pause on the call');
+      });
+    }
+  }
+
+  /** Sends an operator's text down the call's streams (mod_audio_stream's send_text); false when no stream can carry it now. */
+  sendText(text: string): boolean {
+    if (this.#closed || this.#stopped || this.#streams === undefined) return false;
+    return this.#streams.event({ event: 'text', text });
+  }
+
+  /** Stops transcribing this call for good (an operator's stop): streams closed, taps removed, the call goes on. */
+  async stopTranscription(why = 'transcription stopped by an operator'): Promise<void> {
+    if (this.#closed || this.#stopped) return;
+    this.#stopped = true;
+    this.#logger.info({ reason: why }, 'transcription stopped; the call goes on');
+    await runInCall(this.#context, async () => {
+      for (const result of await Promise.allSettled(this.#taps.map((tap) => tap.close(why)))) {
+        if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'tap cleanup request failed');
+      }
+      await this.#finishStreams(why);
+    });
+  }
+
+  describe(): CallDescription {
+    return {
+      callId: this.callId,
+      state: this.#state,
+      direction: this.#direction,
+      transport: this.#transport,
+      startedAt: new Date(this.startedAt).toISOString(),
+      answeredAt: this.#answeredAt === undefined ? undefined : new Date(this.#answeredAt).toISOString(),
+      paused: this.paused,
+      transcribing: this.#streams !== undefined && !this.#stopped,
+      legs: [
+        { leg: 'A', label: this.#labels[0], channelId: this.legA.id },
+        { leg: 'B', label: this.#labels[1], channelId: this.legBId },
+      ],
+      streams: this.#streams?.summaries() ?? [],
+    };
+  }
+
+  /** The streams' counters while they are live: until their final counters are reported (then undefined). */
+  liveStreams(): { provider: string; summaries: (StreamSummary & { name: string })[] } | undefined {
+    if (this.#streams === undefined || this.#streamsReported) return undefined;
+    return { provider: this.#streams.provider, summaries: this.#streams.summaries() };
+  }
+
+  /** Closes the streams (once) and reports their final counters. */
+  async #finishStreams(why: string): Promise<void> {
+    const streams = this.#streams;
+    if (streams === undefined) return;
+    await streams.finish(why);
+    if (!this.#streamsReported) {
+      this.#streamsReported = true;
+      this.#deps.metrics?.streamsEnded(streams.summaries(), streams.provider);
+    }
   }
 
   /**
@@ -470,6 +678,15 @@ export class CallSession {
 
   async #close(why: string, reasonForA: HangupReason): Promise<void> {
     const answered = this.#state === 'answered';
+    this.#outcome = answered
+      ? 'completed'
+      : why.startsWith('refused')
+        ? 'refused'
+        : reasonForA === 'busy'
+          ? 'busy'
+          : reasonForA === 'no_answer'
+            ? 'no_answer'
+            : 'failed';
     this.#state = 'closing';
     const { ari, events } = this.#deps;
     this.#logger.info({ reason: why, hangupCause: reasonForA }, 'call ending');
@@ -487,7 +704,7 @@ export class CallSession {
       if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'call cleanup request failed');
     }
     // After the taps: every frame they delivered is in the streams before these close.
-    await this.#streams?.finish(why);
+    await this.#finishStreams(why);
     await ari
       .destroyBridge(this.bridgeId)
       .catch((error: unknown) => this.#logger.warn({ err: error }, 'destroying the call bridge failed'));
@@ -507,6 +724,7 @@ export class CallSession {
 
   async #release(why: string): Promise<void> {
     const answered = this.#state === 'answered';
+    this.#outcome = answered ? 'released' : 'handed_back';
     this.#state = 'closing';
     const { ari, events } = this.#deps;
     this.#logger.info({ reason: why, answered }, 'call released: it goes on in Asterisk');
@@ -516,7 +734,7 @@ export class CallSession {
       for (const result of await Promise.allSettled(this.#taps.map((tap) => tap.close(why)))) {
         if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'tap cleanup request failed');
       }
-      await this.#streams?.finish(why);
+      await this.#finishStreams(why);
     } else {
       await ari.hangup(this.legBId).catch((error: unknown) => this.#logger.warn({ err: error }, 'hanging up the unanswered leg B failed'));
       await handBackToDialplan(ari, this.legA.id, 'draining').catch((error: unknown) => {
@@ -536,14 +754,16 @@ export class CallSession {
   }
 
   async #detach(why: string): Promise<void> {
+    this.#outcome = 'handed_over';
     this.#state = 'closing';
     this.#deps.events.cancel(this.legBId);
     for (const tap of this.#taps) tap.detach(why);
-    await this.#streams?.finish(why);
+    await this.#finishStreams(why);
     this.#end(why, 'call handed over');
   }
 
   #end(why: string, message: string): void {
+    this.#deps.metrics?.callEnded(this.#outcome ?? 'failed');
     for (const release of this.#releases.splice(0)) release();
     this.#logger.info({ reason: why }, message);
     this.#onClosed?.();

@@ -35,6 +35,8 @@ export interface LegTapDeps {
   format: TapFormat;
   /** TAP_NO_AUDIO_TIMEOUT_MS. */
   noAudioTimeoutMs: number;
+  /** Called each time the tap is replaced (for the metrics). */
+  onReplaced?: () => void;
   logger: Logger;
 }
 
@@ -184,6 +186,7 @@ export class LegTap {
           return;
         }
         this.#replacements++;
+        this.#deps.onReplaced?.();
         const message = firstFrame ? 'tap delivered no first frame; replacing it' : 'tap delivers no audio; replacing it';
         this.#logger.warn({ silentMs, replacement: this.#replacements }, message);
         const previous = this.#externalIds.at(-1);

@@ -26,10 +26,11 @@ import type { AriChannel, AriConnectionChange, AriEvent, AriPort } from '../ari/
 import type { Config } from '../config/keys.js';
 import type { TapTransportFactory } from '../media/tap-transports.js';
 import type { CallStreamsFactory } from '../transcription/call-streams.js';
+import type { StreamSummary } from '../transcription/websocket-stream.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
 import { OUTCOME_VARIABLE } from './call-outcome.js';
 import { CALL_RECORD_VARIABLE, decodeCallRecord, type CallRecord } from './call-record.js';
-import { CallSession, handBackToDialplan, type CallOrigin } from './call-session.js';
+import { CallSession, handBackToDialplan, type CallMetrics, type CallOrigin } from './call-session.js';
 import { ChannelEvents } from './channel-events.js';
 import { isOwnedChannelId, planReconcile, recordsToRead, type ReconcileAction } from './reconcile-plan.js';
 
@@ -42,12 +43,18 @@ const SECOND_LOOK_MS = 2000;
 
 export type AppState = 'starting' | 'running' | 'draining' | 'replaced' | 'stopped';
 
+/** What the app reports to the metrics: the calls' reports, and calls turned away without a session. */
+export interface AppMetrics extends CallMetrics {
+  callHandedBack(): void;
+}
+
 export interface StasisAppDeps {
   ari: AriPort;
   config: Config;
   logger: Logger;
   transports: TapTransportFactory;
   createStreams: CallStreamsFactory;
+  metrics?: AppMetrics | undefined;
   /** Overrides RECONCILE_INTERVAL_MS (tests). */
   reconcileIntervalMs?: number;
 }
@@ -84,6 +91,21 @@ export class StasisApp {
 
   get calls(): readonly CallSession[] {
     return [...this.#calls];
+  }
+
+  /** A call in progress by its call id. */
+  findCall(callId: string): CallSession | undefined {
+    return [...this.#calls].find((call) => call.callId === callId && !call.isClosed);
+  }
+
+  /** Every live stream's counters, with its provider (for the metrics). */
+  liveStreams(): { provider: string; summary: StreamSummary }[] {
+    const out: { provider: string; summary: StreamSummary }[] = [];
+    for (const call of this.#calls) {
+      const live = call.liveStreams();
+      if (live !== undefined) for (const summary of live.summaries) out.push({ provider: live.provider, summary });
+    }
+    return out;
   }
 
   /** True while any call still holds a UDP socket or websocket. */
@@ -149,6 +171,7 @@ export class StasisApp {
     const { ari, logger } = this.#deps;
     const parsed = parseStasisArgs(args);
     this.stats.callsHandedBack++;
+    this.#deps.metrics?.callHandedBack();
     try {
       if (parsed.ok && parsed.args.callId !== undefined) {
         logger.info({ channelId: channel.id, callId: parsed.args.callId }, 'service draining: outbound call not placed');

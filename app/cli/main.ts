@@ -22,11 +22,14 @@ import { AriClientAdapter } from '../ari/ari-client-adapter.js';
 import { placeCall, type CallOutcome } from '../outbound/place-call.js';
 import { checkNumber } from '../routing/dial-validator.js';
 import { packageVersion } from './package-version.js';
+import { opsRequest, opsTarget } from './ops-client.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_CONFIG = 2;
 export const EXIT_CALL: Readonly<Record<CallOutcome, number>> = { answered: 0, busy: 3, 'no-answer': 4, failed: 5 };
+/** The control commands (pause, resume, stop, send-text): no such call in progress. */
+export const EXIT_NO_SUCH_CALL = 3;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -164,6 +167,68 @@ async function receive(options: { host: string; port: string; dir: string; logLe
   return EXIT_OK;
 }
 
+interface ControlOptions {
+  config?: string;
+  set: string[];
+  ops?: string;
+  json?: boolean;
+}
+
+/** The service's operations endpoint, from the same configuration `serve` reads (or --ops). */
+function controlTarget(options: ControlOptions) {
+  const { config } = loadConfig({ configFile: options.config, flags: options.set });
+  return opsTarget(config.OPS_LISTEN, config.OPS_TOKEN, options.ops);
+}
+
+async function listCalls(options: ControlOptions): Promise<number> {
+  const answer = await opsRequest(controlTarget(options), 'GET', '/calls');
+  if (answer.status !== 200)
+    throw new AppError('OPS_UNREACHABLE', `the operations endpoint answered ${answer.status}: ${String(answer.body.error ?? '')}`);
+  const calls = (answer.body.calls ?? []) as {
+    callId: string;
+    state: string;
+    paused: boolean;
+    transcribing: boolean;
+    direction: string;
+    startedAt: string;
+    streams: { name: string; state: string; framesSent: number }[];
+  }[];
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(answer.body)}\n`);
+    return EXIT_OK;
+  }
+  for (const c of calls) {
+    const streams = c.streams.map((s) => `${s.name}:${s.state}:${s.framesSent}`).join(' ');
+    process.stdout.write(
+      `${c.callId}  ${c.state}  ${c.direction}  ${c.paused ? 'paused' : c.transcribing ? 'transcribing' : 'not transcribing'}  since ${c.startedAt}  ${streams}\n`,
+    );
+  }
+  return EXIT_OK;
+}
+
+/** One control action on a call: exit 0 done, 3 no such call, 1 the service failed or could not be reached, 2 bad usage. */
+async function controlCall(
+  callId: string,
+  action: 'pause' | 'resume' | 'stop' | 'text',
+  options: ControlOptions,
+  text?: string,
+): Promise<number> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(callId)) {
+    throw new AppError('USAGE_INVALID', `CALL "${callId.slice(0, 64)}" is not a call id (a UUID, as \`calls\` lists them)`);
+  }
+  const answer = await opsRequest(controlTarget(options), 'POST', `/calls/${callId}/${action}`, text === undefined ? undefined : { text });
+  if (answer.status === 404) {
+    process.stderr.write(`transcription-proxy: no call ${callId} in progress\n`);
+    return EXIT_NO_SUCH_CALL;
+  }
+  if (answer.status === 400 || answer.status === 413)
+    throw new AppError('USAGE_INVALID', String(answer.body.error ?? `refused (${answer.status})`));
+  if (answer.status !== 200)
+    throw new AppError('OPS_UNREACHABLE', `the operations endpoint answered ${answer.status}: ${String(answer.body.error ?? '')}`);
+  process.stdout.write(`${JSON.stringify(answer.body)}\n`);
+  return EXIT_OK;
+}
+
 function report(error: unknown, logger?: Logger): number {
   if (error instanceof ConfigError) {
     process.stderr.write(`transcription-proxy: invalid configuration\n${error.report()}\n`);
@@ -225,6 +290,38 @@ export function buildProgram(run: (task: () => Promise<number>) => void): Comman
     .option('--dir <directory>', 'where WAV files are written', 'recordings')
     .addOption(new Option('--log-level <level>', 'log level').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .action((options) => run(() => receive(options)));
+
+  const control = (command: Command) =>
+    command
+      .option('--ops <url>', "the service's operations endpoint (default: from OPS_LISTEN of the configuration)")
+      .option('-c, --config <file>', 'ini file (default: ./config.ini when present)')
+      .option('-s, --set <KEY=VALUE>', 'set a configuration key (repeatable; overrides every other source)', collect, []);
+
+  control(
+    program
+      .command('calls')
+      .description('list the calls in progress in the running service (through its operations endpoint)')
+      .option('--json', 'print the JSON of GET /calls'),
+  ).action((options) => run(() => listCalls(options)));
+  for (const [name, action, description] of [
+    ['pause', 'pause', 'pause transcription of a call: its streams carry silence until resumed (PCI)'],
+    ['resume', 'resume', 'resume transcription of a paused call'],
+    ['stop', 'stop', 'stop transcribing a call; the call goes on'],
+  ] as const) {
+    control(
+      program
+        .command(name)
+        .description(`${description}; exit 0 done, 3 no such call, 1 the service could not be reached`)
+        .argument('<CALL>', 'the call id, as `calls` lists it'),
+    ).action((callId: string, options: ControlOptions) => run(() => controlCall(callId, action, options)));
+  }
+  control(
+    program
+      .command('send-text')
+      .description("send a text message down a call's streams (as mod_audio_stream's send_text); exit 0 sent, 3 no such call")
+      .argument('<CALL>', 'the call id')
+      .argument('<TEXT>', 'the text'),
+  ).action((callId: string, text: string, options: ControlOptions) => run(() => controlCall(callId, 'text', options, text)));
 
   return program;
 }

@@ -328,6 +328,16 @@ export const CONFIG_KEYS = {
     "Offer permessage-deflate compression (off by default: audio hardly compresses). Note: mod_audio_stream's variable of this name does the opposite.",
     'no',
   ),
+  PAUSE_DTMF_CODE: key({
+    description:
+      'Keyed on either phone during a call (digits less than 2 s apart), pauses the transcription, and keyed again resumes it (PCI); empty: no code.',
+    defaultText: '*81',
+    emptyIsValue: true,
+    parse(value) {
+      if (value !== '' && !/^[0-9*#A-D]{2,8}$/.test(value)) throw new Error(`"${value}" is not a DTMF code (2 to 8 of 0-9 * # A-D)`);
+      return value;
+    },
+  }),
   STREAM_DTMF: yesNo('Send DTMF pressed on a leg as a text message on its stream.', 'no'),
   VG_GATEWAY_URL: url("Voicegain real-time API (the seed's key): POST URL of async transcription; setting it selects PROVIDER=voicegain.", [
     'https:',

@@ -74,8 +74,13 @@ export interface FrameAlignerOptions {
   maxGapFillMs?: number;
   /** Injectable clock in ms (default performance.now). */
   now?: () => number;
-  /** Called in slot order, exactly once per slot; an absent leg is silence. Both buffers are frameBytes long. */
-  onFrame(left: Buffer, right: Buffer): void;
+  /**
+   * Called in slot order, exactly once per slot; an absent leg is silence. Both buffers are
+   * frameBytes long. `firstArrivedMs`: when the earlier of the slot's frames arrived (on the
+   * aligner's clock), undefined for a slot of silence only: what the alignment added to the
+   * frame's journey is the time since.
+   */
+  onFrame(left: Buffer, right: Buffer, firstArrivedMs: number | undefined): void;
 }
 
 /** Counters, indexed [leg A, leg B] where there are two. */
@@ -166,7 +171,7 @@ export class FrameAligner {
   readonly #windowSlots: number;
   readonly #maxGapFillSlots: number;
   readonly #now: () => number;
-  readonly #onFrame: (left: Buffer, right: Buffer) => void;
+  readonly #onFrame: (left: Buffer, right: Buffer, firstArrivedMs: number | undefined) => void;
   readonly #legs: [LegTimeline, LegTimeline];
   readonly #slots = new Map<number, Slot>();
   /** The oldest slot not yet emitted. */
@@ -450,6 +455,11 @@ export class FrameAligner {
       else this.#heldFrames--;
     }
     this.#stats.slots++;
-    this.#onFrame(frames[0] ?? silence(this.#frameBytes), frames[1] ?? silence(this.#frameBytes));
+    const arrivals = [held?.[0]?.arrivedMs, held?.[1]?.arrivedMs].filter((ms): ms is number => ms !== undefined);
+    this.#onFrame(
+      frames[0] ?? silence(this.#frameBytes),
+      frames[1] ?? silence(this.#frameBytes),
+      arrivals.length === 0 ? undefined : Math.min(...arrivals),
+    );
   }
 }

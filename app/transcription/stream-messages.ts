@@ -23,6 +23,11 @@ export interface StreamIdentity {
   callee: string;
   /** The service instance's name (NODE_NAME): which cell streams the call when there are several. */
   node: string;
+  /**
+   * The call's own data, for joining the transcript to a CRM record: PASS_HEADERS of leg A's
+   * INVITE and the dialplan's HASH(TRANSCRIPTION_META) (call-meta.ts). Sent only when not empty.
+   */
+  meta?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -60,11 +65,18 @@ export function resumeFields(resume: StreamResume | undefined): StreamResumeFiel
   return { resumed: true, positionMs: resume.positionMs, droppedMs: resume.droppedMs };
 }
 
+/** The identity as the metadata carries it: `meta` only when there is some. */
+function withoutEmptyMeta<T extends { meta?: Readonly<Record<string, string>> | undefined }>(identity: T): T {
+  if (identity.meta !== undefined && Object.keys(identity.meta).length > 0) return identity;
+  const { meta: _meta, ...rest } = identity;
+  return rest as T;
+}
+
 export function startMessage(identity: StreamIdentity, sampleRate: 8000 | 16000): StreamStartMessage {
   return {
     event: 'start',
     version: STREAM_FORMAT_VERSION,
-    ...identity,
+    ...withoutEmptyMeta(identity),
     encoding: 'L16',
     sampleRate,
     channels: 1,
@@ -90,6 +102,7 @@ export interface CallStreamStartMessage extends Partial<StreamResumeFields> {
   caller: string;
   callee: string;
   node: string;
+  meta?: Readonly<Record<string, string>>;
   legs: Pick<StreamIdentity, 'label' | 'leg' | 'channelId' | 'sipCallId'>[];
   encoding: 'L16';
   sampleRate: 8000 | 16000;
@@ -122,6 +135,7 @@ export function callStartMessage(
     caller: a.caller,
     callee: a.callee,
     node: a.node,
+    ...withoutEmptyMeta({ meta: a.meta }),
     legs: [leg(a), leg(b)],
     encoding: 'L16',
     sampleRate,
@@ -139,8 +153,19 @@ export interface StreamDtmfMessage {
   durationMs: number;
 }
 
-/** What our streams carry between start and stop: audio frames and DTMF events. */
-export type StreamItem = Buffer | StreamDtmfMessage;
+/**
+ * A text event of the call on its stream(s), between audio frames: `paused` / `resumed`
+ * (transcription paused for the call, e.g. while a card number is taken), `text` (sent by an
+ * operator, like mod_audio_stream's send_text), and whatever later features add.
+ */
+export interface StreamEventMessage {
+  event: string;
+  label: string;
+  [field: string]: unknown;
+}
+
+/** What our streams carry between start and stop: audio frames, DTMF and other text events. */
+export type StreamItem = Buffer | StreamDtmfMessage | StreamEventMessage;
 
 /**
  * Our format as a StreamProtocol: the start metadata opens every connection (a resumed one

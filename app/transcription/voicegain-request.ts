@@ -44,6 +44,8 @@ export interface VoicegainCallIds {
   linkedId: string;
   caller: string;
   callee: string;
+  /** The call's own data (PASS_HEADERS, TRANSCRIPTION_META): session metadata pairs, after ours. */
+  meta?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface VoicegainNameValue {
@@ -155,7 +157,11 @@ function session(
     // server that reads metadata[0] (or, like Voicegain's wss_server.py, matches by name) still sees the seed's
     // pair. Our call ids follow, so a result can be joined to the call's logs. The phone numbers are not sent:
     // Voicegain would store them with the result, and the seed's results echo only the channel pair [SEED].
-    metadata: [{ name: channelName, value: channelValue }, ...metadataPairs({ callId: call.callId, linkedId: call.linkedId })],
+    metadata: [
+      { name: channelName, value: channelValue },
+      ...metadataPairs({ callId: call.callId, linkedId: call.linkedId }),
+      ...metadataPairs(Object.fromEntries(Object.entries(call.meta ?? {}).filter(([name]) => name !== 'callId' && name !== 'linkedId'))),
+    ],
   };
 }
 

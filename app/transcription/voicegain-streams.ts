@@ -21,7 +21,7 @@ import type { CallStreams, CallStreamsDeps, Leg } from './call-streams.js';
 import { FrameAligner } from './frame-aligner.js';
 import type { StreamIdentity } from './stream-messages.js';
 import { readVoicegainAnswer, voicegainRequestBody, voicegainRetryDelayMs, type VoicegainSettings } from './voicegain-request.js';
-import { WebsocketStream, type StreamProtocol } from './websocket-stream.js';
+import { WebsocketStream, type StreamProtocol, type StreamSummary } from './websocket-stream.js';
 
 /** Voicegain's audio websocket takes raw frames: nothing before, nothing after. */
 const RAW_AUDIO: StreamProtocol<Buffer> = { opening: () => [], encode: (frame) => frame, closing: () => undefined };
@@ -41,25 +41,30 @@ export function voicegainSettings(config: Config): VoicegainSettings {
 }
 
 export class VoicegainStreams implements CallStreams {
+  readonly provider = 'voicegain';
   readonly #config: Config;
+  readonly #onConnected: (() => void) | undefined;
+  readonly #onFrameSent: ((latencyMs: number) => void) | undefined;
   readonly #logger: Logger;
   readonly #a: StreamIdentity;
   readonly #aligner: FrameAligner;
   readonly #abort = new AbortController();
-  readonly #pending: Buffer[] = [];
+  readonly #pending: { frame: Buffer; receivedAtMs: number | undefined }[] = [];
   #droppedWhileRequesting = 0;
   #stream: WebsocketStream | undefined;
   #requesting: Promise<void> | undefined;
   #state: 'new' | 'requesting' | 'streaming' | 'failed' | 'finished' = 'new';
   #finished: Promise<void> | undefined;
 
-  constructor({ config, logger }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
+  constructor({ config, logger, onConnected, onFrameSent }: CallStreamsDeps, a: StreamIdentity, b: StreamIdentity) {
     this.#config = config;
     this.#a = a;
+    this.#onConnected = onConnected;
+    this.#onFrameSent = onFrameSent;
     this.#logger = logger.child({ stream: 'voicegain', labels: [a.label, b.label] });
     this.#aligner = new FrameAligner({
       frameBytes: frameBytes(8000),
-      onFrame: (left, right) => this.#deliver(interleave(left, right)),
+      onFrame: (left, right, firstArrivedMs) => this.#deliver(interleave(left, right), firstArrivedMs),
     });
   }
 
@@ -76,6 +81,7 @@ export class VoicegainStreams implements CallStreams {
       linkedId: this.#a.linkedId,
       caller: this.#a.caller,
       callee: this.#a.callee,
+      meta: this.#a.meta,
     });
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.#post(settings.gatewayUrl, body);
@@ -153,10 +159,12 @@ export class VoicegainStreams implements CallStreams {
       protocol: RAW_AUDIO,
       logger: this.#logger,
       bufferMs: this.#config.STREAM_BUFFER_MS,
+      ...(this.#onConnected && { onFirstConnected: this.#onConnected }),
+      ...(this.#onFrameSent && { onFrameSent: this.#onFrameSent }),
     });
     this.#stream.open();
     this.#state = 'streaming';
-    for (const frame of this.#pending.splice(0)) this.#stream.send(frame);
+    for (const { frame, receivedAtMs } of this.#pending.splice(0)) this.#stream.send(frame, receivedAtMs);
   }
 
   #fail(message: string): void {
@@ -166,11 +174,11 @@ export class VoicegainStreams implements CallStreams {
     this.#logger.error({ url: this.#config.VG_GATEWAY_URL?.origin }, `${message}; the call goes on without transcription`);
   }
 
-  #deliver(stereo: Buffer): void {
+  #deliver(stereo: Buffer, receivedAtMs: number | undefined): void {
     if (this.#state === 'streaming') {
-      this.#stream!.send(stereo);
+      this.#stream!.send(stereo, receivedAtMs);
     } else if (this.#state === 'requesting' || this.#state === 'new') {
-      this.#pending.push(stereo);
+      this.#pending.push({ frame: stereo, receivedAtMs });
       if (this.#pending.length > Math.max(1, this.#config.STREAM_BUFFER_MS / 20)) {
         this.#pending.shift();
         this.#droppedWhileRequesting++;
@@ -180,6 +188,24 @@ export class VoicegainStreams implements CallStreams {
 
   audio(leg: Leg, frame: Buffer): void {
     this.#aligner.push(leg === 'A' ? 0 : 1, frame);
+  }
+
+  /** Voicegain's audio websocket carries audio only: no place for events (a paused call sends silence). */
+  event(): boolean {
+    return false;
+  }
+
+  summaries(): (StreamSummary & { name: string })[] {
+    const summary = this.#stream?.summary() ?? {
+      state: this.#state === 'failed' || this.#state === 'finished' ? 'ended' : 'connecting',
+      bufferedMs: this.#pending.length * 20,
+      framesSent: 0,
+      framesDropped: this.#droppedWhileRequesting,
+      connections: 0,
+      reconnects: 0,
+      stalls: 0,
+    };
+    return [{ name: 'voicegain', ...summary }];
   }
 
   dtmf(): void {

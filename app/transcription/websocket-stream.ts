@@ -81,6 +81,10 @@ export interface WebsocketStreamOptions<T> {
   /** How long finish() waits for the close handshake. */
   closeTimeoutMs?: number;
   random?: () => number;
+  /** Called once, when the stream's first connection is open (the call's set-up time ends there). */
+  onFirstConnected?: () => void;
+  /** Called for each audio frame put on the wire, with the ms since it was handed to send() (its `receivedAtMs`). */
+  onFrameSent?: (latencyMs: number) => void;
 }
 
 export interface WebsocketStreamStats {
@@ -97,6 +101,16 @@ export interface WebsocketStreamStats {
 
 export type WebsocketStreamState = 'idle' | 'connecting' | 'open' | 'waiting' | 'ended';
 
+export interface StreamSummary {
+  state: WebsocketStreamState;
+  bufferedMs: number;
+  framesSent: number;
+  framesDropped: number;
+  connections: number;
+  reconnects: number;
+  stalls: number;
+}
+
 interface Entry<T> {
   item: T;
   audio: boolean;
@@ -104,6 +118,8 @@ interface Entry<T> {
   positionMs: number;
   /** Number of the write on the current connection (0 until written). */
   writeSeq: number;
+  /** When the audio reached the service (performance.now()), for the latency histogram. */
+  receivedAtMs: number | undefined;
 }
 
 /** A connection open at least this long counts as healthy: its loss restarts the backoff. */
@@ -126,7 +142,8 @@ export class WebsocketStream<T = Buffer> {
     serverMessages: 0,
     serverTexts: 0,
   };
-  readonly #options: Required<Omit<WebsocketStreamOptions<T>, 'resumedAtMs'>> & { resumedAtMs: number | undefined };
+  readonly #options: Required<Omit<WebsocketStreamOptions<T>, 'resumedAtMs' | 'onFirstConnected' | 'onFrameSent'>> &
+    Pick<WebsocketStreamOptions<T>, 'resumedAtMs' | 'onFirstConnected' | 'onFrameSent'>;
   readonly #logger: Logger;
   /** Items not written to any socket yet, oldest first. */
   #pending: Entry<T>[] = [];
@@ -178,6 +195,19 @@ export class WebsocketStream<T = Buffer> {
   /** True while a socket is open or being opened (for leak checks). */
   get isOpen(): boolean {
     return this.#socket !== undefined;
+  }
+
+  /** The stream as the operations endpoint shows it. */
+  summary(): StreamSummary {
+    return {
+      state: this.#state,
+      bufferedMs: Math.round(this.bufferedMs),
+      framesSent: this.stats.framesSent,
+      framesDropped: this.stats.framesDropped,
+      connections: this.stats.connections,
+      reconnects: this.stats.reconnects,
+      stalls: this.stats.stalls,
+    };
   }
 
   /** Audio held in memory (not yet written, or written and not yet acknowledged), in ms. */
@@ -274,6 +304,7 @@ export class WebsocketStream<T = Buffer> {
     this.stats.connections++;
     if (this.#everConnected) this.stats.reconnects++;
     const resumed = this.#everConnected || this.#options.resumedAtMs !== undefined;
+    if (!this.#everConnected) this.#options.onFirstConnected?.();
     const first = this.#pending.find((entry) => entry.audio);
     const resume = resumed
       ? { positionMs: first?.positionMs ?? this.#nextPositionMs, droppedMs: this.#droppedSinceConnectionMs }
@@ -373,6 +404,7 @@ export class WebsocketStream<T = Buffer> {
     if (entry.audio) {
       this.stats.framesSent++;
       this.#unackedAudio++;
+      if (entry.receivedAtMs !== undefined) this.#options.onFrameSent?.(performance.now() - entry.receivedAtMs);
     }
     if (this.#options.heartbeatMs <= 0) {
       // Without pings nothing is ever acknowledged, and nothing is sent again.
@@ -412,11 +444,14 @@ export class WebsocketStream<T = Buffer> {
     this.#pendingEvents = 0;
   }
 
-  /** Queues one item (an audio frame, a DTMF event, ...); sends it now when connected. */
-  send(item: T): void {
+  /**
+   * Queues one item (an audio frame, a DTMF event, ...); sends it now when connected.
+   * `receivedAtMs`: when its audio reached the service (performance.now()), for onFrameSent.
+   */
+  send(item: T, receivedAtMs?: number): void {
     if (this.#finished !== undefined || this.#state === 'ended') return;
     const audio = this.#options.isAudio(item);
-    const entry: Entry<T> = { item, audio, positionMs: this.#nextPositionMs, writeSeq: 0 };
+    const entry: Entry<T> = { item, audio, positionMs: this.#nextPositionMs, writeSeq: 0, receivedAtMs };
     if (audio) this.#nextPositionMs += this.#options.frameMs / this.#options.itemsPerFrame;
     // A socket that is closing (its close event not yet handled) takes nothing: it would be lost.
     if (this.#state === 'open' && this.#socket !== undefined && this.#socket.readyState === this.#socket.OPEN) {

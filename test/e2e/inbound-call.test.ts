@@ -235,7 +235,7 @@ describe('calls that end early or fail', () => {
       expect(callerResult.exitCode, callerResult.stderr).toBe(0);
       expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
       expect(receivedResponseCodes(callerResult.messages)).toContain(200);
-      expect(proxy.logTail(400)).toMatch(/stream connection error/);
+      expect(proxy.logTail(400)).toMatch(/stream connection failed; buffering and retrying/);
     } finally {
       await proxy.stop();
       proxy = await startServiceUnderTest(settings());

@@ -67,7 +67,9 @@ export class FakeAri implements AriPort {
   // --- what the test does: Asterisk's side -------------------------------------------------
 
   /** A caller entering Stasis(app,args) from the dialplan. */
-  callerEnters(options: { id?: string; number?: string; exten?: string; args?: string[]; state?: string } = {}): FakeChannel {
+  callerEnters(
+    options: { id?: string; number?: string; exten?: string; args?: string[]; state?: string; variables?: Record<string, string> } = {},
+  ): FakeChannel {
     const channel = this.#addChannel(options.id ?? `${1700000000 + ++this.#uniqueId}.${this.#uniqueId}`, {
       state: options.state ?? 'Ring',
       caller: { name: '', number: options.number ?? '1001' },
@@ -75,6 +77,7 @@ export class FakeAri implements AriPort {
       app_data: [this.app, ...(options.args ?? [])].join(','),
     });
     channel.inApp = true;
+    for (const [name, value] of Object.entries(options.variables ?? {})) channel.variables.set(name, value);
     this.#emitLater({ type: 'StasisStart', channel: this.#snapshot(channel), args: options.args ?? [] });
     return channel;
   }
@@ -96,6 +99,18 @@ export class FakeAri implements AriPort {
   /** A party hangs up (BYE): the channel leaves its bridge and is destroyed. */
   partyHangsUp(channelId: string, cause = 16): void {
     this.#destroy(channelId, cause);
+  }
+
+  /** A party presses a key (ARI reports it once released). */
+  pressDigit(channelId: string, digit: string): void {
+    this.#emit({ type: 'ChannelDtmfReceived', channel: this.#snapshot(this.#get(channelId)), digit, duration_ms: 100 });
+  }
+
+  /** The dialplan (a feature code, an AMI Setvar) sets a variable on a channel. */
+  dialplanSets(channelId: string, name: string, value: string): void {
+    const channel = this.#get(channelId);
+    channel.variables.set(name, value);
+    this.#emit({ type: 'ChannelVarset', channel: this.#snapshot(channel), variable: name, value });
   }
 
   /** Asterisk loses a channel without telling anyone (events lost in an outage). */
@@ -422,6 +437,10 @@ export interface FakeCallStreams extends CallStreams {
   resumedAtMs: number | undefined;
   opened: boolean;
   frames: Record<'A' | 'B', number>;
+  /** Frames of each leg that were all zeros (a paused call's silence). */
+  silentFrames: Record<'A' | 'B', number>;
+  events: Record<string, unknown>[];
+  digits: string[];
   finishedWith: string | undefined;
 }
 
@@ -434,15 +453,30 @@ export class FakeStreams {
       resumedAtMs: options.resumedAtMs,
       opened: false,
       frames: { A: 0, B: 0 },
+      silentFrames: { A: 0, B: 0 },
+      events: [],
+      digits: [],
       finishedWith: undefined,
       holdsSockets: false,
+      provider: 'websocket',
       open() {
         streams.opened = true;
+        options.onConnected?.();
       },
-      audio(leg) {
+      audio(leg, frame) {
         streams.frames[leg]++;
+        if (frame.every((byte) => byte === 0)) streams.silentFrames[leg]++;
       },
-      dtmf() {},
+      dtmf(_leg, digit) {
+        streams.digits.push(digit);
+      },
+      event(message) {
+        streams.events.push(message);
+        return true;
+      },
+      summaries() {
+        return [];
+      },
       async finish(reason) {
         streams.finishedWith ??= reason;
       },

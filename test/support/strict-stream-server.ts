@@ -3,7 +3,9 @@
  * mod_audio_stream's mono stream: the first frame must be TEXT (the metadata),
  * then BINARY audio only, each a whole number of 16-bit samples; a final TEXT
  * frame (the stop message) is allowed only as the last frame before close.
- * TEXT `dtmf` events (STREAM_DTMF) may come between, and are recorded.
+ * TEXT events may come between (`dtmf` with STREAM_DTMF; `paused`, `resumed`,
+ * `text`, ...), and are recorded, in order, with the number of audio frames
+ * received before each.
  * It records every stream and every violation, so tests can assert on both.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -16,6 +18,8 @@ export interface ReceivedStream {
   frameArrivalMs: number[];
   stop: Record<string, unknown> | undefined;
   dtmf: Record<string, unknown>[];
+  /** Text events other than the metadata and stop, with `framesBefore` added. */
+  events: Record<string, unknown>[];
   closeCode: number | undefined;
   violations: string[];
   closed: Promise<void>;
@@ -36,6 +40,7 @@ export function startStrictStreamServer(host = '127.0.0.1'): Promise<StrictStrea
         frameArrivalMs: [],
         stop: undefined,
         dtmf: [],
+        events: [],
         closeCode: undefined,
         violations: [],
         closed: new Promise((resolve) => {
@@ -54,6 +59,8 @@ export function startStrictStreamServer(host = '127.0.0.1'): Promise<StrictStrea
           }
           if (parsed?.event === 'dtmf' && stream.metadata !== undefined) {
             stream.dtmf.push(parsed);
+          } else if (stream.metadata !== undefined && parsed !== undefined && parsed.event !== 'stop' && parsed.event !== 'start') {
+            stream.events.push({ ...parsed, framesBefore: stream.frames.length });
           } else if (stream.metadata === undefined) {
             if (stream.frames.length > 0) stream.violations.push('metadata after audio');
             stream.metadata = parsed;
