@@ -26,6 +26,12 @@
 # touched, `stop` cannot pull /dev from under a running cell, and the cell's
 # mounts vanish with its process, however it ends.
 #
+# The test bed itself as a cell (a second end-to-end shard, run inside a
+# network namespace of its own: scripts/test.sh): with ATP_TESTBED_CELL=DIR
+# set, start | stop | status | logfile | log | cli act on the cell in DIR
+# instead, with the test bed's configuration; its Asterisk runs in the caller's
+# network namespace, on that namespace's 127.0.0.1 (the same ports as ever).
+#
 # WARNING: while the test bed runs, the HOST's /dev is bind-mounted at
 # CHROOT/dev. Never delete the chroot by hand without running `stop` first
 # (and checking /proc/mounts): `rm -rf` would delete the host's device nodes.
@@ -238,6 +244,7 @@ astsbindir => /usr/sbin
 [options]
 verbose = 3
 debug = 0
+highpriority = yes
 systemname = $name
 EOF
   echo "$ROOT$dir"
@@ -280,6 +287,44 @@ cell_remove() {
   if cell_pid "$dir" >/dev/null; then die "the Asterisk of cell $dir still runs (pid $(cell_pid "$dir"))"; fi
   safe_rm "$ROOT$dir" >/dev/null
 }
+
+# --- the test bed as a cell (ATP_TESTBED_CELL) --------------------------------
+
+CELL="${ATP_TESTBED_CELL:-}"
+if [[ -n "$CELL" ]]; then
+  LOG="$ROOT$CELL/log/full"
+  daemon_pid() { cell_pid "$CELL"; }
+  rx() { chroot "$ROOT" asterisk -C "$CELL/etc/asterisk.conf" -rx "$1"; }
+  start() {
+    if cell_pid "$CELL" >/dev/null; then
+      ari_ready || exit 1
+      return 0
+    fi
+    build
+    [[ -f "$ROOT$CELL/etc/asterisk.conf" ]] && rm -rf -- "$ROOT$CELL/etc" || true
+    cell_init "$CELL" "testbed-$(basename "$CELL")" >/dev/null
+    echo "===== testbed cell start $(date '+%F %T') =====" >>"$LOG"
+    # In the background, detached from this script, in the caller's network namespace.
+    setsid bash "${BASH_SOURCE[0]}" cell-run "$CELL" </dev/null >>"$LOG.console" 2>&1 9>&- &
+    local i
+    for ((i = 0; i < 300; i++)); do
+      cell_pid "$CELL" >/dev/null && rx "core waitfullybooted" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    cell_pid "$CELL" >/dev/null || { echo "testbed: the cell's Asterisk did not start; $LOG.console:" >&2; tail -n 20 "$LOG.console" >&2; exit 1; }
+    ari_ready
+    say "Asterisk cell $CELL running (pid $(cell_pid "$CELL")), ARI ready at http://127.0.0.1:8088/ari"
+  }
+  stop() {
+    local pid i
+    if pid="$(cell_pid "$CELL")"; then
+      rx "core stop now" >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+      for ((i = 0; i < 100; i++)); do cell_pid "$CELL" >/dev/null || break; sleep 0.1; done
+      if pid="$(cell_pid "$CELL")"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.3; fi
+    fi
+    say "cell $CELL stopped"
+  }
+fi
 
 cmd="${1:-}"
 [[ "$cmd" == logfile ]] && { echo "$LOG"; exit 0; }

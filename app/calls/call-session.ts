@@ -166,6 +166,8 @@ export class CallSession {
   readonly #pauseCode: Record<Leg, DtmfCodeDetector>;
   /** Record writes, in order, off the call's critical path. */
   #recordWrites: Promise<void> = Promise.resolve();
+  /** Ends an adopted call whose B was never dialled (see #adopt). */
+  #adoptedDialGuard: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
   /** Everything this call does runs in it, so an error nobody caught is traced to this call (call-context.ts). */
@@ -306,9 +308,12 @@ export class CallSession {
     );
     await legBStarted;
     if (this.#closed) return;
+    // Written before the dial, so that a crash once B may ring leaves a record an instance adopts
+    // (B rings on in Asterisk), never one it re-routes (a second B to the same callee).
+    await this.#writeRecord('dialling');
+    if (this.#closed) return;
     // No `caller`: it would copy A's caller ID to B unchecked (the plan sets B's connected line).
     await ari.dial(this.legBId, { timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
-    void this.#writeRecord('dialling');
   }
 
   /**
@@ -331,6 +336,12 @@ export class CallSession {
       await this.#answered();
     } else {
       this.#state = legB.state === 'Ringing' ? 'ringing' : 'dialling';
+      // Asterisk's dial timeout ends a B that was dialled; this one ends a B the crashed
+      // instance recorded but never got to dial (nothing else would ever answer or end it).
+      this.#adoptedDialGuard = setTimeout(() => {
+        if (this.#state === 'dialling' || this.#state === 'ringing') void this.close('callee no answer', 'no_answer');
+      }, this.#deps.config.DIAL_TIMEOUT_MS);
+      this.#adoptedDialGuard.unref();
     }
   }
 
@@ -688,6 +699,7 @@ export class CallSession {
             ? 'no_answer'
             : 'failed';
     this.#state = 'closing';
+    clearTimeout(this.#adoptedDialGuard);
     const { ari, events } = this.#deps;
     this.#logger.info({ reason: why, hangupCause: reasonForA }, 'call ending');
     events.cancel(this.legBId);
@@ -726,6 +738,7 @@ export class CallSession {
     const answered = this.#state === 'answered';
     this.#outcome = answered ? 'released' : 'handed_back';
     this.#state = 'closing';
+    clearTimeout(this.#adoptedDialGuard);
     const { ari, events } = this.#deps;
     this.#logger.info({ reason: why, answered }, 'call released: it goes on in Asterisk');
     events.cancel(this.legBId);

@@ -7,7 +7,7 @@
  * asterisk-cell.ts, cell-service.ts).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { createLab, processesRootedAt, type Lab, type LabHost } from '../support/netns.js';
@@ -35,10 +35,28 @@ function testbedState(): { etc: string; mounts: string[]; ctl: boolean; daemon: 
       .split('\n')
       .filter((line) => line.includes(CHROOT)),
     ctl: existsSync(join(CHROOT, 'run', 'asterisk', 'asterisk.ctl')),
-    daemon: processesRootedAt(CHROOT)
-      .filter((pid) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'asterisk')
-      .sort((a, b) => a - b),
+    daemon: testbedDaemons(),
   };
+}
+
+/**
+ * The Asterisk daemons of this run's test bed: rooted at the chroot and in this process's
+ * network namespace (another e2e shard's test bed, or a cell, lives in its own), not a
+ * remote console (`asterisk -r`/`-rx`, which the tests and testbed.sh run now and then).
+ */
+function testbedDaemons(): number[] {
+  const ownNet = readlinkSync('/proc/self/ns/net');
+  return processesRootedAt(CHROOT)
+    .filter((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        const remote = argv.some((arg) => /^-[a-zA-Z]*[rx]/.test(arg));
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'asterisk' && !remote && readlinkSync(`/proc/${pid}/ns/net`) === ownNet;
+      } catch {
+        return false; // exited meanwhile
+      }
+    })
+    .sort((a, b) => a - b);
 }
 let before: ReturnType<typeof testbedState>;
 
@@ -72,8 +90,13 @@ it('runs two cells from the test bed chroot, each with its own address, configur
     expect(info.config.name).toBe(cell.name);
   }
   // The shared test bed still answers on 127.0.0.1, and nothing of it changed.
+  expect(before.daemon, "the test bed's own daemon").toHaveLength(1);
   await expect(ariRequest('GET', '/asterisk/info')).resolves.toBeDefined();
-  expect(testbedState()).toEqual({ ...before, daemon: before.daemon.concat(cells.map((c) => c.pid)).sort((a, b) => a - b) });
+  expect(testbedState()).toEqual(before);
+  for (const cell of cells) {
+    expect(processesRootedAt(CHROOT), `${cell.name}: its daemon runs from the chroot`).toContain(cell.pid);
+    expect(readlinkSync(`/proc/${cell.pid}/ns/net`), `${cell.name}: in its own namespace`).not.toBe(readlinkSync('/proc/self/ns/net'));
+  }
 });
 
 it('carries a call through a cell: caller in one namespace, Asterisk, service and callee in another', async () => {

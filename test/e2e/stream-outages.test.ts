@@ -94,16 +94,31 @@ const connectionsOf = (label: string, callerId?: string) =>
 const positioned = (connections: ReceivedStream[]) =>
   connections.map((c) => ({ positionMs: Number(c.metadata?.positionMs ?? 0), frames: c.frames }));
 
-/** Every connection begins where the one before ended, plus what was reported dropped. */
-function expectContiguous(connections: ReceivedStream[]): void {
+/**
+ * A reset loses what was on the wire at that instant (in the relay, or in the server's
+ * socket unread): the protocol has no acknowledgement that could say, and sending it
+ * again would duplicate it for every server that does not read positions. A few frames
+ * at most on loopback.
+ */
+const IN_FLIGHT_MS = 100;
+
+/**
+ * Every connection begins where the one before ended, plus what was reported dropped,
+ * plus what was in flight at the cut. Returns the ms lost in flight, over all cuts.
+ */
+function expectContiguous(connections: ReceivedStream[]): number {
+  let inFlightMs = 0;
   for (let k = 1; k < connections.length; k++) {
     const before = connections[k - 1]!;
     const end = Number(before.metadata?.positionMs ?? 0) + before.frames.length * 20;
     expect(connections[k]!.metadata, `connection ${k}`).toMatchObject({ resumed: true });
-    expect(Number(connections[k]!.metadata?.positionMs), `connection ${k} begins where ${k - 1} ended, plus what was dropped`).toBe(
-      end + Number(connections[k]!.metadata?.droppedMs),
-    );
+    const gapMs = Number(connections[k]!.metadata?.positionMs) - end - Number(connections[k]!.metadata?.droppedMs);
+    const where = `connection ${k} begins where ${k - 1} ended, plus what was dropped, plus what was in flight (ms)`;
+    expect(gapMs, where).toBeGreaterThanOrEqual(0);
+    expect(gapMs, where).toBeLessThanOrEqual(IN_FLIGHT_MS);
+    inFlightMs += gapMs;
   }
+  return inFlightMs;
 }
 
 /**
@@ -116,11 +131,16 @@ function expectSteps(connections: ReceivedStream[], own: readonly number[], othe
     expect(check.judged, `joint ${k + 1}`).toBeGreaterThan(40);
     expect(check.wrong, `joint ${k + 1}: frames out of place across the reconnection`).toEqual([]);
   });
-  expect(checkSteps(positioned(connections), 16000, own, other).leaks, 'frames with the other party in them').toBe(0);
+  const check = checkSteps(positioned(connections), 16000, own, other);
+  expect(check.leaks, 'frames with the other party in them').toBe(0);
+  expect(check.glitches, 'lone glitched frames (a loaded snoop), a few at most').toBeLessThanOrEqual(5);
 }
 
-/** What the server received of a leg equals what the service got from Asterisk for it (the tap's closing counters). */
-function expectAllFrames(log: string, label: string, connections: ReceivedStream[]): void {
+/**
+ * What the server received of a leg, plus what was in flight at the cuts, equals what the
+ * service got from Asterisk for it (the tap's closing counters).
+ */
+function expectAllFrames(log: string, label: string, connections: ReceivedStream[], inFlightMs: number): void {
   const closed = log
     .split('\n')
     .filter((line) => line.includes('"msg":"leg tap closed"'))
@@ -128,8 +148,8 @@ function expectAllFrames(log: string, label: string, connections: ReceivedStream
   const tapped = closed.find((line) => line.label === label)?.media.packets;
   expect(tapped, `${label}: the tap's count`).toBeGreaterThan(0);
   expect(
-    connections.reduce((sum, c) => sum + c.frames.length, 0),
-    `${label}: frames received, all connections`,
+    connections.reduce((sum, c) => sum + c.frames.length, 0) + inFlightMs / 20,
+    `${label}: frames received, all connections, and in flight at the cuts`,
   ).toBe(tapped);
 }
 
@@ -137,7 +157,7 @@ const streamsWith = (label: string, count: number, frames: number) => () =>
   connectionsOf(label).length >= count && connectionsOf(label).at(-1)!.frames.length >= frames;
 
 describe('outages of the transcription server', () => {
-  it('five outages of 1 to 10 s in a 60 s call: every frame of each label arrives once, in order, metadata first on every connection', async () => {
+  it('five outages of 1 to 10 s in a 60 s call: the frames of each label in order, none twice, none lost but what was on the wire at a cut, metadata first on every connection', async () => {
     const wsRelay = await startRelay();
     await startProxy({ STREAM_URL: wsRelay.url });
     const [callee, caller] = await steppedCall(60_000);
@@ -163,9 +183,9 @@ describe('outages of the transcription server', () => {
       for (const connection of connections) expect(connection.violations).toEqual([]);
       for (const connection of connections.slice(1)) expect(connection.metadata?.droppedMs).toBe(0);
       expect(connections.at(-1)!.stop?.reason).toBe('caller hung up');
-      expectContiguous(connections);
+      const inFlightMs = expectContiguous(connections);
       expectSteps(connections, own, other);
-      expectAllFrames(proxy!.logTail(2000), label, connections);
+      expectAllFrames(proxy!.logTail(2000), label, connections, inFlightMs);
       const frames = connections.reduce((sum, c) => sum + c.frames.length, 0);
       expect(frames * 20, `${label}: ms of audio over a 60 s call`).toBeGreaterThan(58_000);
     }

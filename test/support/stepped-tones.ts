@@ -60,8 +60,14 @@ export interface StepCheck {
   offsetMs: number;
   judged: number;
   wrong: { connection: number; index: number; positionMs: number; expected: number; got: number }[];
-  /** Judged frames in which one of `otherHz` came within 20 dB of the frame's own step (a 20 ms frame leaks about 25 dB into neighbours 250 Hz away). */
+  /**
+   * Judged frames in which one of `otherHz` came within 20 dB of the frame's own step (a 20 ms
+   * frame leaks about 25 dB into neighbours 250 Hz away), next to another such frame: the
+   * other party plays each step for 250 ms, so its audio mixed in spans frames.
+   */
   leaks: number;
+  /** Such frames alone between clean ones: a glitch of the frame itself (a loaded snoop slipping samples), not the other party. */
+  glitches: number;
 }
 
 /**
@@ -105,7 +111,7 @@ export function checkSteps(
   const best = { offsetMs: (bestStart + Math.floor(bestLength / 2)) % PERIOD_MS };
   const wrong: StepCheck['wrong'] = [];
   let judged = 0;
-  let leaks = 0;
+  const leaking: boolean[][] = connections.map((connection) => connection.frames.map(() => false));
   connections.forEach((connection, c) => {
     detected[c]!.forEach((step, i) => {
       const positionMs = connection.positionMs + i * frameMs;
@@ -115,10 +121,19 @@ export function checkSteps(
       if (want !== step) wrong.push({ connection: c, index: i, positionMs, expected: want, got: step });
       const frame = connection.frames[i]!;
       const loudestOther = Math.max(...otherHz.map((hz) => tonePowerDb(frame, sampleRate, hz)));
-      if (otherHz.length > 0 && detections[c]![i]!.powerDb - loudestOther < 20) leaks++;
+      if (otherHz.length > 0 && detections[c]![i]!.powerDb - loudestOther < 20) leaking[c]![i] = true;
     });
   });
-  return { offsetMs: best.offsetMs, judged, wrong, leaks };
+  let leaks = 0;
+  let glitches = 0;
+  for (const row of leaking) {
+    row.forEach((leak, i) => {
+      if (!leak) return;
+      if (row[i - 1] === true || row[i + 1] === true) leaks++;
+      else glitches++;
+    });
+  }
+  return { offsetMs: best.offsetMs, judged, wrong, leaks, glitches };
 }
 
 /**

@@ -6,7 +6,7 @@
  * the state machines, in milliseconds.
  */
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CALL_RECORD_VARIABLE, decodeCallRecord, encodeCallRecord } from '../../app/calls/call-record.js';
 import { FALLBACK_VARIABLE } from '../../app/calls/call-session.js';
 import { StasisApp } from '../../app/calls/stasis-app.js';
@@ -265,6 +265,52 @@ describe('adoption at start', () => {
     expect(ari.bridges.get(`call-${CALL_ID}`)?.channels.sort()).toEqual([legA.id, legBId].sort());
     expect(ari.ops('answer').map((r) => r.args.channelId)).toEqual([legA.id]);
     expect(streams.created).toHaveLength(1);
+  });
+
+  it('writes the dialling record before it dials B, so a crash while B rings leaves a call to adopt, not to route again', async () => {
+    const { ari } = await startApp();
+    ari.callerEnters({ number: '1001', args: ['number=4567'] });
+    await settle();
+    const dialAt = ari.requests.findIndex((r) => r.op === 'dial');
+    const recordAt = ari.requests.findIndex(
+      (r) => r.op === 'setVariable' && r.args.name === CALL_RECORD_VARIABLE && decodeCallRecord(String(r.args.value))?.state === 'dialling',
+    );
+    expect(dialAt).toBeGreaterThan(0);
+    expect(recordAt).toBeGreaterThanOrEqual(0);
+    expect(recordAt).toBeLessThan(dialAt);
+  });
+
+  it('ends an adopted call whose leg B was never dialled once DIAL_TIMEOUT_MS has passed', async () => {
+    const ari = new FakeAri();
+    const legBId = `leg-b-${CALL_ID}`;
+    const record = encodeCallRecord({
+      version: 1,
+      callId: CALL_ID,
+      state: 'dialling',
+      args: ['number=4567'],
+      legB: legBId,
+      callee: '4567',
+    });
+    const legA = ari.seedChannel('1699.10', { state: 'Ring', variables: { [CALL_RECORD_VARIABLE]: record } });
+    ari.seedChannel(legBId, { state: 'Down' });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      await startApp(ari);
+      await vi.advanceTimersByTimeAsync(config.DIAL_TIMEOUT_MS - 100);
+      expect(app!.activeCalls).toBe(1);
+      await vi.advanceTimersByTimeAsync(200);
+    } finally {
+      vi.useRealTimers();
+    }
+    await settle(20);
+    expect(app!.activeCalls).toBe(0);
+    expect(
+      ari
+        .ops('hangup')
+        .map((r) => r.args.channelId)
+        .sort(),
+    ).toEqual([legA.id, legBId].sort());
+    expect(ari.ops('dial')).toEqual([]);
   });
 
   it('leaves alone what belongs to another app or tenant on the same Asterisk', async () => {

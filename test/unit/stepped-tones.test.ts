@@ -59,6 +59,19 @@ describe('stepped tones', () => {
     expect(checkSteps([{ positionMs: 0, frames: mixed }], 8000, CALLER_STEPS_HZ, CALLEE_STEPS_HZ).leaks).toBeGreaterThan(100);
   });
 
+  it('tells the other party leaking in (frames in a row) from one glitched frame', () => {
+    const other = decodeUlaw(steppedToneUlaw(CALLEE_STEPS_HZ, 10));
+    const mix = (i: number) => {
+      const out = Buffer.alloc(320);
+      for (let s = 0; s < 320; s += 2) out.writeInt16LE((frames[i]!.readInt16LE(s) + other.readInt16LE(i * 320 + s)) >> 1, s);
+      return out;
+    };
+    const once = frames.map((frame, i) => (i === 100 ? mix(i) : frame));
+    expect(checkSteps([{ positionMs: 0, frames: once }], 8000, CALLER_STEPS_HZ, CALLEE_STEPS_HZ)).toMatchObject({ leaks: 0, glitches: 1 });
+    const twice = frames.map((frame, i) => (i === 100 || i === 101 ? mix(i) : frame));
+    expect(checkSteps([{ positionMs: 0, frames: twice }], 8000, CALLER_STEPS_HZ, CALLEE_STEPS_HZ)).toMatchObject({ leaks: 2, glitches: 0 });
+  });
+
   it('judges each joint between connections on its own: right when whole, wrong with a frame lost at it', () => {
     const whole = checkJoints(
       [
