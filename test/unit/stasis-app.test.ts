@@ -183,6 +183,22 @@ describe('adoption at start', () => {
     return { legA: legA.id, legB };
   }
 
+  /** A caller whose leg B was dialled by an instance that is gone; B is in `legBState`. */
+  function seedDiallingCall(ari: FakeAri, legBState: 'Down' | 'Up') {
+    const legBId = `leg-b-${CALL_ID}`;
+    const record = encodeCallRecord({
+      version: 1,
+      callId: CALL_ID,
+      state: 'dialling',
+      args: ['number=4567'],
+      legB: legBId,
+      callee: '4567',
+    });
+    const legA = ari.seedChannel('1699.9', { state: 'Ring', variables: { [CALL_RECORD_VARIABLE]: record } });
+    ari.seedChannel(legBId, { state: legBState });
+    return { legA, legBId };
+  }
+
   it('takes over a bridged call: same call id, labels and direction, new taps, streams resumed; the old taps go', async () => {
     const ari = new FakeAri();
     const { legA, legB } = seedAnsweredCall(ari);
@@ -249,17 +265,7 @@ describe('adoption at start', () => {
 
   it('bridges a call whose leg B answered while no instance ran', async () => {
     const ari = new FakeAri();
-    const legBId = `leg-b-${CALL_ID}`;
-    const record = encodeCallRecord({
-      version: 1,
-      callId: CALL_ID,
-      state: 'dialling',
-      args: ['number=4567'],
-      legB: legBId,
-      callee: '4567',
-    });
-    const legA = ari.seedChannel('1699.9', { state: 'Ring', variables: { [CALL_RECORD_VARIABLE]: record } });
-    ari.seedChannel(legBId, { state: 'Up' });
+    const { legA, legBId } = seedDiallingCall(ari, 'Up');
     const { streams } = await startApp(ari);
     await settle(20);
     expect(ari.bridges.get(`call-${CALL_ID}`)?.channels.sort()).toEqual([legA.id, legBId].sort());
@@ -282,17 +288,7 @@ describe('adoption at start', () => {
 
   it('ends an adopted call whose leg B was never dialled once DIAL_TIMEOUT_MS has passed', async () => {
     const ari = new FakeAri();
-    const legBId = `leg-b-${CALL_ID}`;
-    const record = encodeCallRecord({
-      version: 1,
-      callId: CALL_ID,
-      state: 'dialling',
-      args: ['number=4567'],
-      legB: legBId,
-      callee: '4567',
-    });
-    const legA = ari.seedChannel('1699.10', { state: 'Ring', variables: { [CALL_RECORD_VARIABLE]: record } });
-    ari.seedChannel(legBId, { state: 'Down' });
+    const { legA, legBId } = seedDiallingCall(ari, 'Down');
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       await startApp(ari);
