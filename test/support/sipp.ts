@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeUlawTone } from './tones.js';
+import { makeAlawTone, makeUlawTone } from './tones.js';
 import type { LabHost } from './netns.js';
 
 export const SCENARIO_DIR = fileURLToPath(new URL('../sipp/', import.meta.url));
@@ -23,6 +23,8 @@ export interface SippOptions {
   toneUlaw?: Buffer;
   /** Extra tones, written as tone2.ulaw, tone3.ulaw, ... */
   extraTonesHz?: number[];
+  /** A tone written as tone.alaw (G.711 A-law), for scenarios that switch to PCMA. */
+  alawToneHz?: number;
   /** Local SIP port; a free one when absent. */
   sipPort?: number;
   /** User part of the request URI (uac). */
@@ -109,6 +111,7 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
   if (options.toneHz !== undefined) makeUlawTone(workdir, options.toneHz);
   if (options.toneUlaw !== undefined) writeFileSync(join(workdir, 'tone.ulaw'), options.toneUlaw);
   options.extraTonesHz?.forEach((hz, index) => makeUlawTone(workdir, hz, 30, `tone${index + 2}.ulaw`));
+  if (options.alawToneHz !== undefined) makeAlawTone(workdir, options.alawToneHz);
   const host = options.host;
   const address = host?.address ?? '127.0.0.1';
   const sipPort = options.sipPort ?? (host ? host.port() : await freeUdpPort());

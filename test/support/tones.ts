@@ -8,6 +8,15 @@ import { join } from 'node:path';
 
 /** Writes `seconds` of a sine at `hz` as raw G.711 µ-law 8 kHz (what SIPp plays). */
 export function makeUlawTone(directory: string, hz: number, seconds = 30, name = 'tone.ulaw'): string {
+  return makeG711Tone(directory, hz, seconds, name, 'u-law');
+}
+
+/** The same as raw G.711 A-law (SIPp plays it as PCMA, payload type 8). */
+export function makeAlawTone(directory: string, hz: number, seconds = 30, name = 'tone.alaw'): string {
+  return makeG711Tone(directory, hz, seconds, name, 'a-law');
+}
+
+function makeG711Tone(directory: string, hz: number, seconds: number, name: string, encoding: 'u-law' | 'a-law'): string {
   const path = join(directory, name);
   execFileSync('sox', [
     '-n',
@@ -16,7 +25,7 @@ export function makeUlawTone(directory: string, hz: number, seconds = 30, name =
     '-c',
     '1',
     '-e',
-    'u-law',
+    encoding,
     '-t',
     'raw',
     path,
