@@ -29,6 +29,7 @@ import type {
   AriPort,
   ExternalMediaRequest,
   HangupReason,
+  TransferProgress,
 } from './ari-port.js';
 
 export interface AriConnectOptions {
@@ -349,6 +350,15 @@ export class AriClientAdapter implements AriPort, AriAsteriskPort {
 
   async addToBridge(bridgeId: string, channelId: string): Promise<void> {
     await this.#call('bridges.addChannel', () => this.#client.bridges.addChannel({ bridgeId, channel: channelId }));
+  }
+
+  async removeFromBridge(bridgeId: string, channelId: string): Promise<void> {
+    await this.#ignoringGone('bridges.removeChannel', () => this.#client.bridges.removeChannel({ bridgeId, channel: channelId }));
+  }
+
+  async transferProgress(channelId: string, state: TransferProgress): Promise<void> {
+    // The swagger's nickname is the method's name.
+    await this.#call('channels.transfer_progress', () => this.#client.channels.transfer_progress({ channelId, states: state }));
   }
 
   async destroyBridge(bridgeId: string): Promise<void> {

@@ -49,6 +49,9 @@ const KNOWN_EVENTS = new Set<AriEvent['type']>([
   'Dial',
   'ChannelVarset',
   'ChannelDtmfReceived',
+  'ChannelHold',
+  'ChannelUnhold',
+  'ChannelTransfer',
 ]);
 
 /** The delay before reconnect attempt `attempt` (0-based): exponential, capped, with jitter. */
@@ -71,7 +74,9 @@ export function parseAriMessage(text: string): { event: AriEvent } | { replaced:
   if (typeof type !== 'string' || !KNOWN_EVENTS.has(type as AriEvent['type'])) return undefined;
   // Asterisk's own JSON, in the shapes ari-port.ts declares; a channel event without a channel is not one.
   const event = message as AriEvent;
-  if (event.type === 'Dial' ? typeof event.peer?.id !== 'string' : typeof event.channel?.id !== 'string') return undefined;
+  const channelId =
+    event.type === 'Dial' ? event.peer?.id : event.type === 'ChannelTransfer' ? event.referred_by?.source_channel?.id : event.channel?.id;
+  if (typeof channelId !== 'string') return undefined;
   return { event };
 }
 

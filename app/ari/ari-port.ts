@@ -44,7 +44,43 @@ export type AriEvent =
   | { type: 'ChannelDestroyed'; channel: AriChannel; cause: number; cause_txt: string }
   | { type: 'Dial'; peer: AriChannel; caller?: AriChannel; dialstatus: string }
   | { type: 'ChannelVarset'; channel: AriChannel; variable: string; value: string }
-  | { type: 'ChannelDtmfReceived'; channel: AriChannel; digit: string; duration_ms: number };
+  | { type: 'ChannelDtmfReceived'; channel: AriChannel; digit: string; duration_ms: number }
+  /** A party put the call on hold (re-INVITE sendonly/inactive); Asterisk plays music on hold to the other. */
+  | { type: 'ChannelHold'; channel: AriChannel; musicclass?: string }
+  | { type: 'ChannelUnhold'; channel: AriChannel }
+  /**
+   * A SIP REFER on a channel with PJSIP_TRANSFER_HANDLING(ari-only) (docs/transfers.md): the app
+   * does the transfer and reports its progress (transferProgress). The first one has no `state`;
+   * each report comes back with its `state`.
+   */
+  | { type: 'ChannelTransfer'; state?: string; refer_to: AriReferTo; referred_by: AriReferredBy };
+
+/** What a REFER asks for: a number (blind), or a dialog to replace (attended, with Replaces). */
+export interface AriReferTo {
+  requested_destination: {
+    /** The Refer-To URI's user part. */
+    destination?: string;
+    /** Attended: the SIP Call-ID of the dialog to replace. */
+    protocol_id?: string;
+    additional_protocol_params?: { parameter_name: string; parameter_value: string }[];
+  };
+  /** Attended, when the dialog is on this Asterisk: its channel, to be replaced. */
+  destination_channel?: AriChannel;
+  /** ... the party bridged with it, who stays. */
+  connected_channel?: AriChannel;
+  bridge?: AriBridge;
+}
+
+export interface AriReferredBy {
+  /** The channel the REFER arrived on: the transferer. */
+  source_channel: AriChannel;
+  /** The party bridged with it, who is transferred. */
+  connected_channel?: AriChannel;
+  bridge?: AriBridge;
+}
+
+/** A transfer's progress as reported to the transferer (a NOTIFY with a sipfrag: 100, 200, 603, 503). */
+export type TransferProgress = 'channel_progress' | 'channel_answered' | 'channel_declined' | 'channel_unavailable';
 
 export type AriEventType = AriEvent['type'];
 
@@ -134,7 +170,12 @@ export interface AriPort {
   /** A channel variable or dialplan function; undefined when unset or the channel is gone. */
   getVariable(channelId: string, name: string): Promise<string | undefined>;
   createBridge(bridgeId: string, name: string): Promise<void>;
+  /** Adds a channel to a bridge (taking it out of the bridge it is in). */
   addToBridge(bridgeId: string, channelId: string): Promise<void>;
+  /** Takes a channel out of a bridge; a channel or bridge already gone is not an error. */
+  removeFromBridge(bridgeId: string, channelId: string): Promise<void>;
+  /** Reports a transfer's progress to the transferer (POST /channels/{id}/transfer_progress, Asterisk 22.3+). */
+  transferProgress(channelId: string, state: TransferProgress): Promise<void>;
   /** Destroys a bridge; one already gone is not an error. */
   destroyBridge(bridgeId: string): Promise<void>;
   /** Hands a channel back to the dialplan (POST /channels/{id}/continue): Stasis() returns, SUCCESS. */

@@ -1,8 +1,11 @@
 /**
  * What a call needs to outlive the process that set it up, written on leg A
- * as one channel variable (TRANSCRIPTION_PROXY_CALL, JSON) while the call is
- * set up: the call id, the Stasis arguments it came with, leg B and the call
- * bridge, and what the stream metadata carries. Asterisk keeps it with the
+ * (and, once it is answered, on leg B too) as one channel variable
+ * (TRANSCRIPTION_PROXY_CALL, JSON) while the call is set up: the call id, the
+ * Stasis arguments it came with, its legs and the call bridge, and what the
+ * stream metadata carries. A transfer changes a leg's channel: the record is
+ * written again on the legs the call has then, and names both, so a bridge
+ * whose channels are no longer the ones the call began with is still known. Asterisk keeps it with the
  * channel, so a new instance of the service (after a stop, a crash, or while an
  * older one still runs) reads it back and carries on with the same call id and
  * labels. Pure encoding and validation: a record that does not parse is no
@@ -35,6 +38,14 @@ export interface CallRecord {
   answeredAt?: number;
   /** The call's own data the metadata carries (call-meta.ts: checked when read, checked again here). */
   meta?: Record<string, string>;
+  /** Leg A's channel id (after a transfer, not the channel the call entered the app on). */
+  legA?: string;
+  /** The number of leg A's party, when a transfer changed it (the metadata's `caller`). */
+  caller?: string;
+  /** Which party each leg carries, when a transfer changed one: [A, B], 1 for the first (StreamIdentity.sequence). */
+  sequences?: [number, number];
+  /** The legs that have the call on hold. */
+  onHold?: ('A' | 'B')[];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -88,6 +99,24 @@ export function decodeCallRecord(text: string | undefined): CallRecord | undefin
     if (!Array.isArray(labels) || labels.length !== 2 || !labels.every((label) => typeof label === 'string' && LABEL.test(label)))
       return undefined;
     record.labels = [labels[0] as string, labels[1] as string];
+  }
+  if (r.legA !== undefined) {
+    if (typeof r.legA !== 'string' || !CHANNEL_ID.test(r.legA)) return undefined;
+    record.legA = r.legA;
+  }
+  if (r.caller !== undefined) {
+    if (typeof r.caller !== 'string' || r.caller.length > 128) return undefined;
+    record.caller = r.caller;
+  }
+  if (r.sequences !== undefined) {
+    const sequences = r.sequences;
+    if (!Array.isArray(sequences) || sequences.length !== 2 || !sequences.every((n) => Number.isSafeInteger(n) && n >= 1 && n <= 10_000))
+      return undefined;
+    record.sequences = [sequences[0] as number, sequences[1] as number];
+  }
+  if (r.onHold !== undefined) {
+    if (!Array.isArray(r.onHold) || r.onHold.length > 2 || !r.onHold.every((leg) => leg === 'A' || leg === 'B')) return undefined;
+    record.onHold = [...new Set(r.onHold as ('A' | 'B')[])];
   }
   if (r.meta !== undefined) {
     if (typeof r.meta !== 'object' || r.meta === null || Array.isArray(r.meta)) return undefined;

@@ -19,6 +19,11 @@
  * another instance took the app over, detach() lets go without a word to
  * Asterisk.
  *
+ * A party can transfer the call (REFER; transfer.ts): the leg's channel then
+ * changes, the new party is tapped and its stream told, and the record is
+ * written on the legs the call has then. A party putting the call on hold is
+ * told to the streams (and, with PAUSE_ON_HOLD, pauses the transcription).
+ *
  * The call never depends on the transcription side: taps and streams log
  * their own failures and the call goes on.
  */
@@ -35,10 +40,19 @@ import { parseStasisArgs } from '../routing/stasis-args.js';
 import { runInCall, type CallContext } from './call-context.js';
 import { checkMeta, META_HASH, metaKeys } from './call-meta.js';
 import { DtmfCodeDetector } from './dtmf-code.js';
+import { BlindTransfer, mergeCalls, reportProgress, type MergeParty, type TransferHost, type TransferReason } from './transfer.js';
 import { FAILED_DIAL, OUTCOME_VARIABLE, outcomeOf, reasonForCause } from './call-outcome.js';
 import { CALL_RECORD_VARIABLE, encodeCallRecord, type CallRecord, type CallRecordState } from './call-record.js';
 import type { ChannelEvents } from './channel-events.js';
-import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from './inbound-plan.js';
+import {
+  LOOP_HEADER,
+  LOOP_VARIABLE,
+  planDestination,
+  planInboundCall,
+  TRANSFER_HANDLING_VARIABLE,
+  type InboundPlan,
+  type LegAFacts,
+} from './inbound-plan.js';
 import { LegTap } from './leg-tap.js';
 import { CALL_BRIDGE_PREFIX, LEG_B_PREFIX } from './reconcile-plan.js';
 
@@ -66,6 +80,8 @@ export interface CallDeps {
   config: Config;
   logger: Logger;
   metrics?: CallMetrics | undefined;
+  /** The call of the service's that has `channelId` as a leg (an attended transfer joins two calls). */
+  findCall?: ((channelId: string) => CallSession | undefined) | undefined;
 }
 
 export type CallState = 'routing' | 'dialling' | 'ringing' | 'answered' | 'closing';
@@ -87,7 +103,7 @@ export const FALLBACK_VARIABLE = 'TRANSCRIPTION_PROXY_FALLBACK';
  */
 export const PAUSE_VARIABLE = 'TRANSCRIPTION_PAUSE';
 
-/** Why transcription is paused: the operations API, the channel variable (dialplan, AMI), the phone (PAUSE_DTMF_CODE). */
+/** Why transcription is paused: the operations API, the channel variable (dialplan, AMI), the phone (PAUSE_DTMF_CODE). PAUSE_ON_HOLD pauses apart from these. */
 export type PauseSource = 'api' | 'dialplan' | 'dtmf';
 
 const PAUSE_ON = new Set(['1', 'yes', 'true', 'on']);
@@ -129,18 +145,46 @@ function callIdOf(origin: CallOrigin, args: readonly string[]): string {
   return origin.callId ?? (parsed.ok ? parsed.args.callId : undefined) ?? randomUUID();
 }
 
+/** How long a leg's old tap feeds its stream after a transfer, at most, while the new party's tap starts. */
+const TAP_SWITCH_TIMEOUT_MS = 1500;
+
 export class CallSession {
   readonly callId: string;
-  readonly legA: AriChannel;
-  readonly legBId: string;
   readonly bridgeId: string;
+  /** Leg A's channel: the caller's, until a transfer puts another party on the caller's side. */
+  #legA: AriChannel;
+  #legBId: string;
+  /** Leg B's channel as last seen (an attended transfer hands it to another call). */
+  #legB: AriChannel | undefined;
   /** When the session began (ms since the epoch). */
   readonly startedAt = Date.now();
   readonly #deps: CallDeps;
   readonly #logger: Logger;
   readonly #origin: CallOrigin;
   readonly #releases: (() => void)[] = [];
+  /** Each leg's event ownership (a transfer moves it to the leg's new channel). */
+  readonly #legOwners: Partial<Record<Leg, () => void>> = {};
+  /** Every tap the call made (a transfer adds one); all are closed at the end. */
   readonly #taps: LegTap[] = [];
+  /** The tap whose frames each leg's stream carries. */
+  readonly #currentTap: Partial<Record<Leg, LegTap>> = {};
+  /** A leg's new tap after a transfer, until its first frame (or TAP_SWITCH_TIMEOUT_MS) makes it current. */
+  readonly #switching: Partial<Record<Leg, { tap: LegTap; identity: StreamIdentity; reason: TransferReason; timer?: NodeJS.Timeout }>> = {};
+  /** Each leg's stream identity, as the streams were last told. */
+  readonly #identities: Partial<Record<Leg, StreamIdentity>> = {};
+  readonly #transfers = new Set<BlindTransfer>();
+  /** The legs that have the call on hold (ChannelHold until ChannelUnhold). */
+  readonly #onHold = new Set<Leg>();
+  /** PAUSE_ON_HOLD: paused because a party has the call on hold. */
+  #holdPaused = false;
+  /** A leg given up to another call by an attended transfer: never hung up by this one. */
+  #yielded: Leg | undefined;
+  /** The number of leg A's party (the metadata's `caller`): the caller's, until a transfer changes the party. */
+  #callerNumber: string;
+  /** Which party each leg carries: 1 for the first, +1 per transfer. */
+  #sequences: [number, number];
+  /** PASS_HEADERS values of leg A's INVITE (also put on a transfer's target). */
+  #passHeaders: Readonly<Record<string, string | undefined>> = {};
   #streams: CallStreams | undefined;
   #state: CallState = 'routing';
   /** Creation requests still in flight: close() waits for them so nothing is created after the teardown. */
@@ -175,12 +219,13 @@ export class CallSession {
 
   constructor(deps: CallDeps, legA: AriChannel, origin: CallOrigin) {
     this.#deps = deps;
-    this.legA = legA;
+    this.#legA = legA;
     this.#origin = origin;
     const record = origin.kind === 'adopt' ? origin.record : undefined;
     this.#args = origin.kind === 'new' ? origin.args : (record?.args ?? []);
     this.callId = callIdOf(origin, this.#args);
-    this.legBId = origin.kind === 'adopt' ? origin.legB.id : `${LEG_B_PREFIX}${randomUUID()}`;
+    this.#legBId = origin.kind === 'adopt' ? origin.legB.id : `${LEG_B_PREFIX}${randomUUID()}`;
+    this.#legB = origin.kind === 'adopt' ? origin.legB : undefined;
     this.bridgeId = origin.kind === 'adopt' && origin.bridgeId !== undefined ? origin.bridgeId : `${CALL_BRIDGE_PREFIX}${this.callId}`;
     this.#transport = record?.transport ?? deps.config.MEDIA_TRANSPORT;
     this.#direction = record?.direction ?? 'inbound';
@@ -190,6 +235,10 @@ export class CallSession {
     this.#answeredAt = record?.answeredAt;
     this.#planned = origin.kind === 'adopt';
     this.#meta = { ...(record?.meta ?? {}) };
+    this.#callerNumber = record?.caller ?? legA.caller.number ?? '';
+    this.#sequences = record?.sequences ?? [1, 1];
+    for (const leg of record?.onHold ?? []) this.#onHold.add(leg);
+    this.#holdPaused = deps.config.PAUSE_ON_HOLD && this.#onHold.size > 0;
     this.#pauseCode = { A: new DtmfCodeDetector(deps.config.PAUSE_DTMF_CODE), B: new DtmfCodeDetector(deps.config.PAUSE_DTMF_CODE) };
     this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
     this.#context = {
@@ -206,12 +255,21 @@ export class CallSession {
     return this.#state;
   }
 
+  get legA(): AriChannel {
+    return this.#legA;
+  }
+
+  get legBId(): string {
+    return this.#legBId;
+  }
+
   get isClosed(): boolean {
     return this.#closed !== undefined;
   }
 
+  /** Transcription paused: by an operator, the dialplan or the phone, or (PAUSE_ON_HOLD) by a hold. */
   get paused(): boolean {
-    return this.#paused;
+    return this.#paused || this.#holdPaused;
   }
 
   /** True while any tap of this call still holds a socket (for leak checks). */
@@ -223,7 +281,7 @@ export class CallSession {
   ownedIds(): { channels: string[]; bridges: string[] } {
     const taps = this.#taps.map((tap) => tap.ownedIds());
     return {
-      channels: [this.legA.id, this.legBId, ...taps.flatMap((tap) => tap.channels)],
+      channels: [this.legA.id, this.legBId, ...[...this.#transfers].flatMap((t) => t.ownedIds()), ...taps.flatMap((tap) => tap.channels)],
       bridges: [this.bridgeId, ...taps.flatMap((tap) => tap.bridges)],
     };
   }
@@ -238,20 +296,8 @@ export class CallSession {
   }
 
   async #start(): Promise<void> {
-    const { events } = this.#deps;
-    const inCall = (handler: (event: AriEvent) => void) => (event: AriEvent) => runInCall(this.#context, () => handler(event));
-    this.#releases.push(
-      events.own(
-        this.legA.id,
-        inCall((event) => this.#onLegAEvent(event)),
-      ),
-    );
-    this.#releases.push(
-      events.own(
-        this.legBId,
-        inCall((event) => this.#onLegBEvent(event)),
-      ),
-    );
+    this.#ownLeg('A', this.legA.id);
+    this.#ownLeg('B', this.legBId);
     try {
       if (this.#origin.kind === 'adopt') await this.#adopt(this.#origin.legB, this.#origin.bridgeId !== undefined);
       else await this.#route();
@@ -267,6 +313,8 @@ export class CallSession {
     void this.#writeRecord('routing');
     const facts = await this.#readLegA();
     this.#linkedId = facts.linkedId;
+    this.#passHeaders = facts.headers;
+    void this.#transfersToApp(this.legA.id);
     const plan = planInboundCall(this.legA, this.#args, facts, config, this.callId);
     const caller = this.legA.caller.number ?? '';
     if (!plan.ok) {
@@ -306,7 +354,8 @@ export class CallSession {
         variables: plan.variables,
       }),
     );
-    await legBStarted;
+    const legBStart = await legBStarted;
+    if (legBStart.type === 'StasisStart') this.#legB = legBStart.channel;
     if (this.#closed) return;
     // Written before the dial, so that a crash once B may ring leaves a record an instance adopts
     // (B rings on in Asterisk), never one it re-routes (a second B to the same callee).
@@ -322,6 +371,8 @@ export class CallSession {
    * Asterisk whoever listens), or, if B answered meanwhile, bridge it now.
    */
   async #adopt(legB: AriChannel, bridged: boolean): Promise<void> {
+    void this.#transfersToApp(this.legA.id);
+    void this.#transfersToApp(legB.id);
     const pause = await this.#deps.ari.getVariable(this.legA.id, PAUSE_VARIABLE).catch(() => undefined);
     this.#paused = pause !== undefined && PAUSE_ON.has(pause.toLowerCase());
     if (bridged) {
@@ -345,7 +396,18 @@ export class CallSession {
     }
   }
 
-  /** Queues a write of what a new instance needs on leg A; a failure is logged, the call goes on. */
+  /**
+   * PJSIP_TRANSFER_HANDLING(ari-only) on a leg: its REFER comes to the app (transfer.ts), not
+   * to Asterisk's core. Leg B and transfer targets get it when created; a channel that is not
+   * PJSIP refuses it, and its transfers stay Asterisk's (docs/transfers.md).
+   */
+  async #transfersToApp(channelId: string): Promise<void> {
+    await this.#deps.ari.setVariable(channelId, TRANSFER_HANDLING_VARIABLE, 'ari-only').catch((error: unknown) => {
+      this.#logger.debug({ err: error, legChannelId: channelId }, 'transfers on this leg stay with Asterisk (not a PJSIP channel?)');
+    });
+  }
+
+  /** Queues a write of what a new instance needs on leg A (and B, once answered); a failure is logged, the call goes on. */
   #writeRecord(state: CallRecordState): Promise<void> {
     const record: CallRecord = {
       version: 1,
@@ -361,14 +423,22 @@ export class CallSession {
       }),
       ...(state === 'answered' && { labels: this.#labels, answeredAt: this.#answeredAt }),
       ...(Object.keys(this.#meta).length > 0 && { meta: this.#meta }),
+      ...(this.#planned && { legA: this.legA.id }),
+      ...(this.#callerNumber !== (this.legA.caller.number ?? '') && { caller: this.#callerNumber }),
+      ...((this.#sequences[0] > 1 || this.#sequences[1] > 1) && { sequences: [...this.#sequences] as [number, number] }),
+      ...(this.#onHold.size > 0 && { onHold: [...this.#onHold] }),
     };
+    // Answered, the record is on both legs: after a transfer either may be the one a new instance finds.
+    const channels = state === 'answered' ? [this.legA.id, this.legBId] : [this.legA.id];
     this.#recordWrites = this.#recordWrites.then(async () => {
       if (this.#closed) return;
-      try {
-        await this.#deps.ari.setVariable(this.legA.id, CALL_RECORD_VARIABLE, encodeCallRecord(record));
-      } catch (error) {
-        if (!this.#closed)
-          this.#logger.warn({ err: error, state }, 'could not write the call record on leg A; another instance could not adopt this call');
+      const text = encodeCallRecord(record);
+      for (const result of await Promise.allSettled(channels.map((id) => this.#deps.ari.setVariable(id, CALL_RECORD_VARIABLE, text)))) {
+        if (result.status === 'rejected' && !this.#closed)
+          this.#logger.warn(
+            { err: result.reason, state },
+            'could not write the call record on a leg; another instance could not adopt this call',
+          );
       }
     });
     return this.#recordWrites;
@@ -420,8 +490,38 @@ export class CallSession {
     }
   }
 
+  /** Sends `leg`'s events (of channel `channelId`, its channel now) to the leg's handler; the old channel's go nowhere. */
+  #ownLeg(leg: Leg, channelId: string): void {
+    this.#legOwners[leg]?.();
+    const handler = leg === 'A' ? (event: AriEvent) => this.#onLegAEvent(event) : (event: AriEvent) => this.#onLegBEvent(event);
+    this.#legOwners[leg] = this.#deps.events.own(channelId, (event) => runInCall(this.#context, () => handler(event)));
+  }
+
+  /** What both legs' events share: transfers and hold. True when the event was one of them. */
+  #onLegEvent(leg: Leg, event: AriEvent): boolean {
+    if (event.type === 'ChannelTransfer') {
+      if (event.state === undefined) void this.#onTransferRequest(leg, event);
+      return true;
+    }
+    if (event.type === 'ChannelHold' || event.type === 'ChannelUnhold') {
+      this.#onHoldChange(leg, event.type === 'ChannelHold');
+      return true;
+    }
+    return false;
+  }
+
+  /** The leg's channel is ending while a blind transfer of it is pending: the call waits for the target. */
+  #transfererLeaving(leg: Leg): boolean {
+    const channelId = leg === 'A' ? this.legA.id : this.legBId;
+    const transfer = [...this.#transfers].find((t) => t.isPending && t.transfererId === channelId);
+    transfer?.transfererLeft();
+    return transfer !== undefined;
+  }
+
   #onLegAEvent(event: AriEvent): void {
+    if (this.#onLegEvent('A', event)) return;
     if (event.type === 'StasisEnd' || event.type === 'ChannelDestroyed' || event.type === 'ChannelHangupRequest') {
+      if (this.#transfererLeaving('A')) return;
       void this.close('caller hung up', 'normal');
     } else if (event.type === 'ChannelDtmfReceived') {
       this.#dtmf('A', event.digit, event.duration_ms);
@@ -443,7 +543,7 @@ export class CallSession {
    */
   #dtmf(leg: 'A' | 'B', digit: string, durationMs: number): void {
     if (this.#pauseCode[leg].push(digit, Date.now())) {
-      this.#setPaused(!this.paused, 'dtmf');
+      this.#setPaused(!this.#paused, 'dtmf');
       return;
     }
     if (this.paused) return;
@@ -452,6 +552,7 @@ export class CallSession {
   }
 
   #onLegBEvent(event: AriEvent): void {
+    if (this.#onLegEvent('B', event)) return;
     this.#logger.debug(
       {
         event: event.type,
@@ -479,11 +580,13 @@ export class CallSession {
         break;
       case 'ChannelHangupRequest':
       case 'StasisEnd':
+        if (this.#state === 'answered' && this.#transfererLeaving('B')) break;
         if (this.#state === 'answered') void this.close('callee hung up', 'normal');
         // Before answer, wait for ChannelDestroyed: only it carries the real cause (an ARI dial
         // timeout requests the hangup with cause 32 and destroys the channel with 19, no answer).
         break;
       case 'ChannelDestroyed':
+        if (this.#state === 'answered' && this.#transfererLeaving('B')) break;
         if (this.#state === 'answered') void this.close('callee hung up', 'normal');
         else void this.close(`callee failed (cause ${event.cause})`, reasonForCause(event.cause));
         break;
@@ -536,21 +639,21 @@ export class CallSession {
   }
 
   async #startTaps(options: { resumedAtMs?: number }): Promise<void> {
-    const { ari, config } = this.#deps;
-    const sipCallId = (channelId: string) => ari.getVariable(channelId, 'CHANNEL(pjsip,call-id)').catch(() => undefined);
-    const [sipCallIdA, sipCallIdB] = await Promise.all([sipCallId(this.legA.id), sipCallId(this.legBId)]);
+    const { config } = this.#deps;
+    const [sipCallIdA, sipCallIdB] = await Promise.all([this.#sipCallId(this.legA.id), this.#sipCallId(this.legBId)]);
     const common = {
       callId: this.callId,
       linkedId: this.#linkedId,
       direction: this.#direction,
-      caller: this.legA.caller.number ?? '',
+      caller: this.#callerNumber,
       callee: this.#callee,
       node: config.NODE_NAME,
       meta: this.#meta,
     };
+    const sequence = (leg: Leg) => (this.#sequences[leg === 'A' ? 0 : 1] > 1 ? { sequence: this.#sequences[leg === 'A' ? 0 : 1] } : {});
     const identities: [StreamIdentity, StreamIdentity] = [
-      { ...common, label: this.#labels[0], leg: 'A', channelId: this.legA.id, sipCallId: sipCallIdA ?? '' },
-      { ...common, label: this.#labels[1], leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '' },
+      { ...common, label: this.#labels[0], leg: 'A', channelId: this.legA.id, sipCallId: sipCallIdA ?? '', ...sequence('A') },
+      { ...common, label: this.#labels[1], leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '', ...sequence('B') },
     ];
     if (this.#closed) return;
     const metrics = this.#deps.metrics;
@@ -564,8 +667,29 @@ export class CallSession {
     });
     this.#streams = streams;
     streams.open();
-    if (this.paused) streams.event({ event: 'paused', reason: 'dialplan' });
-    const { events, transports, logger } = this.#deps;
+    if (this.paused) streams.event({ event: 'paused', reason: this.#paused ? 'dialplan' : 'hold' });
+    for (const leg of this.#onHold) streams.event({ event: 'hold', by: this.#labels[leg === 'A' ? 0 : 1] });
+    const taps = identities.map((identity) => {
+      this.#identities[identity.leg] = identity;
+      const tap = this.#newTap(identity);
+      this.#currentTap[identity.leg] = tap;
+      return tap;
+    });
+    await Promise.all(taps.map((tap) => tap.start()));
+  }
+
+  #sipCallId(channelId: string): Promise<string | undefined> {
+    return this.#deps.ari.getVariable(channelId, 'CHANNEL(pjsip,call-id)').catch(() => undefined);
+  }
+
+  /**
+   * A tap of one leg's channel. Only the leg's current tap feeds its stream; after a transfer
+   * the new party's tap becomes current with its first frame (#switchTap), so the stream goes
+   * on without a gap.
+   */
+  #newTap(identity: StreamIdentity): LegTap {
+    const { ari, config, events, transports, logger, metrics } = this.#deps;
+    const leg = identity.leg;
     const tapDeps = {
       ari,
       events,
@@ -574,16 +698,207 @@ export class CallSession {
       noAudioTimeoutMs: config.TAP_NO_AUDIO_TIMEOUT_MS,
       onReplaced: () => metrics?.tapReplaced(this.#transport),
     } as const;
-    for (const identity of identities) {
-      const leg = identity.leg;
-      // While paused, not a sample of the call's audio goes on: silence keeps the streams' time.
-      const onAudio = (frame: Buffer) => {
-        metrics?.framesReceived(leg);
-        streams.audio(leg, this.paused ? silenceLike(frame) : frame, performance.now());
-      };
-      this.#taps.push(new LegTap({ ...tapDeps, logger: logger.child({ callId: this.callId }) }, identity, this.#transport, onAudio));
+    // While paused, not a sample of the call's audio goes on: silence keeps the streams' time.
+    const onAudio = (frame: Buffer) => {
+      if (this.#currentTap[leg] !== tap) {
+        if (this.#switching[leg]?.tap !== tap) return;
+        this.#switchTap(leg);
+      }
+      metrics?.framesReceived(leg);
+      this.#streams?.audio(leg, this.paused ? silenceLike(frame) : frame, performance.now());
+    };
+    const tap: LegTap = new LegTap({ ...tapDeps, logger: logger.child({ callId: this.callId }) }, identity, this.#transport, onAudio);
+    this.#taps.push(tap);
+    return tap;
+  }
+
+  /** A leg's new tap takes over its stream: the stream is told of the new party, the old tap goes. */
+  #switchTap(leg: Leg): void {
+    const switching = this.#switching[leg];
+    if (switching === undefined) return;
+    delete this.#switching[leg];
+    clearTimeout(switching.timer);
+    const old = this.#currentTap[leg];
+    this.#currentTap[leg] = switching.tap;
+    this.#identities[leg] = switching.identity;
+    this.#streams?.participant(leg, switching.identity, switching.reason);
+    void old?.close('the leg was transferred');
+  }
+
+  /** Which leg of this call `channelId` is, if either. */
+  legOf(channelId: string): Leg | undefined {
+    if (channelId === this.legA.id) return 'A';
+    if (channelId === this.legBId) return 'B';
+    return undefined;
+  }
+
+  #legId(leg: Leg): string {
+    return leg === 'A' ? this.legA.id : this.legBId;
+  }
+
+  /** The number of the party on `leg`, as the metadata gives it (caller, callee). */
+  #partyNumber(leg: Leg): string {
+    return leg === 'A' ? this.#callerNumber : this.#callee;
+  }
+
+  /** What a transfer of this call needs of it (transfer.ts). */
+  #transferHost(): TransferHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const session = this;
+    return {
+      callId: this.callId,
+      logger: this.#logger,
+      get isClosed() {
+        return session.isClosed;
+      },
+      legId: (leg) => this.#legId(leg),
+      planTarget: (number, callerLeg) => this.#planTarget(number, callerLeg),
+      replaceLeg: (leg, channel, party) => this.#replaceLeg(leg, channel, party),
+      close: (why, reasonForA) => this.close(why, reasonForA),
+    };
+  }
+
+  /** This call as one side of an attended transfer (transfer.ts, mergeCalls). */
+  get mergeParty(): MergeParty {
+    return {
+      callId: this.callId,
+      startedAt: this.startedAt,
+      logger: this.#logger,
+      isAnswered: this.#state === 'answered' && !this.#closed,
+      legOf: (channelId) => this.legOf(channelId),
+      legId: (leg) => this.#legId(leg),
+      partyNumber: (leg) => this.#partyNumber(leg),
+      legChannel: (leg) => (leg === 'A' ? this.legA : (this.#legB ?? { ...this.legA, id: this.legBId, name: this.legBId })),
+      handOver: (leg, toCallId) => this.#handOver(leg, toCallId),
+      replaceLeg: (leg, channel, party) => this.#replaceLeg(leg, channel, party),
+    };
+  }
+
+  /** A transfer's number, routed as a number dialled into this call would be (its rules, mapping, destination). */
+  #planTarget(number: string, callerLeg: Leg): InboundPlan {
+    const parsed = parseStasisArgs(this.#args);
+    return planDestination(
+      {
+        dialled: number,
+        caller: this.#partyNumber(callerLeg),
+        callerName: callerLeg === 'A' ? (this.legA.caller.name ?? '') : '',
+        headers: this.#passHeaders,
+        linkedId: this.#linkedId,
+      },
+      parsed.ok ? parsed.args : {},
+      this.#deps.config,
+      this.callId,
+    );
+  }
+
+  /** A party's REFER (ChannelTransfer without a state: the states that follow are our own reports). */
+  async #onTransferRequest(leg: Leg, event: Extract<AriEvent, { type: 'ChannelTransfer' }>): Promise<void> {
+    const { ari } = this.#deps;
+    const channelId = this.#legId(leg);
+    const requested = event.refer_to.requested_destination;
+    const busy = [...this.#transfers].some((transfer) => transfer.isPending);
+    if (this.#closed || this.#state !== 'answered' || busy || this.#yielded !== undefined) {
+      this.#logger.warn({ leg, state: this.#state, pendingTransfer: busy }, 'transfer refused: the call cannot be transferred now');
+      await reportProgress(ari, this.#logger, channelId, 'channel_unavailable');
+      return;
     }
-    await Promise.all(this.#taps.map((tap) => tap.start()));
+    if (requested.protocol_id !== undefined) {
+      const replaced = event.refer_to.destination_channel?.id;
+      const other = replaced === undefined ? undefined : this.#deps.findCall?.(replaced);
+      await mergeCalls(this.#deps, this.mergeParty, leg, other?.mergeParty, replaced ?? '');
+      return;
+    }
+    const destination = requested.destination ?? '';
+    if (destination === '') {
+      this.#logger.warn({ leg }, 'transfer refused: the REFER names no number');
+      await reportProgress(ari, this.#logger, channelId, 'channel_unavailable');
+      return;
+    }
+    const transfer = new BlindTransfer(this.#deps, this.#transferHost(), leg, destination);
+    this.#transfers.add(transfer);
+    void transfer.settled.then(() => this.#transfers.delete(transfer));
+    await transfer.start();
+  }
+
+  /**
+   * `channel` becomes `leg`'s party (a transfer): it is owned and tapped as the leg, takes the
+   * old channel's place in the call bridge, the record follows, and the leg's stream switches
+   * to it with a `participant` event. The old channel is no leg any more (its end is not the
+   * call's); the transfer hangs it up.
+   */
+  async #replaceLeg(leg: Leg, channel: AriChannel, party: { number: string; reason: TransferReason }): Promise<void> {
+    const { ari } = this.#deps;
+    const oldId = this.#legId(leg);
+    const index = leg === 'A' ? 0 : 1;
+    if (leg === 'A') {
+      this.#legA = channel;
+      this.#callerNumber = party.number;
+    } else {
+      this.#legBId = channel.id;
+      this.#legB = channel;
+      this.#callee = party.number;
+    }
+    this.#sequences[index]++;
+    this.#ownLeg(leg, channel.id);
+    // The party that had the call on hold is gone.
+    if (this.#onHold.has(leg)) this.#onHoldChange(leg, false);
+    this.#logger.info(
+      { leg, reason: party.reason, sequence: this.#sequences[index], legChannelId: channel.id },
+      'leg transferred to a new party',
+    );
+    const previous = this.#identities[leg];
+    if (this.#streams !== undefined && !this.#stopped && previous !== undefined) {
+      const identity: StreamIdentity = {
+        ...previous,
+        channelId: channel.id,
+        sipCallId: (await this.#sipCallId(channel.id)) ?? '',
+        caller: this.#callerNumber,
+        callee: this.#callee,
+        sequence: this.#sequences[index],
+      };
+      const tap = this.#newTap(identity);
+      const earlier = this.#switching[leg];
+      if (earlier !== undefined) void earlier.tap.close('replaced by a later transfer');
+      this.#switching[leg] = { tap, identity, reason: party.reason };
+      await tap.start();
+      // A tap that delivers nothing (yet) must not keep the old party on the stream.
+      const switching = this.#switching[leg];
+      if (switching?.tap === tap) {
+        switching.timer = setTimeout(() => runInCall(this.#context, () => this.#switchTap(leg)), TAP_SWITCH_TIMEOUT_MS);
+        switching.timer.unref();
+      }
+    }
+    if (this.#closed) return;
+    await ari.addToBridge(this.bridgeId, channel.id);
+    await ari.removeFromBridge(this.bridgeId, oldId);
+    void this.#writeRecord('answered');
+  }
+
+  /** An attended transfer joined this call's `leg` to another call: this call ends, without hanging that leg up. */
+  async #handOver(leg: Leg, toCallId: string): Promise<void> {
+    this.#yielded = leg;
+    this.#legOwners[leg]?.();
+    delete this.#legOwners[leg];
+    await this.close(`merged into call ${toCallId} by an attended transfer`, 'normal');
+  }
+
+  /** ChannelHold / ChannelUnhold of a leg: the streams are told; with PAUSE_ON_HOLD, transcription pauses while any leg holds. */
+  #onHoldChange(leg: Leg, held: boolean): void {
+    if (held === this.#onHold.has(leg)) return;
+    if (held) this.#onHold.add(leg);
+    else this.#onHold.delete(leg);
+    const by = this.#labels[leg === 'A' ? 0 : 1];
+    this.#logger.info({ leg }, held ? 'call put on hold' : 'call taken off hold');
+    this.#streams?.event({ event: held ? 'hold' : 'unhold', by });
+    if (this.#deps.config.PAUSE_ON_HOLD) {
+      const before = this.paused;
+      this.#holdPaused = this.#onHold.size > 0;
+      if (this.paused !== before) {
+        this.#logger.info({ source: 'hold' }, this.paused ? 'transcription paused' : 'transcription resumed');
+        this.#streams?.event({ event: this.paused ? 'paused' : 'resumed', reason: 'hold' });
+      }
+    }
+    if (this.#state === 'answered') void this.#writeRecord('answered');
   }
 
   /**
@@ -603,9 +918,11 @@ export class CallSession {
 
   #setPaused(paused: boolean, source: PauseSource): void {
     if (this.#closed || this.#paused === paused) return;
+    const before = this.paused;
     this.#paused = paused;
     this.#logger.info({ source }, paused ? 'transcription paused' : 'transcription resumed');
-    this.#streams?.event({ event: paused ? 'paused' : 'resumed', reason: source });
+    // While a hold pauses the call (PAUSE_ON_HOLD) the streams stay paused: no `resumed` yet.
+    if (this.paused !== before) this.#streams?.event({ event: paused ? 'paused' : 'resumed', reason: source });
     for (const channelId of this.#planned ? [this.legA.id, this.legBId] : [this.legA.id]) {
       this.#deps.ari.setVariable(channelId, PAUSE_VARIABLE, paused ? '1' : '0').catch((error: unknown) => {
         if (!this.#closed) this.#logger.warn({ err: error }, 'could not record the pause on the call');
@@ -702,16 +1019,19 @@ export class CallSession {
     clearTimeout(this.#adoptedDialGuard);
     const { ari, events } = this.#deps;
     this.#logger.info({ reason: why, hangupCause: reasonForA }, 'call ending');
-    events.cancel(this.legBId);
-    await Promise.allSettled([...this.#creating]);
+    if (this.#yielded !== 'B') events.cancel(this.legBId);
+    this.#stopSwitching();
+    await Promise.allSettled([...this.#creating, ...[...this.#transfers].map((transfer) => transfer.cancel(why))]);
     if (!answered) {
       await ari.setVariable(this.legA.id, OUTCOME_VARIABLE, outcomeOf(reasonForA)).catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'could not set the call outcome on leg A');
       });
     }
-    const steps: Promise<unknown>[] = [ari.hangup(this.legA.id, reasonForA), ...this.#taps.map((tap) => tap.close(why))];
+    const steps: Promise<unknown>[] = [...this.#taps.map((tap) => tap.close(why))];
     // Hang up and destroy by id whether or not creation was seen to finish: "already gone" is not an error.
-    steps.push(ari.hangup(this.legBId));
+    // A leg an attended transfer gave to another call is that call's now.
+    if (this.#yielded !== 'A') steps.push(ari.hangup(this.legA.id, reasonForA));
+    if (this.#yielded !== 'B') steps.push(ari.hangup(this.legBId));
     for (const result of await Promise.allSettled(steps)) {
       if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'call cleanup request failed');
     }
@@ -742,7 +1062,9 @@ export class CallSession {
     const { ari, events } = this.#deps;
     this.#logger.info({ reason: why, answered }, 'call released: it goes on in Asterisk');
     events.cancel(this.legBId);
-    await Promise.allSettled([...this.#creating]);
+    this.#stopSwitching();
+    // A transfer under way cannot be finished by the next instance: its target goes, the transferer is told.
+    await Promise.allSettled([...this.#creating, ...[...this.#transfers].map((transfer) => transfer.cancel(why))]);
     if (answered) {
       for (const result of await Promise.allSettled(this.#taps.map((tap) => tap.close(why)))) {
         if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'tap cleanup request failed');
@@ -770,14 +1092,21 @@ export class CallSession {
     this.#outcome = 'handed_over';
     this.#state = 'closing';
     this.#deps.events.cancel(this.legBId);
+    this.#stopSwitching();
+    for (const transfer of this.#transfers) transfer.detach();
     for (const tap of this.#taps) tap.detach(why);
     await this.#finishStreams(why);
     this.#end(why, 'call handed over');
   }
 
+  #stopSwitching(): void {
+    for (const switching of Object.values(this.#switching)) clearTimeout(switching?.timer);
+  }
+
   #end(why: string, message: string): void {
     this.#deps.metrics?.callEnded(this.#outcome ?? 'failed');
     for (const release of this.#releases.splice(0)) release();
+    for (const leg of ['A', 'B'] as const) this.#legOwners[leg]?.();
     this.#logger.info({ reason: why }, message);
     this.#onClosed?.();
   }

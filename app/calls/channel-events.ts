@@ -16,9 +16,11 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-/** The channel an event is about: the dialled peer for Dial events. */
+/** The channel an event is about: the dialled peer for Dial events, the transferer for ChannelTransfer. */
 export function eventChannelId(event: AriEvent): string {
-  return event.type === 'Dial' ? event.peer.id : event.channel.id;
+  if (event.type === 'Dial') return event.peer.id;
+  if (event.type === 'ChannelTransfer') return event.referred_by.source_channel.id;
+  return event.channel.id;
 }
 
 export class ChannelEvents {

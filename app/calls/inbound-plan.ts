@@ -18,13 +18,20 @@ import type { Config } from '../config/keys.js';
 import { checkCallerId, checkHeaderValue, checkNumber } from '../routing/dial-validator.js';
 import { dialString, type Destination } from '../routing/destination.js';
 import { route } from '../routing/router.js';
-import { parseStasisArgs } from '../routing/stasis-args.js';
+import { parseStasisArgs, type StasisArgs } from '../routing/stasis-args.js';
 import { GATEWAY_ENDPOINT } from '../outbound/gateway.js';
 import type { MediaTransportKind } from '../media/tap-transport.js';
 
 /** Marks leg B: as a SIP header on its INVITE, and as a channel variable inherited down Local chains. */
 export const LOOP_HEADER = 'X-Transcription-Proxy-Hop';
 export const LOOP_VARIABLE = 'TRANSCRIPTION_PROXY_HOP';
+
+/**
+ * Written on every PJSIP leg of a call (Asterisk 22.3, 21.8, 20.13 and later): a REFER on it then
+ * raises an ARI ChannelTransfer and the service does the transfer, instead of Asterisk's core
+ * putting channels of its own into the call's bridge (docs/transfers.md).
+ */
+export const TRANSFER_HANDLING_VARIABLE = 'PJSIP_TRANSFER_HANDLING()';
 
 /** What the service reads from leg A before deciding (undefined: absent or not a SIP channel). */
 export interface LegAFacts {
@@ -97,10 +104,40 @@ export function planInboundCall(
   const dialled = given(args.number) ?? given(channel.dialplan.exten) ?? uri?.user;
   if (dialled === undefined)
     return { ok: false, reason: 'no dialled number (no number= argument, extension s, no request URI user)', hangup: 'unallocated' };
+  return planDestination(
+    {
+      dialled,
+      caller: channel.caller.number ?? '',
+      callerName: channel.caller.name ?? '',
+      headers: facts.headers,
+      linkedId: facts.linkedId,
+    },
+    args,
+    config,
+    callId,
+  );
+}
+
+/** Who calls a number the service dials (leg B, or a transfer's target), and what travels with the call. */
+export interface DialRequest {
+  dialled: string;
+  caller: string;
+  callerName: string;
+  /** PASS_HEADERS values to put on the INVITE. */
+  headers: Readonly<Record<string, string | undefined>>;
+  linkedId: string;
+}
+
+/**
+ * Routes a number and builds the channel that dials it: the rules, mapping and destination
+ * of the call's Stasis arguments; caller ID, the call's id and session headers, the chosen
+ * X- headers and the loop marker on the new channel. Used for leg B and for the target of a
+ * transfer (the number a party transferred the call to is routed as if dialled into it).
+ */
+export function planDestination(request: DialRequest, args: StasisArgs, config: Config, callId: string): InboundPlan {
+  const { dialled, caller } = request;
   const dialledVerdict = checkNumber(dialled);
   if (!dialledVerdict.ok) return { ok: false, reason: `dialled number not dialable: ${dialledVerdict.reason}`, hangup: 'unallocated' };
-
-  const caller = channel.caller.number ?? '';
   const decision = route(config.routing, {
     dialled,
     caller,
@@ -128,7 +165,7 @@ export function planInboundCall(
   // there unchecked when given `caller`, so the service dials without it and sets it here.
   if (checkCallerId(caller).ok) {
     variables['CONNECTEDLINE(num)'] = caller;
-    const name = channel.caller.name ?? '';
+    const name = request.callerName;
     if (name !== '' && checkHeaderValue(name).ok && !/["\\]/.test(name)) variables['CONNECTEDLINE(name)'] = name;
   } else {
     dropped.push('caller ID (not a plain number)');
@@ -138,16 +175,18 @@ export function planInboundCall(
     const headers: Record<string, string> = {
       [LOOP_HEADER]: callId,
       [config.UNIQUE_CALL_ID_HEADER]: callId,
-      [config.SESSION_ID_HEADER]: facts.linkedId,
+      [config.SESSION_ID_HEADER]: request.linkedId,
     };
     for (const name of config.PASS_HEADERS) {
-      const value = facts.headers[name];
+      const value = request.headers[name];
       if (value === undefined) continue;
       const verdict = checkHeaderValue(value);
       if (verdict.ok) headers[name] = value;
       else dropped.push(`header ${name} (${verdict.reason})`);
     }
     for (const [name, value] of Object.entries(headers)) variables[`PJSIP_HEADER(add,${name})`] = value;
+    // A REFER from this party raises a ChannelTransfer for the service instead of Asterisk's own transfer (docs/transfers.md).
+    variables[TRANSFER_HANDLING_VARIABLE] = 'ari-only';
   }
   return {
     ok: true,

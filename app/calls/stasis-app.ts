@@ -150,7 +150,8 @@ export class StasisApp {
   }
 
   #startCall(legA: AriChannel, origin: CallOrigin): void {
-    const call = new CallSession({ ...this.#deps, events: this.#events }, legA, origin);
+    const findCall = (channelId: string) => [...this.#calls].find((other) => other.legOf(channelId) !== undefined);
+    const call = new CallSession({ ...this.#deps, events: this.#events, findCall }, legA, origin);
     this.#calls.add(call);
     if (origin.kind === 'adopt') this.stats.callsAdopted++;
     else this.stats.callsStarted++;
@@ -236,7 +237,7 @@ export class StasisApp {
 
     const records = new Map<string, CallRecord>();
     await Promise.all(
-      recordsToRead(view, this.#ownedIds()).map(async (id) => {
+      recordsToRead(view, this.#ownedIds(), ari.app).map(async (id) => {
         const record = decodeCallRecord(await ari.getVariable(id, CALL_RECORD_VARIABLE).catch(() => undefined));
         if (record !== undefined) records.set(id, record);
       }),

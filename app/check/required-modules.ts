@@ -28,6 +28,7 @@ const COMMON: readonly RequiredModule[] = [
   { name: 'res_http_websocket', why: "websockets on Asterisk's HTTP server, for ARI events" },
   { name: 'chan_pjsip', why: 'PJSIP channels: the legs of each call' },
   { name: 'res_pjsip', why: 'the PJSIP stack' },
+  { name: 'res_pjsip_refer', why: 'SIP REFER, so that either party can transfer a call; without it a transfer gets no answer' },
   { name: 'bridge_softmix', why: "mixing bridges: the call's bridge and each tap's bridge" },
   { name: 'res_timing_timerfd', why: 'timing source that snoop channels need' },
 ];

@@ -339,6 +339,10 @@ export const CONFIG_KEYS = {
     },
   }),
   STREAM_DTMF: yesNo('Send DTMF pressed on a leg as a text message on its stream.', 'no'),
+  PAUSE_ON_HOLD: yesNo(
+    'Pause the transcription of a call while a party has it on hold (its streams carry silence; docs/transfers.md): yes or no.',
+    'no',
+  ),
   VG_GATEWAY_URL: url("Voicegain real-time API (the seed's key): POST URL of async transcription; setting it selects PROVIDER=voicegain.", [
     'https:',
     'http:',

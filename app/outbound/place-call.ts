@@ -41,7 +41,7 @@ export async function placeCall(ari: AriPort, request: PlaceCallRequest): Promis
   });
 
   const unsubscribe = ari.onEvent((event: AriEvent) => {
-    if (event.type === 'Dial' || event.channel.id !== agentChannelId) return;
+    if (event.type === 'Dial' || event.type === 'ChannelTransfer' || event.channel.id !== agentChannelId) return;
     if (event.type === 'ChannelVarset' && event.variable === OUTCOME_VARIABLE) {
       outcome = event.value as CallOutcome;
     } else if (event.type === 'ChannelDestroyed') {

@@ -37,6 +37,12 @@ export interface CallStreams {
   dtmf(leg: Leg, digit: string, durationMs: number): void;
   /** A text event on the call's stream(s) where the wire format has a place for it; false where it has none. */
   event(message: CallEvent): boolean;
+  /**
+   * The party on a leg changed (a transfer): from now on the leg's audio is `identity`'s. Each
+   * provider says so as its format allows (docs/transfers.md): a `participant` event, a new
+   * stream, or nothing.
+   */
+  participant(leg: Leg, identity: StreamIdentity, reason: string): void;
   /** Each stream's state and counters, for the operations endpoint. */
   summaries(): (StreamSummary & { name: string })[];
   /** True while a socket or request of this call is open (for leak checks). */

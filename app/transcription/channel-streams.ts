@@ -7,7 +7,7 @@ import { interleave, mix } from '../media/pcm-channels.js';
 import { frameBytes } from '../media/pcm.js';
 import type { CallEvent, CallStreams, CallStreamsDeps, Leg } from './call-streams.js';
 import { FrameAligner } from './frame-aligner.js';
-import { callStartMessage, ourStreamProtocol, type StreamIdentity, type StreamItem } from './stream-messages.js';
+import { callStartMessage, ourStreamProtocol, participantMessage, type StreamIdentity, type StreamItem } from './stream-messages.js';
 import { WebsocketStream, type StreamSummary } from './websocket-stream.js';
 
 export class ChannelStreams implements CallStreams {
@@ -16,6 +16,8 @@ export class ChannelStreams implements CallStreams {
   readonly #aligner: FrameAligner;
   readonly #labels: Record<Leg, string>;
   readonly #name: string;
+  /** Each leg's party, as the metadata describes it (a transfer changes it). */
+  readonly #identities: Record<Leg, StreamIdentity>;
 
   constructor(
     { config, connection, logger, resumedAtMs, onConnected, onFrameSent }: CallStreamsDeps,
@@ -24,10 +26,11 @@ export class ChannelStreams implements CallStreams {
     mode: 'stereo' | 'mixed',
   ) {
     this.#name = `${a.label}+${b.label}`;
+    this.#identities = { A: a, B: b };
     this.#stream = new WebsocketStream<StreamItem>({
       url: config.STREAM_URL,
       connection,
-      protocol: ourStreamProtocol(callStartMessage(mode, a, b, config.SAMPLE_RATE)),
+      protocol: ourStreamProtocol(() => callStartMessage(mode, this.#identities.A, this.#identities.B, config.SAMPLE_RATE)),
       logger: logger.child({ stream: this.#name, mode }),
       bufferMs: config.STREAM_BUFFER_MS,
       resumedAtMs,
@@ -57,6 +60,11 @@ export class ChannelStreams implements CallStreams {
   event(message: CallEvent): boolean {
     this.#stream.send({ ...message, label: this.#name });
     return true;
+  }
+
+  participant(leg: Leg, identity: StreamIdentity, reason: string): void {
+    this.#identities[leg] = identity;
+    this.#stream.send(participantMessage(identity, reason));
   }
 
   summaries(): (StreamSummary & { name: string })[] {

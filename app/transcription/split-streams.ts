@@ -4,13 +4,15 @@
  */
 import type { CallEvent, CallStreams, CallStreamsDeps, Leg } from './call-streams.js';
 import { countdown } from './call-streams.js';
-import { ourStreamProtocol, startMessage, type StreamIdentity, type StreamItem } from './stream-messages.js';
+import { ourStreamProtocol, participantMessage, startMessage, type StreamIdentity, type StreamItem } from './stream-messages.js';
 import { WebsocketStream, type StreamSummary } from './websocket-stream.js';
 
 export class SplitStreams implements CallStreams {
   readonly provider = 'websocket';
   readonly #streams: Record<Leg, WebsocketStream<StreamItem>>;
   readonly #labels: Record<Leg, string>;
+  /** Each leg's party, as its metadata describes it (a transfer changes it). */
+  readonly #identities: Record<Leg, StreamIdentity>;
 
   constructor(
     { config, connection, logger, resumedAtMs, onConnected, onFrameSent }: CallStreamsDeps,
@@ -18,11 +20,12 @@ export class SplitStreams implements CallStreams {
     b: StreamIdentity,
   ) {
     const connected = countdown(2, onConnected);
+    this.#identities = { A: a, B: b };
     const stream = (identity: StreamIdentity) =>
       new WebsocketStream<StreamItem>({
         url: config.STREAM_URL,
         connection,
-        protocol: ourStreamProtocol(startMessage(identity, config.SAMPLE_RATE)),
+        protocol: ourStreamProtocol(() => startMessage(this.#identities[identity.leg], config.SAMPLE_RATE)),
         logger: logger.child({ stream: identity.label }),
         bufferMs: config.STREAM_BUFFER_MS,
         resumedAtMs,
@@ -49,6 +52,11 @@ export class SplitStreams implements CallStreams {
   event(message: CallEvent): boolean {
     for (const leg of ['A', 'B'] as const) this.#streams[leg].send({ ...message, label: this.#labels[leg] });
     return true;
+  }
+
+  participant(leg: Leg, identity: StreamIdentity, reason: string): void {
+    this.#identities[leg] = identity;
+    this.#streams[leg].send(participantMessage(identity, reason));
   }
 
   summaries(): (StreamSummary & { name: string })[] {

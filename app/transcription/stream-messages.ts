@@ -28,6 +28,12 @@ export interface StreamIdentity {
    * INVITE and the dialplan's HASH(TRANSCRIPTION_META) (call-meta.ts). Sent only when not empty.
    */
   meta?: Readonly<Record<string, string>>;
+  /**
+   * Which party of the call this leg carries: absent for the one it began with, 2 after its
+   * first transfer, 3 after the next (docs/transfers.md). Metadata sent after a transfer (a
+   * reconnection, a call adopted by another instance) describes the party the leg has now.
+   */
+  sequence?: number;
 }
 
 /**
@@ -103,7 +109,7 @@ export interface CallStreamStartMessage extends Partial<StreamResumeFields> {
   callee: string;
   node: string;
   meta?: Readonly<Record<string, string>>;
-  legs: Pick<StreamIdentity, 'label' | 'leg' | 'channelId' | 'sipCallId'>[];
+  legs: Pick<StreamIdentity, 'label' | 'leg' | 'channelId' | 'sipCallId' | 'sequence'>[];
   encoding: 'L16';
   sampleRate: 8000 | 16000;
   channels: 1 | 2;
@@ -122,6 +128,7 @@ export function callStartMessage(
     leg: identity.leg,
     channelId: identity.channelId,
     sipCallId: identity.sipCallId,
+    ...(identity.sequence !== undefined && { sequence: identity.sequence }),
   });
   return {
     event: 'start',
@@ -133,7 +140,7 @@ export function callStartMessage(
     linkedId: a.linkedId,
     direction: a.direction,
     caller: a.caller,
-    callee: a.callee,
+    callee: b.callee,
     node: a.node,
     ...withoutEmptyMeta({ meta: a.meta }),
     legs: [leg(a), leg(b)],
@@ -164,18 +171,51 @@ export interface StreamEventMessage {
   [field: string]: unknown;
 }
 
+/**
+ * The party a leg carries changed (a transfer): on that leg's stream (split) or the call's
+ * (stereo, mixed), before the new party's first frame. The fields are the leg's metadata for
+ * the new party.
+ */
+export interface StreamParticipantMessage {
+  event: 'participant';
+  label: string;
+  leg: 'A' | 'B';
+  channelId: string;
+  sipCallId: string;
+  caller: string;
+  callee: string;
+  sequence: number;
+  /** `transfer` (blind) or `attended-transfer`. */
+  reason: string;
+}
+
+export function participantMessage(identity: StreamIdentity, reason: string): StreamParticipantMessage {
+  return {
+    event: 'participant',
+    label: identity.label,
+    leg: identity.leg,
+    channelId: identity.channelId,
+    sipCallId: identity.sipCallId,
+    caller: identity.caller,
+    callee: identity.callee,
+    sequence: identity.sequence ?? 1,
+    reason,
+  };
+}
+
 /** What our streams carry between start and stop: audio frames, DTMF and other text events. */
-export type StreamItem = Buffer | StreamDtmfMessage | StreamEventMessage;
+export type StreamItem = Buffer | StreamDtmfMessage | StreamEventMessage | StreamParticipantMessage;
 
 /**
  * Our format as a StreamProtocol: the start metadata opens every connection (a resumed one
- * with `resumed`, `positionMs` and `droppedMs` after the identity); stop closes.
+ * with `resumed`, `positionMs` and `droppedMs` after the identity); stop closes. `start` is
+ * read at each connection: after a transfer a reconnection describes the leg's new party.
  */
-export function ourStreamProtocol(start: StreamStartMessage | CallStreamStartMessage): StreamProtocol<StreamItem> {
+export function ourStreamProtocol(start: () => StreamStartMessage | CallStreamStartMessage): StreamProtocol<StreamItem> {
   return {
-    opening: (resume) => [JSON.stringify(resume === undefined ? start : insertAfter(start, 'node', resumeFields(resume)))],
+    opening: (resume) => [JSON.stringify(resume === undefined ? start() : insertAfter(start(), 'node', resumeFields(resume)))],
     encode: (item) => (Buffer.isBuffer(item) ? item : JSON.stringify(item)),
-    closing: (reason) => JSON.stringify(stopMessage(start, reason)),
+    closing: (reason) => JSON.stringify(stopMessage(start(), reason)),
   };
 }
 

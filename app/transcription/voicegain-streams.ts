@@ -195,6 +195,15 @@ export class VoicegainStreams implements CallStreams {
     return false;
   }
 
+  /**
+   * Voicegain's audio websocket carries raw stereo audio only, and its sessions were asked for
+   * once with the parties' names: a transfer cannot be said. The new party goes on in the same
+   * channel of the same sessions; the change is only logged (docs/transfers.md).
+   */
+  participant(leg: Leg, identity: StreamIdentity, reason: string): void {
+    this.#logger.info({ leg, label: identity.label, sequence: identity.sequence, reason }, 'party changed; Voicegain is not told');
+  }
+
   summaries(): (StreamSummary & { name: string })[] {
     const summary = this.#stream?.summary() ?? {
       state: this.#state === 'failed' || this.#state === 'finished' ? 'ended' : 'connecting',

@@ -16,6 +16,7 @@ import type {
   AriPort,
   ExternalMediaRequest,
   HangupReason,
+  TransferProgress,
 } from '../../app/ari/ari-port.js';
 import type { TapTransport } from '../../app/media/tap-transport.js';
 import type { TapTransportFactory } from '../../app/media/tap-transports.js';
@@ -104,6 +105,47 @@ export class FakeAri implements AriPort {
   /** A party presses a key (ARI reports it once released). */
   pressDigit(channelId: string, digit: string): void {
     this.#emit({ type: 'ChannelDtmfReceived', channel: this.#snapshot(this.#get(channelId)), digit, duration_ms: 100 });
+  }
+
+  /** A party's phone puts the call on hold, or takes it off hold (re-INVITE), as Asterisk reports it. */
+  partyHolds(channelId: string): void {
+    this.#emit({ type: 'ChannelHold', channel: this.#snapshot(this.#get(channelId)), musicclass: 'default' });
+  }
+
+  partyUnholds(channelId: string): void {
+    this.#emit({ type: 'ChannelUnhold', channel: this.#snapshot(this.#get(channelId)) });
+  }
+
+  /**
+   * A party's phone sends REFER (PJSIP_TRANSFER_HANDLING ari-only): blind to `destination`, or,
+   * with `replaces`, attended, replacing that channel's dialog (as Asterisk fills the event).
+   */
+  partyRefers(channelId: string, destination: string, replaces?: string): void {
+    const bridgeOf = (id: string) => [...this.bridges.values()].find((bridge) => bridge.channels.includes(id));
+    const side = (id: string) => {
+      const bridge = bridgeOf(id);
+      const peer = bridge?.channels.find((other) => other !== id);
+      return {
+        ...(peer !== undefined && this.channels.has(peer) && { connected_channel: this.#snapshot(this.#get(peer)) }),
+        ...(bridge !== undefined && { bridge: { ...bridge, channels: [...bridge.channels] } }),
+      };
+    };
+    this.#emit({
+      type: 'ChannelTransfer',
+      refer_to: {
+        requested_destination: { destination, ...(replaces !== undefined && { protocol_id: `sip-call-id-of-${replaces}` }) },
+        ...(replaces !== undefined &&
+          this.channels.has(replaces) && { destination_channel: this.#snapshot(this.#get(replaces)), ...side(replaces) }),
+      },
+      referred_by: { source_channel: this.#snapshot(this.#get(channelId)), ...side(channelId) },
+    });
+  }
+
+  /** What the app reported of each channel's transfer, in order. */
+  transferStates(channelId: string): TransferProgress[] {
+    return this.ops('transferProgress')
+      .filter((request) => request.args.channelId === channelId)
+      .map((request) => request.args.state as TransferProgress);
   }
 
   /** The dialplan (a feature code, an AMI Setvar) sets a variable on a channel. */
@@ -285,6 +327,23 @@ export class FakeAri implements AriPort {
     bridge.channels.push(channelId);
   }
 
+  async removeFromBridge(bridgeId: string, channelId: string): Promise<void> {
+    this.#record('removeFromBridge', { bridgeId, channelId });
+    const bridge = this.bridges.get(bridgeId);
+    if (bridge !== undefined) bridge.channels = bridge.channels.filter((id) => id !== channelId);
+  }
+
+  async transferProgress(channelId: string, state: TransferProgress): Promise<void> {
+    this.#record('transferProgress', { channelId, state });
+    const channel = this.#get(channelId);
+    this.#emitLater({
+      type: 'ChannelTransfer',
+      state,
+      refer_to: { requested_destination: {} },
+      referred_by: { source_channel: this.#snapshot(channel) },
+    });
+  }
+
   async destroyBridge(bridgeId: string): Promise<void> {
     this.#record('destroyBridge', { bridgeId });
     this.bridges.delete(bridgeId);
@@ -441,6 +500,10 @@ export interface FakeCallStreams extends CallStreams {
   silentFrames: Record<'A' | 'B', number>;
   events: Record<string, unknown>[];
   digits: string[];
+  /** Party changes, in order (participant()). */
+  participants: { leg: 'A' | 'B'; identity: StreamIdentity; reason: string }[];
+  /** Frames of each leg since its last party change (its party's audio). */
+  framesSinceParticipant: Record<'A' | 'B', number>;
   finishedWith: string | undefined;
 }
 
@@ -456,6 +519,8 @@ export class FakeStreams {
       silentFrames: { A: 0, B: 0 },
       events: [],
       digits: [],
+      participants: [],
+      framesSinceParticipant: { A: 0, B: 0 },
       finishedWith: undefined,
       holdsSockets: false,
       provider: 'websocket',
@@ -465,6 +530,7 @@ export class FakeStreams {
       },
       audio(leg, frame) {
         streams.frames[leg]++;
+        streams.framesSinceParticipant[leg]++;
         if (frame.every((byte) => byte === 0)) streams.silentFrames[leg]++;
       },
       dtmf(_leg, digit) {
@@ -473,6 +539,11 @@ export class FakeStreams {
       event(message) {
         streams.events.push(message);
         return true;
+      },
+      participant(leg, identity, reason) {
+        streams.participants.push({ leg, identity, reason });
+        streams.identities[leg === 'A' ? 0 : 1] = identity;
+        streams.framesSinceParticipant[leg] = 0;
       },
       summaries() {
         return [];

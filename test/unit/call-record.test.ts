@@ -25,6 +25,8 @@ const full: CallRecord = {
 describe('call record', () => {
   it('round-trips every field', () => {
     expect(decodeCallRecord(encodeCallRecord(full))).toEqual(full);
+    const transferred: CallRecord = { ...full, legA: 'leg-a-x', caller: '4568', sequences: [2, 1], onHold: ['B'] };
+    expect(decodeCallRecord(encodeCallRecord(transferred))).toEqual(transferred);
     const minimal: CallRecord = { version: 1, callId: full.callId, state: 'routing', args: [] };
     expect(decodeCallRecord(encodeCallRecord(minimal))).toEqual(minimal);
   });
@@ -44,6 +46,10 @@ describe('call record', () => {
     ['three labels', JSON.stringify({ ...full, labels: ['A', 'B', 'C'] })],
     ['a negative answer time', JSON.stringify({ ...full, answeredAt: -5 })],
     ['an oversized value', JSON.stringify({ ...full, callee: 'x'.repeat(5000) })],
+    ['a leg A id with a separator in it', JSON.stringify({ ...full, legA: 'a b' })],
+    ['three sequences', JSON.stringify({ ...full, sequences: [1, 2, 3] })],
+    ['a sequence of 0', JSON.stringify({ ...full, sequences: [0, 1] })],
+    ['a hold by an unknown leg', JSON.stringify({ ...full, onHold: ['C'] })],
   ])('is no record when %s', (_what, text) => {
     expect(decodeCallRecord(text)).toBeUndefined();
   });
@@ -63,7 +69,7 @@ describe('reconcile plan', () => {
 
   it('reads records only of callers nobody owns', () => {
     const view = { channels: [], bridges: [], appChannelIds: new Set(['1.1', '1.2', 'snoop-x', 'leg-b-y']) };
-    expect(recordsToRead(view, { channels: new Set(['1.2']), bridges: new Set() })).toEqual(['1.1']);
+    expect(recordsToRead(view, { channels: new Set(['1.2']), bridges: new Set() }, 'transcription-proxy')).toEqual(['1.1']);
   });
 
   it('takes the Stasis arguments from the dialplan application data', () => {
@@ -101,6 +107,39 @@ describe('reconcile plan', () => {
       ['remove-channel', 'leg-b-stray'],
       ['destroy-bridge', 'tap-old'],
     ]);
+  });
+
+  it('reads the records of the members of call bridges nobody owns, whatever their ids', () => {
+    const view = {
+      channels: [],
+      bridges: [{ id: 'call-a', name: 'transcription-proxy', channels: ['leg-b-1', 'leg-b-2'] }],
+      appChannelIds: new Set(['leg-b-1', 'leg-b-2', '1.1']),
+    };
+    expect(recordsToRead(view, none, 'transcription-proxy').sort()).toEqual(['1.1', 'leg-b-1', 'leg-b-2']);
+  });
+
+  it('takes the legs of a bridged call from the record on them after a transfer changed them', () => {
+    // A caller-side transfer: leg A is a target of ours (leg-a-), and an attended one can leave two leg-b- channels.
+    const record: CallRecord = { ...full, legA: 'leg-b-consulted', legB: 'leg-b-1' };
+    const view = {
+      channels: [channel('leg-b-1'), channel('leg-b-consulted'), channel('leg-a-x'), channel('leg-b-2')],
+      appChannelIds: new Set(['leg-b-1', 'leg-b-consulted', 'leg-a-x', 'leg-b-2']),
+      bridges: [
+        { id: 'call-a', name: 'transcription-proxy', channels: ['leg-b-1', 'leg-b-consulted'] },
+        { id: 'call-b', name: 'transcription-proxy', channels: ['leg-b-2', 'leg-a-x'] },
+      ],
+    };
+    const actions = planReconcile(view, new Map([['leg-b-1', record]]), none, 'transcription-proxy');
+    expect(actions.map((a) => ('legA' in a && 'legB' in a ? [a.kind, a.legA.id, a.legB.id] : [a.kind]))).toEqual([
+      ['adopt-bridged', 'leg-b-consulted', 'leg-b-1'],
+      // No record: leg B is the leg-b- channel, leg A the other.
+      ['adopt-bridged', 'leg-a-x', 'leg-b-2'],
+    ]);
+  });
+
+  it('removes a transfer target left ringing outside any call bridge', () => {
+    const view = { channels: [channel('leg-a-x')], appChannelIds: new Set(['leg-a-x']), bridges: [] };
+    expect(planReconcile(view, new Map(), none, 'transcription-proxy')).toEqual([{ kind: 'remove-channel', channelId: 'leg-a-x' }]);
   });
 
   it('spares everything a live call owns', () => {

@@ -85,6 +85,7 @@ describe('requiredModules', () => {
     'res_http_websocket',
     'chan_pjsip',
     'res_pjsip',
+    'res_pjsip_refer',
     'bridge_softmix',
     'res_timing_timerfd',
   ];

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AriChannel } from '../../app/ari/ari-port.js';
-import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts } from '../../app/calls/inbound-plan.js';
+import { LOOP_HEADER, LOOP_VARIABLE, planInboundCall, type LegAFacts, TRANSFER_HANDLING_VARIABLE } from '../../app/calls/inbound-plan.js';
 import { loadConfig } from '../../app/config/load-config.js';
 
 function config(ini = '', env: Record<string, string> = {}) {
@@ -216,6 +216,7 @@ describe('headers on leg B', () => {
       'PJSIP_HEADER(add,OUTBOUND_CALL_SESSION_ID)': 'L1',
       'PJSIP_HEADER(add,X-Customer-Id)': 'C-42',
       'PJSIP_HEADER(add,X-Campaign)': 'spring sale',
+      [TRANSFER_HANDLING_VARIABLE]: 'ari-only',
     });
   });
   it.each([

@@ -117,7 +117,7 @@ type MakeOptions = Partial<Omit<WebsocketStreamOptions<StreamItem>, 'connection'
 
 function makeStream({ token, connection, ...options }: MakeOptions): WebsocketStream<StreamItem> {
   const stream = new WebsocketStream<StreamItem>({
-    protocol: ourStreamProtocol(start),
+    protocol: ourStreamProtocol(() => start),
     connection: connection ?? { token },
     logger: silent,
     ...options,

@@ -1,0 +1,404 @@
+/**
+ * Transfers and hold in the call flow, without Asterisk: the StasisApp driven
+ * through the in-memory ARI (test/support/fake-ari.ts) while parties send
+ * REFER (as Asterisk reports it with PJSIP_TRANSFER_HANDLING ari-only) and put
+ * the call on hold. What Asterisk really does is proven end to end
+ * (test/e2e/transfers.test.ts); this pins the state machine: who is bridged
+ * with whom, what the transferer's phone is told, what the streams say, what
+ * the record says, and that nothing is left behind on any path.
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CALL_RECORD_VARIABLE, decodeCallRecord, encodeCallRecord } from '../../app/calls/call-record.js';
+import { TRANSFER_HANDLING_VARIABLE } from '../../app/calls/inbound-plan.js';
+import { StasisApp } from '../../app/calls/stasis-app.js';
+import { loadConfig } from '../../app/config/load-config.js';
+import { FakeAri, FakeStreams, FakeTransports, settle } from '../support/fake-ari.js';
+
+const logger = pino({ level: 'silent' });
+const configWith = (env: Record<string, string> = {}) =>
+  loadConfig({ env: { ARI_PASSWORD: 'x', DESTINATION_DOMAIN: '127.0.0.1:5070', ...env }, cwd: '/nonexistent' }).config;
+
+let app: StasisApp | undefined;
+afterEach(async () => {
+  await app?.stop();
+  app = undefined;
+});
+
+async function startApp(env: Record<string, string> = {}) {
+  const ari = new FakeAri();
+  const streams = new FakeStreams();
+  const transports = new FakeTransports();
+  app = new StasisApp({ ari, config: configWith(env), logger, transports, createStreams: streams.factory, reconcileIntervalMs: 3_600_000 });
+  await app.start();
+  return { ari, streams, transports };
+}
+
+/** A caller enters, its leg B answers; returns once both legs are tapped. */
+async function connectedCall(ari: FakeAri, number = '4567', caller = '1001') {
+  const before = ari.ops('createChannel').length;
+  const legA = ari.callerEnters({ number: caller, args: [`number=${number}`] });
+  await settle();
+  const legB = ari.ops('createChannel')[before]!.args.channelId as string;
+  ari.calleeAnswers(legB);
+  await settle(20);
+  return { legA: legA.id, legB };
+}
+
+/** A party's phone sends a blind REFER; returns the target the service creates. */
+async function refer(ari: FakeAri, from: string, number: string): Promise<string> {
+  ari.partyRefers(from, number);
+  await settle();
+  return lastCreated(ari).channelId as string;
+}
+
+/** The last party hangs up: nothing of the call may be left. */
+async function endCall(ari: FakeAri, lastParty: string): Promise<void> {
+  ari.partyHangsUp(lastParty);
+  await settle(30);
+  expect([...ari.channels.keys()]).toEqual([]);
+  expect(ari.bridges.size).toBe(0);
+  expect(app!.activeCalls).toBe(0);
+}
+
+const callBridge = (ari: FakeAri) => [...ari.bridges.values()].filter((b) => b.id.startsWith('call-'));
+const lastCreated = (ari: FakeAri) => ari.ops('createChannel').at(-1)!.args;
+const recordOn = (ari: FakeAri, channelId: string) => decodeCallRecord(ari.channels.get(channelId)?.variables.get(CALL_RECORD_VARIABLE));
+
+describe('blind transfer by the called party', () => {
+  it('dials the number as routed, bridges the target in the agent’s place, switches CALLER2, keeps the call id', async () => {
+    const { ari, streams, transports } = await startApp({ DIALED_NUMBER_MAPPING: '8000:4568' });
+    const { legA, legB } = await connectedCall(ari);
+    expect(ari.channels.get(legA)!.variables.get(TRANSFER_HANDLING_VARIABLE)).toBe('ari-only');
+    expect(ari.ops('createChannel')[0]!.args.variables).toMatchObject({ [TRANSFER_HANDLING_VARIABLE]: 'ari-only' });
+
+    ari.partyRefers(legB, '8000');
+    await settle();
+    const target = lastCreated(ari);
+    expect(target.endpoint).toBe('PJSIP/transcription-proxy-out/sip:4568@127.0.0.1:5070');
+    expect(target.channelId).toMatch(/^leg-b-/);
+    expect(target.originator).toBe(legA);
+    expect(target.variables).toMatchObject({ [TRANSFER_HANDLING_VARIABLE]: 'ari-only' });
+    expect(ari.transferStates(legB)).toEqual(['channel_progress']);
+    const targetId = target.channelId as string;
+
+    ari.calleeRings(targetId);
+    await settle();
+    expect(ari.ops('ring').map((r) => r.args.channelId)).toContain(legA);
+    ari.calleeAnswers(targetId);
+    await settle(30);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, targetId].sort());
+    expect(ari.transferStates(legB)).toEqual(['channel_progress', 'channel_answered']);
+    expect(ari.ops('ringStop').map((r) => r.args.channelId)).toContain(legA);
+    expect(ari.ops('snoop').map((r) => r.args.channelId)).toContain(targetId);
+
+    // The old tap feeds CALLER2 until the target's tap delivers; then the stream is told.
+    const call = streams.created[0]!;
+    expect(call.participants).toEqual([]);
+    transports.opened[2]!.deliver(Buffer.alloc(640));
+    expect(call.participants).toHaveLength(1);
+    expect(call.participants[0]).toMatchObject({ leg: 'B', reason: 'transfer' });
+    expect(call.participants[0]!.identity).toMatchObject({ label: 'CALLER2', channelId: targetId, callee: '4568', sequence: 2 });
+    expect(call.identities[1].callId).toBe(call.identities[0].callId);
+    transports.opened[1]!.deliver(Buffer.alloc(640));
+    expect(call.framesSinceParticipant.B).toBe(1);
+
+    const record = recordOn(ari, legA);
+    expect(record).toMatchObject({ legA, legB: targetId, callee: '4568', sequences: [1, 2] });
+    expect(recordOn(ari, targetId)).toEqual(record);
+
+    // The agent's phone hangs up on the 200 sipfrag: the call goes on.
+    ari.partyHangsUp(legB);
+    await settle(20);
+    expect(app!.activeCalls).toBe(1);
+    expect(call.finishedWith).toBeUndefined();
+    ari.partyHangsUp(targetId);
+    await settle(30);
+    expect(call.finishedWith).toBe('callee hung up');
+    expect([...ari.channels.keys()]).toEqual([]);
+    expect(ari.bridges.size).toBe(0);
+  });
+
+  it('hangs up a transferer that stays after the transfer', async () => {
+    const { ari } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    const targetId = await refer(ari, legB, '4568');
+    ari.calleeAnswers(targetId);
+    await settle(30);
+    expect(ari.channels.has(legB)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 2200));
+    await settle(10);
+    expect(ari.channels.has(legB)).toBe(false);
+    expect(app!.activeCalls).toBe(1);
+    await endCall(ari, legA);
+  });
+
+  it('tells the transferer when the target is busy, and the call goes on between the first two', async () => {
+    const { ari, streams } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    const targetId = await refer(ari, legB, '4568');
+    ari.partyHangsUp(targetId, 17);
+    await settle(20);
+    expect(ari.transferStates(legB)).toEqual(['channel_progress', 'channel_declined']);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, legB].sort());
+    expect(streams.created[0]!.participants).toEqual([]);
+    expect(app!.activeCalls).toBe(1);
+    // ... and a second transfer works.
+    const second = await refer(ari, legB, '4569');
+    expect(second).not.toBe(targetId);
+    ari.calleeAnswers(second);
+    await settle(30);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, second].sort());
+    await endCall(ari, legA);
+  });
+
+  it('ends the call as a direct call to the target would when the transferer has left: busy', async () => {
+    const { ari, streams } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    const targetId = await refer(ari, legB, '4568');
+    ari.partyHangsUp(legB);
+    await settle(20);
+    expect(app!.activeCalls).toBe(1);
+    ari.partyHangsUp(targetId, 17);
+    await settle(30);
+    expect(ari.ops('hangup').find((r) => r.args.channelId === legA)?.args.reason).toBe('busy');
+    expect(streams.created[0]!.finishedWith).toMatch(/transfer target busy/);
+    expect(ari.channels.size).toBe(0);
+    expect(ari.bridges.size).toBe(0);
+  });
+
+  it('connects the target when the transferer left before it answered', async () => {
+    const { ari } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    const targetId = await refer(ari, legB, '4568');
+    ari.partyHangsUp(legB);
+    await settle(20);
+    ari.calleeAnswers(targetId);
+    await settle(30);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, targetId].sort());
+    await endCall(ari, legA);
+  });
+
+  it('hangs up a ringing target when the caller hangs up', async () => {
+    const { ari, streams } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    const targetId = await refer(ari, legB, '4568');
+    ari.calleeRings(targetId);
+    await settle();
+    ari.partyHangsUp(legA);
+    await settle(30);
+    expect(streams.created[0]!.finishedWith).toBe('caller hung up');
+    expect(ari.ops('hangup').map((r) => r.args.channelId)).toContain(targetId);
+    expect(ari.channels.size).toBe(0);
+    expect(ari.bridges.size).toBe(0);
+    expect(app!.activeCalls).toBe(0);
+  });
+});
+
+describe('refusals', () => {
+  it('a number the routing cannot place: 503 to the transferer, the call unchanged', async () => {
+    const { ari } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    ari.partyRefers(legB, '4&5');
+    await settle(10);
+    expect(ari.transferStates(legB)).toEqual(['channel_unavailable']);
+    expect(ari.ops('createChannel')).toHaveLength(1);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, legB].sort());
+  });
+
+  it('a REFER while a transfer is under way', async () => {
+    const { ari } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    ari.partyRefers(legB, '4568');
+    await settle();
+    ari.partyRefers(legA, '4569');
+    await settle();
+    expect(ari.transferStates(legA)).toEqual(['channel_unavailable']);
+    expect(ari.ops('createChannel')).toHaveLength(2);
+  });
+
+  it('an attended transfer whose consultation is not a call of the service', async () => {
+    const { ari } = await startApp();
+    const { legB } = await connectedCall(ari);
+    const stranger = ari.seedChannel('1800.1', { inApp: false });
+    ari.partyRefers(legB, '4569', stranger.id);
+    await settle(10);
+    expect(ari.transferStates(legB)).toEqual(['channel_unavailable']);
+    expect(app!.activeCalls).toBe(1);
+  });
+});
+
+describe('blind transfer by the caller', () => {
+  it('puts the target on the caller’s side: CALLER1 switches, leg A is the target, the record follows', async () => {
+    const { ari, streams, transports } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    ari.partyRefers(legA, '4568');
+    await settle();
+    const target = lastCreated(ari);
+    const targetId = target.channelId as string;
+    expect(targetId).toMatch(/^leg-a-/);
+    expect(target.originator).toBe(legB);
+    ari.calleeAnswers(targetId);
+    await settle(30);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legB, targetId].sort());
+    expect(ari.transferStates(legA)).toEqual(['channel_progress', 'channel_answered']);
+    transports.opened[2]!.deliver(Buffer.alloc(640));
+    const call = streams.created[0]!;
+    expect(call.participants[0]).toMatchObject({ leg: 'A', reason: 'transfer' });
+    expect(call.participants[0]!.identity).toMatchObject({ label: 'CALLER1', channelId: targetId, caller: '4568', sequence: 2 });
+    expect(recordOn(ari, targetId)).toMatchObject({ legA: targetId, legB, caller: '4568', sequences: [2, 1] });
+    ari.partyHangsUp(legA);
+    await settle(20);
+    expect(app!.activeCalls).toBe(1);
+    ari.partyHangsUp(targetId);
+    await settle(30);
+    expect(call.finishedWith).toBe('caller hung up');
+    expect(ari.channels.size).toBe(0);
+    expect(ari.bridges.size).toBe(0);
+  });
+});
+
+describe('attended transfer', () => {
+  it('joins the caller to the consulted party in the first call; the consultation ends, its party handed over', async () => {
+    const { ari, streams, transports } = await startApp();
+    const first = await connectedCall(ari, '4567', '1001');
+    const consultation = await connectedCall(ari, '4569', '2001');
+    // The agent (first call's leg B) refers, replacing its consultation dialog (the second call's leg A).
+    ari.partyRefers(first.legB, '4569', consultation.legA);
+    await settle(30);
+    const [firstStreams, consultStreams] = streams.created;
+    expect(callBridge(ari).map((b) => b.channels.sort())).toEqual([[first.legA, consultation.legB].sort()]);
+    expect(ari.transferStates(first.legB)).toEqual(['channel_progress', 'channel_answered']);
+    expect(consultStreams!.finishedWith).toMatch(/^merged into call .* by an attended transfer$/);
+    expect(ari.channels.has(consultation.legA)).toBe(false);
+    expect(ari.channels.has(consultation.legB)).toBe(true);
+    expect(app!.activeCalls).toBe(1);
+    transports.opened.at(-1)!.deliver(Buffer.alloc(640));
+    expect(firstStreams!.participants[0]).toMatchObject({ leg: 'B', reason: 'attended-transfer' });
+    expect(firstStreams!.participants[0]!.identity).toMatchObject({ channelId: consultation.legB, callee: '4569', sequence: 2 });
+    expect(recordOn(ari, consultation.legB)).toMatchObject({ legA: first.legA, legB: consultation.legB });
+    ari.partyHangsUp(first.legB);
+    await settle(20);
+    await endCall(ari, first.legA);
+    expect(app!.activeCalls).toBe(0);
+  });
+
+  it('the same when the REFER comes on the consultation dialog, replacing the first call’s agent', async () => {
+    const { ari, streams } = await startApp();
+    const first = await connectedCall(ari, '4567', '1001');
+    const consultation = await connectedCall(ari, '4569', '2001');
+    ari.partyRefers(consultation.legA, '4567', first.legB);
+    await settle(30);
+    expect(callBridge(ari).map((b) => b.channels.sort())).toEqual([[first.legA, consultation.legB].sort()]);
+    expect(ari.transferStates(consultation.legA)).toEqual(['channel_progress', 'channel_answered']);
+    expect(ari.channels.has(first.legB)).toBe(false);
+    expect(streams.created[1]!.finishedWith).toMatch(/^merged into call/);
+    expect(streams.created[0]!.finishedWith).toBeUndefined();
+    await endCall(ari, first.legA);
+  });
+});
+
+describe('hold', () => {
+  it('tells the streams who holds; the audio goes on', async () => {
+    const { ari, streams, transports } = await startApp();
+    const { legB } = await connectedCall(ari);
+    ari.partyHolds(legB);
+    await settle();
+    transports.opened[0]!.deliver(Buffer.alloc(640, 1));
+    ari.partyUnholds(legB);
+    await settle();
+    const call = streams.created[0]!;
+    expect(call.events).toEqual([
+      { event: 'hold', by: 'CALLER2' },
+      { event: 'unhold', by: 'CALLER2' },
+    ]);
+    expect(call.silentFrames.A).toBe(0);
+  });
+
+  it('PAUSE_ON_HOLD: silence while any party holds, paused and resumed events, the record knows', async () => {
+    const { ari, streams, transports } = await startApp({ PAUSE_ON_HOLD: 'yes' });
+    const { legA, legB } = await connectedCall(ari);
+    const call = streams.created[0]!;
+    ari.partyHolds(legA);
+    await settle();
+    expect(recordOn(ari, legA)?.onHold).toEqual(['A']);
+    ari.partyHolds(legB);
+    ari.partyUnholds(legA);
+    await settle();
+    transports.opened[0]!.deliver(Buffer.alloc(640, 1));
+    transports.opened[1]!.deliver(Buffer.alloc(640, 1));
+    expect(call.silentFrames).toEqual({ A: 1, B: 1 });
+    ari.partyUnholds(legB);
+    await settle();
+    transports.opened[1]!.deliver(Buffer.alloc(640, 1));
+    expect(call.silentFrames.B).toBe(1);
+    expect(call.frames.B).toBe(2);
+    expect(call.events.map((e) => `${String(e.event)}:${String(e.by ?? e.reason)}`)).toEqual([
+      'hold:CALLER1',
+      'paused:hold',
+      'hold:CALLER2',
+      'unhold:CALLER1',
+      'unhold:CALLER2',
+      'resumed:hold',
+    ]);
+  });
+
+  it('an operator’s pause outlasts a hold, and a hold outlasts an operator’s resume', async () => {
+    const { ari, streams, transports } = await startApp({ PAUSE_ON_HOLD: 'yes' });
+    const { legB } = await connectedCall(ari);
+    const session = app!.calls[0]!;
+    ari.partyHolds(legB);
+    await settle();
+    session.pause('api');
+    ari.partyUnholds(legB);
+    await settle();
+    transports.opened[1]!.deliver(Buffer.alloc(640, 1));
+    expect(streams.created[0]!.silentFrames.B).toBe(1);
+    session.resume('api');
+    transports.opened[1]!.deliver(Buffer.alloc(640, 1));
+    expect(streams.created[0]!.silentFrames.B).toBe(1);
+    expect(streams.created[0]!.events.map((e) => e.event)).toEqual(['hold', 'paused', 'unhold', 'resumed']);
+  });
+});
+
+describe('adoption after a transfer', () => {
+  const CALL_ID = '0b0e2f6c-9d7a-4a8e-9a43-2f4a0c6d1e55';
+
+  it('finds the legs from the record even when neither is the channel the call began with', async () => {
+    const ari = new FakeAri();
+    // A caller-side attended transfer left two channels of ours in the bridge.
+    const legA = `leg-b-${CALL_ID.replace('0b0e', '1111')}`;
+    const legB = `leg-b-${CALL_ID.replace('0b0e', '2222')}`;
+    const record = encodeCallRecord({
+      version: 1,
+      callId: CALL_ID,
+      state: 'answered',
+      args: ['number=4567'],
+      legA,
+      legB,
+      callee: '4567',
+      caller: '4569',
+      sequences: [2, 1],
+      labels: ['CALLER1', 'CALLER2'],
+      answeredAt: Date.now() - 5000,
+    });
+    ari.seedChannel(legA, { variables: { [CALL_RECORD_VARIABLE]: record } });
+    ari.seedChannel(legB, { variables: { [CALL_RECORD_VARIABLE]: record } });
+    ari.seedBridge(`call-${CALL_ID}`, [legB, legA]);
+    const streams = new FakeStreams();
+    app = new StasisApp({
+      ari,
+      config: configWith(),
+      logger,
+      transports: new FakeTransports(),
+      createStreams: streams.factory,
+      reconcileIntervalMs: 3_600_000,
+    });
+    await app.start();
+    await settle(20);
+    expect(app.activeCalls).toBe(1);
+    expect(ari.ops('hangup')).toEqual([]);
+    const [a, b] = streams.created[0]!.identities;
+    expect([a.channelId, a.caller, a.sequence, b.channelId, b.sequence]).toEqual([legA, '4569', 2, legB, undefined]);
+  });
+});
