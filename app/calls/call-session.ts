@@ -147,6 +147,12 @@ function callIdOf(origin: CallOrigin, args: readonly string[]): string {
 
 /** How long a leg's old tap feeds its stream after a transfer, at most, while the new party's tap starts. */
 const TAP_SWITCH_TIMEOUT_MS = 1500;
+/**
+ * PAUSE_ON_HOLD: how long after the unhold the streams stay silent. A phone's last audio of the
+ * hold is still on its way through Asterisk's bridge, the snoop and the tap when its re-INVITE's
+ * ChannelUnhold arrives (40 ms on the test bed); resuming at once would send it.
+ */
+export const HOLD_RESUME_DELAY_MS = 200;
 
 export class CallSession {
   readonly callId: string;
@@ -177,6 +183,8 @@ export class CallSession {
   readonly #onHold = new Set<Leg>();
   /** PAUSE_ON_HOLD: paused because a party has the call on hold. */
   #holdPaused = false;
+  /** PAUSE_ON_HOLD: when (performance.now()) the last hold ended; the pause ends at the first frame HOLD_RESUME_DELAY_MS later. */
+  #holdResumeAt: number | undefined;
   /** A leg given up to another call by an attended transfer: never hung up by this one. */
   #yielded: Leg | undefined;
   /** The number of leg A's party (the metadata's `caller`): the caller's, until a transfer changes the party. */
@@ -705,7 +713,9 @@ export class CallSession {
         this.#switchTap(leg);
       }
       metrics?.framesReceived(leg);
-      this.#streams?.audio(leg, this.paused ? silenceLike(frame) : frame, performance.now());
+      const now = performance.now();
+      if (this.#holdResumeAt !== undefined && now - this.#holdResumeAt >= HOLD_RESUME_DELAY_MS) this.#endHoldPause();
+      this.#streams?.audio(leg, this.paused ? silenceLike(frame) : frame, now);
     };
     const tap: LegTap = new LegTap({ ...tapDeps, logger: logger.child({ callId: this.callId }) }, identity, this.#transport, onAudio);
     this.#taps.push(tap);
@@ -891,14 +901,29 @@ export class CallSession {
     this.#logger.info({ leg }, held ? 'call put on hold' : 'call taken off hold');
     this.#streams?.event({ event: held ? 'hold' : 'unhold', by });
     if (this.#deps.config.PAUSE_ON_HOLD) {
-      const before = this.paused;
-      this.#holdPaused = this.#onHold.size > 0;
-      if (this.paused !== before) {
-        this.#logger.info({ source: 'hold' }, this.paused ? 'transcription paused' : 'transcription resumed');
-        this.#streams?.event({ event: this.paused ? 'paused' : 'resumed', reason: 'hold' });
+      if (this.#onHold.size > 0) {
+        this.#holdResumeAt = undefined;
+        const before = this.paused;
+        this.#holdPaused = true;
+        if (!before) {
+          this.#logger.info({ source: 'hold' }, 'transcription paused');
+          this.#streams?.event({ event: 'paused', reason: 'hold' });
+        }
+      } else if (this.#holdPaused) {
+        // Resumed by the first frame HOLD_RESUME_DELAY_MS from now (onAudio).
+        this.#holdResumeAt = performance.now();
       }
     }
     if (this.#state === 'answered') void this.#writeRecord('answered');
+  }
+
+  /** PAUSE_ON_HOLD: the hold is over and what was sent during it has passed; the call's audio goes on. */
+  #endHoldPause(): void {
+    this.#holdResumeAt = undefined;
+    this.#holdPaused = false;
+    if (this.paused) return;
+    this.#logger.info({ source: 'hold' }, 'transcription resumed');
+    this.#streams?.event({ event: 'resumed', reason: 'hold' });
   }
 
   /**

@@ -8,8 +8,9 @@
  * the record says, and that nothing is left behind on any path.
  */
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CALL_RECORD_VARIABLE, decodeCallRecord, encodeCallRecord } from '../../app/calls/call-record.js';
+import { HOLD_RESUME_DELAY_MS } from '../../app/calls/call-session.js';
 import { TRANSFER_HANDLING_VARIABLE } from '../../app/calls/inbound-plan.js';
 import { StasisApp } from '../../app/calls/stasis-app.js';
 import { loadConfig } from '../../app/config/load-config.js';
@@ -21,9 +22,16 @@ const configWith = (env: Record<string, string> = {}) =>
 
 let app: StasisApp | undefined;
 afterEach(async () => {
+  vi.restoreAllMocks();
   await app?.stop();
   app = undefined;
 });
+
+/** From now on performance.now() reads `ms` later than it would. */
+function later(ms: number): void {
+  const now = performance.now.bind(performance);
+  vi.spyOn(performance, 'now').mockImplementation(() => now() + ms);
+}
 
 async function startApp(env: Record<string, string> = {}) {
   const ari = new FakeAri();
@@ -165,6 +173,31 @@ describe('blind transfer by the called party', () => {
     expect(streams.created[0]!.finishedWith).toMatch(/transfer target busy/);
     expect(ari.channels.size).toBe(0);
     expect(ari.bridges.size).toBe(0);
+  });
+
+  it('a target that does not answer: 503 to the transferer, the call goes on; once the transferer has left, it ends as unanswered', async () => {
+    const { ari, streams } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    const first = await refer(ari, legB, '4568');
+    ari.calleeRings(first);
+    await settle();
+    // Dial's timeout (DIAL_TIMEOUT_MS) ran out: Asterisk hangs the target up with cause 19.
+    ari.partyHangsUp(first, 19);
+    await settle(20);
+    expect(ari.transferStates(legB)).toEqual(['channel_progress', 'channel_unavailable']);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, legB].sort());
+    expect(app!.activeCalls).toBe(1);
+    const second = await refer(ari, legB, '4568');
+    ari.partyHangsUp(legB);
+    await settle(20);
+    ari.partyHangsUp(second, 19);
+    await settle(30);
+    expect(ari.ops('hangup').find((r) => r.args.channelId === legA)?.args.reason).toBe('no_answer');
+    expect(streams.created[0]!.finishedWith).toMatch(/transfer target no answer/);
+    expect(streams.created[0]!.participants).toEqual([]);
+    expect(ari.channels.size).toBe(0);
+    expect(ari.bridges.size).toBe(0);
+    expect(app!.activeCalls).toBe(0);
   });
 
   it('connects the target when the transferer left before it answered', async () => {
@@ -330,9 +363,14 @@ describe('hold', () => {
     expect(call.silentFrames).toEqual({ A: 1, B: 1 });
     ari.partyUnholds(legB);
     await settle();
+    // What the phone sent just before its unhold is still on its way: silent too.
     transports.opened[1]!.deliver(Buffer.alloc(640, 1));
-    expect(call.silentFrames.B).toBe(1);
-    expect(call.frames.B).toBe(2);
+    expect(call.silentFrames.B).toBe(2);
+    expect(call.events.at(-1)).toEqual({ event: 'unhold', by: 'CALLER2' });
+    later(HOLD_RESUME_DELAY_MS);
+    transports.opened[1]!.deliver(Buffer.alloc(640, 1));
+    expect(call.silentFrames.B).toBe(2);
+    expect(call.frames.B).toBe(3);
     expect(call.events.map((e) => `${String(e.event)}:${String(e.by ?? e.reason)}`)).toEqual([
       'hold:CALLER1',
       'paused:hold',
@@ -341,6 +379,19 @@ describe('hold', () => {
       'unhold:CALLER2',
       'resumed:hold',
     ]);
+  });
+
+  it('PAUSE_ON_HOLD: a hold again before the resume delay has passed keeps the pause, with no resumed between', async () => {
+    const { ari, streams, transports } = await startApp({ PAUSE_ON_HOLD: 'yes' });
+    const { legB } = await connectedCall(ari);
+    ari.partyHolds(legB);
+    ari.partyUnholds(legB);
+    ari.partyHolds(legB);
+    await settle();
+    later(HOLD_RESUME_DELAY_MS);
+    transports.opened[0]!.deliver(Buffer.alloc(640, 1));
+    expect(streams.created[0]!.silentFrames.A).toBe(1);
+    expect(streams.created[0]!.events.map((e) => e.event)).toEqual(['hold', 'paused', 'unhold', 'hold']);
   });
 
   it('an operator’s pause outlasts a hold, and a hold outlasts an operator’s resume', async () => {
@@ -355,6 +406,7 @@ describe('hold', () => {
     transports.opened[1]!.deliver(Buffer.alloc(640, 1));
     expect(streams.created[0]!.silentFrames.B).toBe(1);
     session.resume('api');
+    later(HOLD_RESUME_DELAY_MS);
     transports.opened[1]!.deliver(Buffer.alloc(640, 1));
     expect(streams.created[0]!.silentFrames.B).toBe(1);
     expect(streams.created[0]!.events.map((e) => e.event)).toEqual(['hold', 'paused', 'unhold', 'resumed']);
