@@ -13,6 +13,7 @@ import { CALL_RECORD_VARIABLE, decodeCallRecord, encodeCallRecord } from '../../
 import { HOLD_RESUME_DELAY_MS } from '../../app/calls/call-session.js';
 import { TRANSFER_HANDLING_VARIABLE } from '../../app/calls/inbound-plan.js';
 import { StasisApp } from '../../app/calls/stasis-app.js';
+import { TRANSFERER_GRACE_MS } from '../../app/calls/transfer.js';
 import { loadConfig } from '../../app/config/load-config.js';
 import { FakeAri, FakeStreams, FakeTransports, settle } from '../support/fake-ari.js';
 
@@ -22,6 +23,7 @@ const configWith = (env: Record<string, string> = {}) =>
 
 let app: StasisApp | undefined;
 afterEach(async () => {
+  vi.useRealTimers();
   vi.restoreAllMocks();
   await app?.stop();
   app = undefined;
@@ -128,14 +130,17 @@ describe('blind transfer by the called party', () => {
   });
 
   it('hangs up a transferer that stays after the transfer', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const { ari } = await startApp();
     const { legA, legB } = await connectedCall(ari);
     const targetId = await refer(ari, legB, '4568');
     ari.calleeAnswers(targetId);
     await settle(30);
+    await vi.advanceTimersByTimeAsync(TRANSFERER_GRACE_MS - 100);
     expect(ari.channels.has(legB)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 2200));
+    await vi.advanceTimersByTimeAsync(100);
     await settle(10);
+    vi.useRealTimers();
     expect(ari.channels.has(legB)).toBe(false);
     expect(app!.activeCalls).toBe(1);
     await endCall(ari, legA);
