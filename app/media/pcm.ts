@@ -15,6 +15,16 @@ export function swap16(bigEndian: Buffer): Buffer {
   return out;
 }
 
+/**
+ * Swaps big-endian samples to little-endian where they are, and returns the view of the
+ * whole samples (an odd trailing byte is left out). For a buffer that nobody else reads,
+ * such as a received datagram: no allocation, and Node's native swap does the work.
+ */
+export function swap16InPlace(bigEndian: Buffer): Buffer {
+  const samples = bigEndian.length & 1 ? bigEndian.subarray(0, bigEndian.length - 1) : bigEndian;
+  return samples.swap16();
+}
+
 /** Bytes of one 20 ms frame of 16-bit mono audio at `sampleRate`. */
 export function frameBytes(sampleRate: number, frameMs = 20): number {
   return (sampleRate / 1000) * frameMs * 2;

@@ -9,7 +9,7 @@
 import type { Socket } from 'node:dgram';
 import type { RtpPortPool } from './rtp-port-pool.js';
 import { parseRtpPacket } from './rtp-packet.js';
-import { swap16 } from './pcm.js';
+import { swap16InPlace } from './pcm.js';
 
 export interface RtpReceiverStats {
   packets: number;
@@ -92,7 +92,9 @@ export class RtpTapReceiver {
     }
     this.stats.packets++;
     this.stats.bytes += rtp.payload.length;
-    this.#onAudio?.(swap16(rtp.payload));
+    // The datagram's buffer is this packet's alone (dgram allocates one per message): the
+    // samples are swapped where they are, and the frame is a view into it.
+    this.#onAudio?.(swap16InPlace(rtp.payload));
   }
 
   close(): void {

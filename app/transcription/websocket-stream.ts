@@ -125,6 +125,9 @@ interface Entry<T> {
 /** A connection open at least this long counts as healthy: its loss restarts the backoff. */
 const STABLE_CONNECTION_MS = 10_000;
 const MAX_EVENTS_BUFFERED = 1000;
+/** ws's send options, shared (ws copies them): no object made per frame. */
+const BINARY = { binary: true } as const;
+const TEXT = { binary: false } as const;
 
 /** The delay before attempt `attempt` (0-based): exponential, capped, with jitter. */
 export function backoffMs(attempt: number, initialMs: number, maxMs: number, random: () => number): number {
@@ -166,6 +169,8 @@ export class WebsocketStream<T = Buffer> {
   #everConnected = false;
   #outageLogged = false;
   #finished: Promise<void> | undefined;
+  /** Audio items the buffer holds at most (bufferMs of audio). */
+  readonly #maxFrames: number;
 
   constructor(options: WebsocketStreamOptions<T>) {
     this.#options = {
@@ -185,6 +190,7 @@ export class WebsocketStream<T = Buffer> {
       resumedAtMs: options.resumedAtMs,
     };
     this.#logger = options.logger;
+    this.#maxFrames = Math.max(1, Math.floor((this.#options.bufferMs / this.#options.frameMs) * this.#options.itemsPerFrame));
     this.#nextPositionMs = Math.max(0, Math.round((options.resumedAtMs ?? 0) / this.#options.frameMs) * this.#options.frameMs);
   }
 
@@ -312,7 +318,7 @@ export class WebsocketStream<T = Buffer> {
     this.#everConnected = true;
     this.#droppedSinceConnectionMs = 0;
     this.#writeSeq = 0;
-    for (const message of this.#options.protocol.opening(resume)) socket.send(message, { binary: Buffer.isBuffer(message) });
+    for (const message of this.#options.protocol.opening(resume)) socket.send(message, Buffer.isBuffer(message) ? BINARY : TEXT);
     this.#state = 'open';
     if (this.#outageLogged || resumed) {
       this.#logger.info(
@@ -399,7 +405,7 @@ export class WebsocketStream<T = Buffer> {
       return;
     }
     entry.writeSeq = ++this.#writeSeq;
-    socket.send(message, { binary: Buffer.isBuffer(message) });
+    socket.send(message, Buffer.isBuffer(message) ? BINARY : TEXT);
     this.#unacked.push(entry);
     if (entry.audio) {
       this.stats.framesSent++;
@@ -419,7 +425,7 @@ export class WebsocketStream<T = Buffer> {
 
   /** Holds memory to bufferMs of audio: the oldest unacknowledged frames go first, then the oldest pending. */
   #trim(): void {
-    const maxFrames = Math.max(1, Math.floor((this.#options.bufferMs / this.#options.frameMs) * this.#options.itemsPerFrame));
+    const maxFrames = this.#maxFrames;
     while (this.#pendingAudio + this.#unackedAudio > maxFrames && this.#unacked.length > 0) {
       if (this.#unacked.shift()!.audio) this.#unackedAudio--;
     }

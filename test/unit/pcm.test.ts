@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { frameBytes, swap16 } from '../../app/media/pcm.js';
+import { frameBytes, swap16, swap16InPlace } from '../../app/media/pcm.js';
 
 function hex(text: string): Buffer {
   return Buffer.from(text.replace(/ /g, ''), 'hex');
@@ -51,6 +51,32 @@ describe('swap16', () => {
   it('round-trips: swapping twice gives back the input', () => {
     const input = hex('0001 7fff 8000 1234 abcd');
     expect(swap16(swap16(input)).equals(input)).toBe(true);
+  });
+});
+
+describe('swap16InPlace', () => {
+  it('swaps the samples where they are and returns a view of them', () => {
+    const input = hex('0102 fffe');
+    const out = swap16InPlace(input);
+    expect(out.toString('hex')).toBe('0201feff');
+    expect(input.toString('hex')).toBe('0201feff');
+    expect(out.buffer).toBe(input.buffer);
+  });
+
+  it('gives the same samples as swap16, for any length and offset', () => {
+    for (const length of [0, 1, 2, 3, 64, 127, 128, 129, 320, 640, 641]) {
+      const whole = Buffer.alloc(length + 3);
+      for (let i = 0; i < whole.length; i++) whole[i] = (i * 37 + 11) & 0xff;
+      const view = whole.subarray(3);
+      const expected = swap16(view);
+      expect(swap16InPlace(view).equals(expected)).toBe(true);
+    }
+  });
+
+  it('leaves an odd trailing byte out, untouched', () => {
+    const input = hex('0102 03');
+    expect(swap16InPlace(input).toString('hex')).toBe('0201');
+    expect(input[2]).toBe(0x03);
   });
 });
 
