@@ -1,5 +1,5 @@
 /**
- * The only module that imports `ari-client`. It turns the library's dynamic,
+ * The only module that uses `ari-client` (ari-client-loader.ts loads it). It turns the library's dynamic,
  * swagger-generated API into our AriPort for ARI's REST requests: connecting
  * with retries (Asterisk's HTTP port refuses connections for a moment after
  * boot), keeping the swagger warning the library prints off stdout, and
@@ -14,9 +14,9 @@
  * resource objects carry a back-reference to the client, so results are copied
  * into plain JSON before they leave this module.
  */
-import ariClient from 'ari-client';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
+import { loadAriClient } from './ari-client-loader.js';
 import { AriEventSocket } from './ari-event-socket.js';
 import { preflightAri } from './ari-preflight.js';
 import type {
@@ -129,7 +129,9 @@ export class AriClientAdapter implements AriPort, AriAsteriskPort {
         continue;
       }
       try {
-        const client = await withConsoleCaptured(options.logger, () => ariClient.connect(baseUrl, options.username, options.password));
+        const client = await withConsoleCaptured(options.logger, () =>
+          loadAriClient().connect(baseUrl, options.username, options.password),
+        );
         options.logger.info({ ariUrl: baseUrl, app: options.app }, 'connected to ARI');
         return new AriClientAdapter(client, options);
       } catch (error) {
