@@ -1,154 +1,95 @@
 // Load benchmark of the whole service: N calls at once through the real
-// Asterisk test bed, SIPp callers and callee playing tones, the service as its
-// own process (`serve`, as users run it) and a websocket sink counting frames.
-// While all N calls are up it samples, for 10 s, the CPU used by the service
-// and by Asterisk (from /proc), and the service's memory. It then checks that
-// every stream got its frames. Results are recorded in docs/benchmarks.md.
-//   npm run bench:calls -- [N ...] [--transport rtp|audiosocket|websocket]
-// (needs root for the test bed, like the tests; starts and stops it unless it is running)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Asterisk, SIPp callers and callee playing tones, the service as its own
+// process (`serve`, as users run it, LOG_LEVEL=info) and a websocket sink
+// counting frames. While all N calls are up it samples, for 10 s, the CPU used
+// by the service and by Asterisk (from /proc), and the service's memory; then,
+// for 5 s, it captures loopback traffic (tcpdump) to measure each frame's
+// latency through the service from outside, next to the service's own
+// histogram over the same seconds. First audio: from leg B's SIP answer
+// (captured) to each stream's first frame at the sink. It then checks that
+// every stream got its frames. Results: stdout, --out FILE (JSON lines), and
+// --plot FILE.svg (bench-plot.mjs). Recorded in docs/benchmarks.md.
+//   npm run bench:calls -- [N ...] [--transport rtp|audiosocket|websocket] [--mode split|stereo]
+//     [--hold S] [--cpu-prof DIR] [--main CLI.js] [--no-capture] [--out FILE] [--plot FILE]
+// Needs root. On the shared test bed (started and stopped unless it runs: hold its lock),
+// or on an Asterisk of its own: scripts/bench-cell.sh NAME node scripts/bench-calls.mjs ...
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
-import { WebSocketServer } from 'ws';
+import {
+  TESTBED,
+  asteriskPid,
+  cpuMs,
+  cpuSplitMs,
+  freeTcpPort,
+  freeUdpPort,
+  median,
+  option,
+  percentile,
+  record,
+  scrape,
+  serviceEnv,
+  sipp,
+  sleep,
+  startService,
+  startSink,
+  statusKiB,
+  stopService,
+  ulawTone,
+} from './bench-lib.mjs';
+import { histogramDelta, histogramQuantile, matchLatencies, sipAnswers, startCapture } from './bench-capture.mjs';
+import { writePlot } from './bench-plot.mjs';
 
-const ROOT = new URL('..', import.meta.url).pathname;
-const TESTBED = join(ROOT, 'asterisk/testbed.sh');
-const HOLD_MS = 20_000;
 const SAMPLE_MS = 10_000;
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+const CAPTURE_MS = 5_000;
+const LATENCY = 'transcription_proxy_frame_latency_seconds';
 
 const args = process.argv.slice(2);
-const transportAt = args.indexOf('--transport');
-const transport = transportAt >= 0 ? args.splice(transportAt, 2)[1] : 'rtp';
-const sizes = args.length > 0 ? args.map(Number) : [10, 25, 50];
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** utime + stime of a process, in ms of CPU. */
-function cpuMs(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
-
-function statusKiB(pid, key) {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${key}:`));
-  return Number(line?.match(/(\d+)/)?.[1] ?? NaN);
-}
-
-async function freeUdpPort() {
-  const socket = createSocket('udp4');
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  const { port } = socket.address();
-  socket.close();
-  return port;
-}
-
-function tone(dir, hz) {
-  execFileSync('sox', [
-    '-n',
-    '-r',
-    '8000',
-    '-c',
-    '1',
-    '-e',
-    'u-law',
-    '-t',
-    'raw',
-    join(dir, 'tone.ulaw'),
-    'synth',
-    '60',
-    'sine',
-    String(hz),
-  ]);
-}
-
-function sipp(scenario, hz, extra) {
-  const dir = mkdtempSync(join(tmpdir(), 'atp-bench-sipp-'));
-  tone(dir, hz);
-  const child = spawn(
-    'sipp',
-    [
-      '-sf',
-      join(ROOT, 'test/sipp', scenario),
-      '-i',
-      '127.0.0.1',
-      '-mi',
-      '127.0.0.1',
-      '-nostdin',
-      '-timeout',
-      '120',
-      '-timeout_error',
-      ...extra,
-    ],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return { done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr }))) };
-}
-
-/** A transcription server that only counts: frames per stream, streams open and closed. */
-async function startSink() {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  const streams = [];
-  server.on('connection', (socket) => {
-    const stream = { frames: 0, closed: false };
-    streams.push(stream);
-    socket.on('message', (_data, isBinary) => {
-      if (isBinary) stream.frames++;
-    });
-    socket.on('close', () => {
-      stream.closed = true;
-    });
-  });
-  return { url: `ws://127.0.0.1:${server.address().port}`, streams, close: () => new Promise((resolve) => server.close(resolve)) };
-}
-
-async function startService(env) {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/app/cli/main.js'), 'serve'], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  await new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      if (out.includes('"msg":"service ready"')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${out.slice(-2000)}`)));
-  });
-  child.stdout.resume();
-  return child;
-}
+const transport = option(args, 'transport', 'rtp');
+const mode = option(args, 'mode', 'split');
+const profDir = option(args, 'cpu-prof', undefined);
+const main = option(args, 'main', undefined);
+const out = option(args, 'out', undefined);
+const plot = option(args, 'plot', undefined);
+const holdMs = Number(option(args, 'hold', '30')) * 1000;
+const capture = !args.includes('--no-capture');
+const sizes = args.filter((a) => !a.startsWith('--')).map(Number);
+if (sizes.length === 0) sizes.push(10, 25, 50);
 
 async function run(calls) {
   const sink = await startSink();
   const calleePort = await freeUdpPort();
-  const service = await startService({
-    ARI_URL: 'http://127.0.0.1:8088',
-    ARI_USERNAME: 'transcription-proxy',
-    ARI_PASSWORD: 'change-me-ari-secret',
-    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
-    STREAM_URL: sink.url,
-    MEDIA_TRANSPORT: transport,
-    LOG_LEVEL: 'info',
-    RTP_PORT_START: '20000',
-    RTP_PORT_END: '29999',
-  });
-  const asteriskPid = Number(execFileSync('bash', [TESTBED, 'status'], { encoding: 'utf8' }).match(/pid (\d+)/)[1]);
+  const opsPort = await freeTcpPort();
+  /** RTP port of each leg's tap, from the service's "leg tapped" lines. */
+  const tapPorts = new Map();
+  const service = await startService(
+    serviceEnv({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: sink.url,
+      MEDIA_TRANSPORT: transport,
+      STREAM_MODE: mode,
+      OPS_LISTEN: `127.0.0.1:${opsPort}`,
+    }),
+    {
+      ...(main && { main }),
+      nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+      onLog(line) {
+        if (line.msg === 'leg tapped' && typeof line.externalHost === 'string')
+          tapPorts.set(line.legChannelId, Number(line.externalHost.split(':').at(-1)));
+      },
+    },
+  );
+  const asterisk = asteriskPid();
+  await sleep(2000);
   const rssIdleKiB = statusKiB(service.pid, 'VmRSS');
+  // RSS counts the node binary's code pages, shared with every node process; RssAnon is the service's own.
+  const anonIdleKiB = statusKiB(service.pid, 'RssAnon');
 
-  const callee = sipp('callee.xml', 1330, ['-p', String(calleePort), '-mp', '46000', '-m', String(calls)]);
-  const caller = sipp('caller.xml', 440, [
+  const work = mkdtempSync(join(tmpdir(), 'atp-bench-calls-'));
+  const sip = capture ? await startCapture(join(work, 'sip.pcap'), `udp src port ${calleePort}`, { snaplen: 2048 }) : undefined;
+  const callee = await sipp('callee.xml', (dir) => ulawTone(dir, 1330), ['-p', String(calleePort), '-mp', '46000', '-m', String(calls)]);
+  const caller = await sipp('caller.xml', (dir) => ulawTone(dir, 440), [
     '-p',
     String(await freeUdpPort()),
     '-mp',
@@ -156,7 +97,7 @@ async function run(calls) {
     '-s',
     '4567',
     '-d',
-    String(HOLD_MS),
+    String(holdMs),
     '-m',
     String(calls),
     '-l',
@@ -166,63 +107,141 @@ async function run(calls) {
     '127.0.0.1:5060',
   ]);
 
+  const perCall = mode === 'split' ? 2 : 1;
   const open = () => sink.streams.filter((s) => !s.closed && s.frames > 0).length;
   const deadline = Date.now() + 30_000;
-  while (open() < 2 * calls) {
-    if (Date.now() > deadline) throw new Error(`only ${open()} of ${2 * calls} streams carried audio within 30 s`);
+  while (open() < perCall * calls) {
+    if (Date.now() > deadline) throw new Error(`only ${open()} of ${perCall * calls} streams carried audio within 30 s`);
     await sleep(100);
   }
-  const [service0, asterisk0, wall0] = [cpuMs(service.pid), cpuMs(asteriskPid), performance.now()];
+  await sleep(1000);
+  const [split0, asterisk0, wall0] = [cpuSplitMs(service.pid), cpuMs(asterisk), performance.now()];
   await sleep(SAMPLE_MS);
-  const [service1, asterisk1, wall1] = [cpuMs(service.pid), cpuMs(asteriskPid), performance.now()];
+  const [split1, asterisk1, wall1] = [cpuSplitMs(service.pid), cpuMs(asterisk), performance.now()];
   const stillOpen = open();
+  // Others' work on the machine during the sample: the 1-minute load average.
+  const load = loadavg()[0];
   const rssLoadedKiB = statusKiB(service.pid, 'VmRSS');
+  const anonLoadedKiB = statusKiB(service.pid, 'RssAnon');
+
+  let latency;
+  if (capture) {
+    const file = join(work, 'media.pcap');
+    const portsRange = transport === 'rtp' ? 'udp dst portrange 20000-29999 or ' : '';
+    const sinkPort = new URL(sink.url).port;
+    const before = await scrape(opsPort);
+    const media = await startCapture(file, `${portsRange}tcp dst port ${sinkPort}`);
+    await sleep(CAPTURE_MS);
+    await media.stop();
+    const after = await scrape(opsPort);
+    const buckets = histogramDelta(before, after, LATENCY);
+    latency = {
+      histogramFrames: buckets.at(-1)?.[1],
+      histogramP50Ms: histogramQuantile(buckets, 0.5) * 1000,
+      histogramP99Ms: histogramQuantile(buckets, 0.99) * 1000,
+    };
+    if (transport === 'rtp') {
+      const legs = new Map();
+      for (const stream of sink.streams) {
+        const legsOfStream = stream.start?.legs ?? (stream.start ? [{ channelId: stream.start.channelId }] : []);
+        legsOfStream.forEach((leg, channel) => {
+          const port = tapPorts.get(leg.channelId);
+          if (port !== undefined) legs.set(port, { stream: stream.remotePort, channel, stereo: mode === 'stereo' });
+        });
+      }
+      const matched = matchLatencies(file, legs);
+      Object.assign(latency, {
+        captureFrames: matched.latencies.length,
+        captureMatched: matched.matched,
+        captureUnmatched: matched.unmatched,
+        captureP50Ms: percentile(matched.latencies, 50),
+        captureP99Ms: percentile(matched.latencies, 99),
+        captureMaxMs: Math.max(...matched.latencies),
+      });
+    }
+  }
 
   const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
   while (sink.streams.some((s) => !s.closed)) await sleep(100);
   const peakKiB = statusKiB(service.pid, 'VmHWM');
-  service.kill('SIGTERM');
-  await once(service, 'exit');
+  await stopService(service);
   await sink.close();
 
-  // Each stream should carry the whole call: HOLD_MS of audio at 50 frames a second.
-  const expected = HOLD_MS / 20;
+  let firstAudio;
+  if (sip) {
+    await sip.stop();
+    const answers = sipAnswers(join(work, 'sip.pcap'));
+    // Leg B's SIP Call-ID: on its own stream (split), or in the call's legs (stereo).
+    const answerOfCall = new Map();
+    for (const stream of sink.streams) {
+      const b = stream.start?.legs?.find((l) => l.leg === 'B') ?? (stream.start?.leg === 'B' ? stream.start : undefined);
+      if (b && answers.has(b.sipCallId)) answerOfCall.set(stream.start.callId, answers.get(b.sipCallId));
+    }
+    const delays = sink.streams
+      .filter((s) => s.start && answerOfCall.has(s.start.callId) && s.firstFrameAtMs !== undefined)
+      .map((s) => s.firstFrameAtMs - answerOfCall.get(s.start.callId));
+    firstAudio = { streams: delays.length, p50Ms: median(delays), p95Ms: percentile(delays, 95), maxMs: Math.max(...delays) };
+  }
+  rmSync(work, { recursive: true, force: true });
+
+  // Each stream should carry the whole call: holdMs of audio at 50 frames a second.
+  const expected = holdMs / 20;
   const short = sink.streams.filter((s) => s.frames < expected * 0.97);
   const wall = wall1 - wall0;
+  const serviceUser = (100 * (split1.user - split0.user)) / wall;
+  const serviceSystem = (100 * (split1.system - split0.system)) / wall;
+  const asteriskCpu = (100 * (asterisk1 - asterisk0)) / wall;
   return {
+    date: new Date().toISOString(),
     calls,
     transport,
+    mode,
     sipp: callerResult.code === 0 && calleeResult.code === 0 ? 'ok' : `caller ${callerResult.code}, callee ${calleeResult.code}`,
+    loadAverage: load,
     streams: sink.streams.length,
     streamsOpenWhileSampling: stillOpen,
     streamsShort: short.length,
     framesMin: Math.min(...sink.streams.map((s) => s.frames)),
-    serviceCpuPercent: (100 * (service1 - service0)) / wall,
-    asteriskCpuPercent: (100 * (asterisk1 - asterisk0)) / wall,
+    serviceCpuPercent: serviceUser + serviceSystem,
+    serviceUserPercent: serviceUser,
+    serviceSystemPercent: serviceSystem,
+    asteriskCpuPercent: asteriskCpu,
+    ratio: (serviceUser + serviceSystem) / asteriskCpu,
     serviceRssIdleMiB: rssIdleKiB / 1024,
     serviceRssLoadedMiB: rssLoadedKiB / 1024,
+    perCallMiB: (rssLoadedKiB - rssIdleKiB) / 1024 / calls,
+    serviceAnonIdleMiB: anonIdleKiB / 1024,
+    serviceAnonLoadedMiB: anonLoadedKiB / 1024,
     servicePeakRssMiB: peakKiB / 1024,
+    latency,
+    firstAudio,
   };
 }
 
-const running = spawnSync('bash', [TESTBED, 'status'], { stdio: 'ignore' }).status === 0;
+const fmt = (value, digits = 1) => (value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits));
+
+const inCell = process.env.ATP_BENCH_ASTERISK_PID !== undefined;
+const running = inCell || spawnSync('bash', [TESTBED, 'status'], { stdio: 'ignore' }).status === 0;
 if (!running) execFileSync('bash', [TESTBED, 'start'], { stdio: 'inherit' });
 try {
   const results = [];
   for (const calls of sizes) {
     const result = await run(calls);
     console.log(JSON.stringify(result));
+    record(out, result);
     results.push(result);
   }
   console.log(
-    `\n| concurrent calls | transport | service CPU (% of a core) | per call | Asterisk CPU (% of a core) | service RSS idle → loaded (MiB) | peak RSS | streams short of frames |`,
+    '\n| calls | transport | mode | service CPU % (user + sys) | Asterisk CPU % | service / Asterisk | RSS idle → loaded (MiB) | of it anonymous | per call | latency p50 / p99 capture (ms) | histogram p50 / p99 | first audio p50 / p95 (ms) | streams short | load average |',
   );
-  console.log('|---:|---|---:|---:|---:|---:|---:|---:|');
+  console.log('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
+    const l = r.latency ?? {};
     console.log(
-      `| ${r.calls} | ${r.transport} | ${r.serviceCpuPercent.toFixed(1)} | ${(r.serviceCpuPercent / r.calls).toFixed(2)} | ${r.asteriskCpuPercent.toFixed(1)} | ${r.serviceRssIdleMiB.toFixed(0)} → ${r.serviceRssLoadedMiB.toFixed(0)} | ${r.servicePeakRssMiB.toFixed(0)} | ${r.streamsShort} of ${r.streams} |`,
+      `| ${r.calls} | ${r.transport} | ${r.mode} | ${fmt(r.serviceCpuPercent)} (${fmt(r.serviceUserPercent)} + ${fmt(r.serviceSystemPercent)}) | ${fmt(r.asteriskCpuPercent)} | ${fmt(r.ratio, 2)} | ${fmt(r.serviceRssIdleMiB, 0)} → ${fmt(r.serviceRssLoadedMiB, 0)} | ${fmt(r.serviceAnonIdleMiB, 0)} → ${fmt(r.serviceAnonLoadedMiB, 0)} | ${fmt(r.perCallMiB, 2)} | ${fmt(l.captureP50Ms, 2)} / ${fmt(l.captureP99Ms, 2)} | ${fmt(l.histogramP50Ms, 2)} / ${fmt(l.histogramP99Ms, 2)} | ${fmt(r.firstAudio?.p50Ms, 0)} / ${fmt(r.firstAudio?.p95Ms, 0)} | ${r.streamsShort} of ${r.streams} | ${fmt(r.loadAverage)} |`,
     );
   }
+  if (plot) writePlot(plot, results);
 } finally {
   if (!running) execFileSync('bash', [TESTBED, 'stop'], { stdio: 'inherit' });
 }

@@ -1,0 +1,385 @@
+// What the whole-call benchmarks share (bench-calls.mjs, bench-soak.mjs,
+// bench-long.mjs): the service as its own process, SIPp peers, a websocket
+// sink that counts what each stream carries, readings of /proc, and the
+// Asterisk to measure (the test bed's, or a cell's from scripts/bench-cell.sh).
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { WebSocketServer } from 'ws';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const TESTBED = join(ROOT, 'asterisk/testbed.sh');
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Takes `--name value` out of `args`; `fallback` when absent. */
+export function option(args, name, fallback) {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  return args.splice(at, 2)[1];
+}
+
+/** utime and stime of a process, in ms of CPU. */
+export function cpuSplitMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return { user: (Number(fields[11]) * 1000) / CLK_TCK, system: (Number(fields[12]) * 1000) / CLK_TCK };
+}
+
+export function cpuMs(pid) {
+  const { user, system } = cpuSplitMs(pid);
+  return user + system;
+}
+
+export function statusKiB(pid, key) {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${key}:`));
+  return Number(line?.match(/(\d+)/)?.[1] ?? NaN);
+}
+
+/** The process's file descriptors by kind (socket, pipe, anon_inode:[eventfd], file), from /proc. */
+export function fdKinds(pid) {
+  const kinds = {};
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const kind = target.startsWith('socket:')
+      ? 'socket'
+      : target.startsWith('pipe:')
+        ? 'pipe'
+        : target.startsWith('anon_inode:')
+          ? target
+          : 'file';
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+  }
+  return kinds;
+}
+
+/** Socket inodes of a process, and the UDP ports and TCP connections behind them (from /proc/PID/net). */
+export function socketsOf(pid) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const rows = (file) =>
+    readFileSync(`/proc/${pid}/net/${file}`, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      .filter((f) => inodes.has(f[9]));
+  const port = (hex) => parseInt(hex.split(':')[1], 16);
+  return {
+    udpPorts: [...rows('udp'), ...rows('udp6')].map((f) => port(f[1])),
+    tcp: [...rows('tcp'), ...rows('tcp6')].map((f) => ({ local: port(f[1]), remote: port(f[2]), state: f[3] })),
+  };
+}
+
+export async function freeUdpPort() {
+  const socket = createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const { port } = socket.address();
+  socket.close();
+  return port;
+}
+
+export async function freeTcpPort() {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Writes `seconds` of a sine at `hz` as raw µ-law 8 kHz, as SIPp plays it. */
+export function ulawTone(dir, hz, seconds = 60) {
+  execFileSync('sox', [
+    '-n',
+    '-r',
+    '8000',
+    '-c',
+    '1',
+    '-e',
+    'u-law',
+    '-t',
+    'raw',
+    join(dir, 'tone.ulaw'),
+    'synth',
+    String(seconds),
+    'sine',
+    String(hz),
+  ]);
+}
+
+/** A SIPp peer (`scenario`: a file of test/sipp, or an absolute path) in a directory of its own with `tone.ulaw` written by `writeTone(dir)`. */
+export async function sipp(scenario, writeTone, extra, { timeoutSeconds = 120 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'atp-bench-sipp-'));
+  await writeTone(dir);
+  const child = spawn(
+    'sipp',
+    [
+      '-sf',
+      isAbsolute(scenario) ? scenario : join(ROOT, 'test/sipp', scenario),
+      '-i',
+      '127.0.0.1',
+      '-mi',
+      '127.0.0.1',
+      '-nostdin',
+      '-timeout',
+      String(timeoutSeconds),
+      '-timeout_error',
+      ...extra,
+    ],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr }))) };
+}
+
+/** Wall-clock time in ms with µs resolution (comparable with a packet capture's timestamps). */
+export const wallMs = () => performance.timeOrigin + performance.now();
+
+/**
+ * A transcription server that counts: per stream its start metadata, frames, first and last
+ * frame times (wallMs), whether it closed; `onFrame(stream, data)` sees each binary frame.
+ */
+export async function startSink({ onFrame } = {}) {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  const streams = [];
+  server.on('connection', (socket, request) => {
+    const stream = {
+      frames: 0,
+      closed: false,
+      start: undefined,
+      firstFrameAtMs: undefined,
+      lastFrameAtMs: undefined,
+      remotePort: request.socket.remotePort,
+    };
+    streams.push(stream);
+    socket.on('message', (data, isBinary) => {
+      if (!isBinary) {
+        const message = JSON.parse(data.toString());
+        if (message.event === 'start' && stream.start === undefined) stream.start = message;
+        return;
+      }
+      const now = wallMs();
+      stream.firstFrameAtMs ??= now;
+      stream.lastFrameAtMs = now;
+      stream.frames++;
+      onFrame?.(stream, data);
+    });
+    socket.on('close', () => {
+      stream.closed = true;
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${server.address().port}`,
+    streams,
+    close: () =>
+      new Promise((resolve) => {
+        for (const client of server.clients) client.terminate();
+        server.close(resolve);
+      }),
+  };
+}
+
+/**
+ * `serve` as its own process, as users run it; resolves once it logged "service ready".
+ * Its JSON log lines go to `onLog(record)`. `main`: the CLI to run (default: this checkout's dist/).
+ */
+export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.js'), nodeArgs = [], onLog } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, main, 'serve'], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let partial = '';
+  let ready = false;
+  const tail = [];
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        tail.push(line);
+        if (tail.length > 50) tail.shift();
+        let record;
+        try {
+          record = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        onLog?.(record);
+        if (!ready && record.msg === 'service ready') {
+          ready = true;
+          resolve();
+        }
+      }
+    });
+    child.once('exit', (code) => {
+      if (!ready) reject(new Error(`serve exited ${code}: ${tail.join('\n')}`));
+    });
+  });
+  return child;
+}
+
+export async function stopService(service) {
+  if (service.exitCode !== null || service.signalCode !== null) return;
+  service.kill('SIGTERM');
+  await once(service, 'exit');
+}
+
+/** The Asterisk being measured: a bench cell's (scripts/bench-cell.sh) or the test bed's. */
+export function asteriskPid() {
+  if (process.env.ATP_BENCH_ASTERISK_PID) return Number(process.env.ATP_BENCH_ASTERISK_PID);
+  return Number(execFileSync('bash', [TESTBED, 'status'], { encoding: 'utf8' }).match(/pid (\d+)/)[1]);
+}
+
+const ARI_AUTH = `Basic ${Buffer.from('transcription-proxy:change-me-ari-secret').toString('base64')}`;
+
+/** A plain ARI GET to the Asterisk on 127.0.0.1. */
+export async function ari(path) {
+  const response = await fetch(`http://127.0.0.1:8088/ari${path}`, { headers: { Authorization: ARI_AUTH } });
+  if (!response.ok) throw new Error(`ARI ${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+/** Prometheus text of the ops endpoint, parsed into { 'name{labels}': value }. */
+export async function scrape(opsPort) {
+  const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const values = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line === '') continue;
+    const at = line.lastIndexOf(' ');
+    values[line.slice(0, at)] = Number(line.slice(at + 1));
+  }
+  return values;
+}
+
+/** p-th percentile (0..100) of numbers. */
+export function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export function median(values) {
+  return percentile(values, 50);
+}
+
+/** The service's environment for the Asterisk on 127.0.0.1 (the test bed's credentials). */
+export function serviceEnv(extra) {
+  return {
+    ARI_URL: 'http://127.0.0.1:8088',
+    ARI_USERNAME: 'transcription-proxy',
+    ARI_PASSWORD: 'change-me-ari-secret',
+    LOG_LEVEL: 'info',
+    RTP_PORT_START: '20000',
+    RTP_PORT_END: '29999',
+    ...extra,
+  };
+}
+
+/** Appends a JSON line to a results file (results survive a run cut short). */
+export function record(file, result) {
+  if (file) writeFileSync(file, `${JSON.stringify(result)}\n`, { flag: 'a' });
+}
+
+/** Power of `hz` in `count` 16-bit samples of `samples` from `offset` every `stride` samples (Goertzel), in dB. */
+export function tonePowerDb(samples, sampleRate, hz, { offset = 0, stride = 1 } = {}) {
+  const count = Math.floor((samples.length / 2 - offset) / stride);
+  const coefficient = 2 * Math.cos((2 * Math.PI * hz) / sampleRate);
+  let previous = 0;
+  let beforePrevious = 0;
+  for (let i = 0; i < count; i++) {
+    const current = samples.readInt16LE(2 * (offset + i * stride)) / 32768 + coefficient * previous - beforePrevious;
+    beforePrevious = previous;
+    previous = current;
+  }
+  const power = previous * previous + beforePrevious * beforePrevious - coefficient * previous * beforePrevious;
+  return 10 * Math.log10(power / ((count * count) / 4) + 1e-12);
+}
+
+export const STEP_MS = 250;
+export const CALLER_STEPS_HZ = [400, 550, 700, 850, 1000, 1150, 1300, 1450];
+export const CALLEE_STEPS_HZ = [1700, 1850, 2000, 2150, 2300, 2450, 2600, 2750];
+
+/** Writes `tone.ulaw`: a stepped tone (eight 250 ms steps, repeating) of `seconds`, µ-law 8 kHz, via the service's G.711 encoder. */
+export async function steppedTone(dir, stepsHz, seconds) {
+  const { encodeUlaw } = await import(join(ROOT, 'dist/app/media/g711.js'));
+  const rate = 8000;
+  const periodMs = STEP_MS * stepsHz.length;
+  const periods = Math.ceil((seconds * 1000) / periodMs);
+  const samplesPerStep = (rate * STEP_MS) / 1000;
+  const pcm = Buffer.alloc(periods * stepsHz.length * samplesPerStep * 2);
+  let phase = 0;
+  let offset = 0;
+  for (let period = 0; period < periods; period++) {
+    for (const hz of stepsHz) {
+      for (let i = 0; i < samplesPerStep; i++) {
+        pcm.writeInt16LE(Math.round(Math.sin(phase) * 12000), offset);
+        offset += 2;
+        phase += (2 * Math.PI * hz) / rate;
+      }
+    }
+  }
+  writeFileSync(join(dir, 'tone.ulaw'), encodeUlaw(pcm));
+}
+
+/**
+ * Follows where one channel's stepped tone sits against the stream's frames: each clean frame
+ * k carrying step s puts the pattern's offset within [20k − 250s − 230, 20k − 250s] (mod 2 s).
+ * `estimate()` intersects those windows (robustly: 1st and 99th percentiles) for the frames
+ * seen since the last call; a constant estimate means no frame of this channel was lost,
+ * repeated or shifted.
+ */
+export class StepTracker {
+  constructor(stepsHz, sampleRate) {
+    this.stepsHz = stepsHz;
+    this.sampleRate = sampleRate;
+    this.reference = undefined;
+    this.window = [];
+    this.judged = 0;
+  }
+
+  /** One frame (index k in the stream) of this channel's samples (`offset`/`stride` for interleaved stereo). */
+  push(k, samples, channel) {
+    const powers = this.stepsHz.map((hz) => tonePowerDb(samples, this.sampleRate, hz, channel));
+    let best = 0;
+    for (let i = 1; i < powers.length; i++) if (powers[i] > powers[best]) best = i;
+    const next = Math.max(...powers.filter((_, i) => i !== best));
+    if (powers[best] < -40 || powers[best] - next < 10) return;
+    const period = STEP_MS * this.stepsHz.length;
+    const p = (((20 * k - STEP_MS * best) % period) + period) % period;
+    this.reference ??= p;
+    this.window.push(((((p - this.reference + period / 2) % period) + period) % period) - period / 2);
+    this.judged++;
+  }
+
+  /** The offset (ms, relative to the first frame judged) from the frames since the last call. */
+  estimate() {
+    if (this.window.length < 50) return undefined;
+    const low = percentile(this.window, 99) - (STEP_MS - 20);
+    const high = percentile(this.window, 1);
+    this.window = [];
+    return { offsetMs: (low + high) / 2, widthMs: high - low };
+  }
+}
