@@ -1,0 +1,210 @@
+// Soak: many calls through the real Asterisk, a fixed number at a time, each
+// held for a random time (SIPp's uniform pause), the service as its own
+// process (`serve`, LOG_LEVEL=info) and a websocket sink counting frames. It
+// checks that every call yielded both labelled streams (CALLER1, CALLER2) and
+// that each carried the frames of the time it lasted, and the two streams of a
+// call the same count, within 3 %. Afterwards: Asterisk holds no channel or
+// bridge, and the service holds no UDP port, TCP connection, file descriptor or
+// timer more than it held idle (from /proc and the ops endpoint's
+// nodejs_active_resources), and its RSS is back within 10 % of idle. Exits 1
+// when a check fails. Results: stdout, and with --out as a JSON line.
+//   npm run bench:soak -- [--calls 1000] [--concurrent 50] [--min-s 10] [--max-s 30]
+//     [--transport rtp|audiosocket|websocket] [--out FILE] [--main CLI.js]
+// Run it on an Asterisk of its own: scripts/bench-cell.sh soak node scripts/bench-soak.mjs ...
+// (npm run bench:soak does), or on the test bed under its lock for a short one.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ROOT,
+  ari,
+  asteriskPid,
+  cpuMs,
+  fdKinds,
+  freeTcpPort,
+  freeUdpPort,
+  option,
+  record,
+  scrape,
+  serviceEnv,
+  sipp,
+  sleep,
+  socketsOf,
+  startService,
+  startSink,
+  statusKiB,
+  stopService,
+  ulawTone,
+} from './bench-lib.mjs';
+
+const args = process.argv.slice(2);
+const calls = Number(option(args, 'calls', '1000'));
+const concurrent = Number(option(args, 'concurrent', '50'));
+const minMs = Number(option(args, 'min-s', '10')) * 1000;
+const maxMs = Number(option(args, 'max-s', '30')) * 1000;
+const transport = option(args, 'transport', 'rtp');
+const out = option(args, 'out', undefined);
+const main = option(args, 'main', undefined);
+
+/** What the service holds that a call could leave behind. */
+async function holdings(pid, opsPort) {
+  const metrics = await scrape(opsPort);
+  const sockets = socketsOf(pid);
+  // What keeps the event loop alive, by type (Timeout, UDPWrap, TCPSocketWrap, ...): process.getActiveResourcesInfo().
+  const resources = {};
+  for (const [key, value] of Object.entries(metrics)) {
+    const type = /^transcription_proxy_nodejs_active_resources\{type="([^"]+)"\}$/.exec(key)?.[1];
+    if (type !== undefined) resources[type] = value;
+  }
+  return {
+    fds: Object.values(fdKinds(pid)).reduce((a, b) => a + b, 0),
+    udpPorts: sockets.udpPorts.length,
+    tcp: sockets.tcp.length,
+    timers: resources.Timeout ?? 0,
+    resources,
+    rssMiB: statusKiB(pid, 'VmRSS') / 1024,
+  };
+}
+
+const work = mkdtempSync(join(tmpdir(), 'atp-bench-soak-'));
+// caller.xml with its hold time drawn per call.
+const scenario = join(work, 'caller-soak.xml');
+writeFileSync(
+  scenario,
+  readFileSync(join(ROOT, 'test/sipp/caller.xml'), 'utf8').replace(
+    '<pause />',
+    `<pause distribution="uniform" min="${minMs}" max="${maxMs}" />`,
+  ),
+);
+
+const sink = await startSink();
+const calleePort = await freeUdpPort();
+const opsPort = await freeTcpPort();
+const service = await startService(
+  serviceEnv({
+    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+    STREAM_URL: sink.url,
+    MEDIA_TRANSPORT: transport,
+    STREAM_MODE: 'split',
+    OPS_LISTEN: `127.0.0.1:${opsPort}`,
+  }),
+  { ...(main && { main }) },
+);
+const asterisk = asteriskPid();
+await sleep(5000);
+const idle = await holdings(service.pid, opsPort);
+
+// Calls arrive at the rate that keeps `concurrent` up at the mean hold time; -l caps them.
+const rate = Math.max(1, Math.round((concurrent / ((minMs + maxMs) / 2)) * 1000 * 10) / 10);
+const timeoutSeconds = Math.ceil((calls / rate) * 1.5 + maxMs / 1000 + 300);
+const started = performance.now();
+const cpu0 = { service: cpuMs(service.pid), asterisk: cpuMs(asterisk) };
+const callee = await sipp('callee.xml', (dir) => ulawTone(dir, 1330, 60), ['-p', String(calleePort), '-mp', '46000', '-m', String(calls)], {
+  timeoutSeconds,
+});
+const caller = await sipp(
+  scenario,
+  (dir) => ulawTone(dir, 440, 60),
+  [
+    '-p',
+    String(await freeUdpPort()),
+    '-mp',
+    '42000',
+    '-s',
+    '4567',
+    '-m',
+    String(calls),
+    '-l',
+    String(concurrent),
+    '-r',
+    String(rate),
+    '127.0.0.1:5060',
+  ],
+  { timeoutSeconds },
+);
+let peakOpen = 0;
+// A caller that gave up leaves the callee waiting for calls that never come.
+void caller.done.then(() => sleep(maxMs + 60_000)).then(() => callee.child.kill());
+let done = false;
+const bothDone = Promise.all([caller.done, callee.done]).then((results) => {
+  done = true;
+  return results;
+});
+while (!done) {
+  peakOpen = Math.max(peakOpen, sink.streams.filter((s) => !s.closed).length);
+  await Promise.race([sleep(1000), bothDone]);
+}
+const [callerResult, calleeResult] = await bothDone;
+const elapsedMs = performance.now() - started;
+const cpu1 = { service: cpuMs(service.pid), asterisk: cpuMs(asterisk) };
+for (let i = 0; i < 300 && sink.streams.some((s) => !s.closed); i++) await sleep(100);
+// Let the service finish its teardown and the garbage collector catch up, as an idle service would.
+await sleep(15_000);
+const after = await holdings(service.pid, opsPort);
+const peakKiB = statusKiB(service.pid, 'VmHWM');
+const channels = await ari('/channels');
+const bridges = await ari('/bridges');
+await stopService(service);
+await sink.close();
+rmSync(work, { recursive: true, force: true });
+
+// Per call: its streams by label, and each stream's frames against the time it lasted.
+const byCall = new Map();
+for (const stream of sink.streams) {
+  const callId = stream.start?.callId ?? 'unknown';
+  if (!byCall.has(callId)) byCall.set(callId, []);
+  byCall.get(callId).push(stream);
+}
+const problems = [];
+for (const [callId, streams] of byCall) {
+  const labels = streams.map((s) => s.start?.label).sort();
+  if (labels.join() !== 'CALLER1,CALLER2') {
+    problems.push({ callId, problem: 'streams', labels });
+    continue;
+  }
+  for (const s of streams) {
+    const spanFrames = Math.round((s.lastFrameAtMs - s.firstFrameAtMs) / 20) + 1;
+    if (Math.abs(s.frames - spanFrames) > 0.03 * spanFrames)
+      problems.push({ callId, problem: 'frames', label: s.start.label, frames: s.frames, spanFrames });
+  }
+  const [a, b] = streams.map((s) => s.frames);
+  if (Math.abs(a - b) > 0.03 * Math.max(a, b)) problems.push({ callId, problem: 'legs differ', frames: [a, b] });
+}
+const leaks = {
+  asteriskChannels: channels.length,
+  asteriskBridges: bridges.length,
+  fds: after.fds - idle.fds,
+  udpPorts: after.udpPorts - idle.udpPorts,
+  tcp: after.tcp - idle.tcp,
+  timers: after.timers - idle.timers,
+};
+const rssWithin10Percent = after.rssMiB <= idle.rssMiB * 1.1;
+const result = {
+  date: new Date().toISOString(),
+  bench: 'soak',
+  transport,
+  calls,
+  concurrent,
+  holdS: [minMs / 1000, maxMs / 1000],
+  ratePerS: rate,
+  minutes: +(elapsedMs / 60_000).toFixed(1),
+  sipp: callerResult.code === 0 && calleeResult.code === 0 ? 'ok' : `caller ${callerResult.code}, callee ${calleeResult.code}`,
+  ...(callerResult.code !== 0 && { callerStderr: callerResult.stderr.slice(-2000) }),
+  callsSeen: byCall.size,
+  streams: sink.streams.length,
+  peakOpenStreams: peakOpen,
+  callsWithProblems: new Set(problems.map((p) => p.callId)).size,
+  problems: problems.slice(0, 20),
+  idle,
+  after,
+  leaks,
+  rssWithin10Percent,
+  servicePeakRssMiB: peakKiB / 1024,
+  serviceCpuPercent: (100 * (cpu1.service - cpu0.service)) / elapsedMs,
+  asteriskCpuPercent: (100 * (cpu1.asterisk - cpu0.asterisk)) / elapsedMs,
+};
+console.log(JSON.stringify(result, null, 1));
+record(out, result);
+const ok =
+  result.sipp === 'ok' && byCall.size === calls && problems.length === 0 && Object.values(leaks).every((n) => n <= 0) && rssWithin10Percent;
+process.exit(ok ? 0 : 1);
