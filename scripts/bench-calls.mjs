@@ -57,13 +57,29 @@ const capture = !args.includes('--no-capture');
 const sizes = args.filter((a) => !a.startsWith('--')).map(Number);
 if (sizes.length === 0) sizes.push(10, 25, 50);
 
+/** One size; a run cut short leaves nothing running (SIPp, the service, the captures). */
 async function run(calls) {
-  const sink = await startSink();
+  const held = {};
+  try {
+    return await measure(calls, held);
+  } catch (error) {
+    held.caller?.child.kill();
+    held.callee?.child.kill();
+    if (held.service) await stopService(held.service);
+    await held.sip?.stop();
+    await held.media?.stop();
+    await held.sink?.close();
+    throw error;
+  }
+}
+
+async function measure(calls, held) {
+  const sink = (held.sink = await startSink());
   const calleePort = await freeUdpPort();
   const opsPort = await freeTcpPort();
   /** RTP port of each leg's tap, from the service's "leg tapped" lines. */
   const tapPorts = new Map();
-  const service = await startService(
+  const service = (held.service = await startService(
     serviceEnv({
       DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
       STREAM_URL: sink.url,
@@ -79,7 +95,7 @@ async function run(calls) {
           tapPorts.set(line.legChannelId, Number(line.externalHost.split(':').at(-1)));
       },
     },
-  );
+  ));
   const asterisk = asteriskPid();
   await sleep(2000);
   const rssIdleKiB = statusKiB(service.pid, 'VmRSS');
@@ -87,9 +103,18 @@ async function run(calls) {
   const anonIdleKiB = statusKiB(service.pid, 'RssAnon');
 
   const work = mkdtempSync(join(tmpdir(), 'atp-bench-calls-'));
-  const sip = capture ? await startCapture(join(work, 'sip.pcap'), `udp src port ${calleePort}`, { snaplen: 2048 }) : undefined;
-  const callee = await sipp('callee.xml', (dir) => ulawTone(dir, 1330), ['-p', String(calleePort), '-mp', '46000', '-m', String(calls)]);
-  const caller = await sipp('caller.xml', (dir) => ulawTone(dir, 440), [
+  const sip = (held.sip = capture
+    ? await startCapture(join(work, 'sip.pcap'), `udp src port ${calleePort}`, { snaplen: 2048 })
+    : undefined);
+  const callee = (held.callee = await sipp('callee.xml', (dir) => ulawTone(dir, 1330), [
+    '-p',
+    String(calleePort),
+    '-mp',
+    '46000',
+    '-m',
+    String(calls),
+  ]));
+  const caller = (held.caller = await sipp('caller.xml', (dir) => ulawTone(dir, 440), [
     '-p',
     String(await freeUdpPort()),
     '-mp',
@@ -105,7 +130,7 @@ async function run(calls) {
     '-r',
     '10',
     '127.0.0.1:5060',
-  ]);
+  ]));
 
   const perCall = mode === 'split' ? 2 : 1;
   const open = () => sink.streams.filter((s) => !s.closed && s.frames > 0).length;
@@ -130,7 +155,7 @@ async function run(calls) {
     const portsRange = transport === 'rtp' ? 'udp dst portrange 20000-29999 or ' : '';
     const sinkPort = new URL(sink.url).port;
     const before = await scrape(opsPort);
-    const media = await startCapture(file, `${portsRange}tcp dst port ${sinkPort}`);
+    const media = (held.media = await startCapture(file, `${portsRange}tcp dst port ${sinkPort}`));
     await sleep(CAPTURE_MS);
     await media.stop();
     const after = await scrape(opsPort);

@@ -22,10 +22,12 @@ export async function startCapture(file, filter, { snaplen = 160 } = {}) {
   // tcpdump says "listening on lo" once the capture runs.
   for (let i = 0; i < 100 && !stderr.includes('listening on'); i++) await sleep(50);
   if (!stderr.includes('listening on')) throw new Error(`tcpdump did not start: ${stderr}`);
+  const exited = once(child, 'exit');
   return {
+    /** Idempotent. */
     async stop() {
-      child.kill('SIGINT');
-      await once(child, 'exit');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      await exited;
       return stderr;
     },
   };

@@ -1,7 +1,8 @@
 // Draws the results of bench-calls.mjs as an SVG, by hand (no plotting
 // library): left, the CPU of the service and of Asterisk against concurrent
 // calls, one line per transport and mode; right, the added latency per frame
-// (p50 and p99, from the packet capture and from the service's histogram).
+// (p99, from the packet capture and from the service's histogram, on a
+// logarithmic scale).
 //   node scripts/bench-plot.mjs RESULTS.jsonl OUT.svg    (or bench-calls.mjs --plot OUT.svg)
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -22,15 +23,21 @@ function niceMax(max) {
   return 10 * power;
 }
 
-function panel(x0, title, xLabel, yLabel, xs, yMax, series) {
+/** `yMin` given: a logarithmic y axis from yMin to yMax, a grid line per power of ten. */
+function panel(x0, title, xLabel, yLabel, xs, yMax, series, yMin) {
   const { w, h, top } = PANEL;
   const xMin = 0;
   const xMax = niceMax(Math.max(...xs));
   const px = (x) => x0 + ((x - xMin) / (xMax - xMin)) * w;
-  const py = (y) => top + h - (y / yMax) * h;
+  const log = yMin !== undefined;
+  const py = log
+    ? (y) => top + h - ((Math.log10(Math.max(y, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * h
+    : (y) => top + h - (y / yMax) * h;
   const parts = [`<text x="${x0 + w / 2}" y="${top - 30}" text-anchor="middle" font-weight="bold">${esc(title)}</text>`];
-  for (let i = 0; i <= 5; i++) {
-    const y = (yMax * i) / 5;
+  const grid = log
+    ? Array.from({ length: Math.round(Math.log10(yMax / yMin)) + 1 }, (_, i) => yMin * 10 ** i)
+    : Array.from({ length: 6 }, (_, i) => (yMax * i) / 5);
+  for (const y of grid) {
     parts.push(`<line x1="${x0}" y1="${py(y)}" x2="${x0 + w}" y2="${py(y)}" stroke="#ddd"/>`);
     parts.push(`<text x="${x0 - 6}" y="${py(y) + 4}" text-anchor="end" font-size="11">${+y.toFixed(2)}</text>`);
   }
@@ -76,20 +83,27 @@ export function plotSvg(results, caption = '') {
     const colour = COLOURS[i % COLOURS.length];
     cpu.push({ name: `service, ${key}`, colour, points: rs.map((r) => [r.calls, r.serviceCpuPercent]) });
     cpu.push({ name: `Asterisk, ${key}`, colour, dashed: true, points: rs.map((r) => [r.calls, r.asteriskCpuPercent]) });
-    const withCapture = rs.filter((r) => r.latency?.captureP99Ms !== undefined);
-    const source = withCapture.length > 0 ? 'capture' : 'histogram';
-    const pick = (r, p) => (source === 'capture' ? r.latency?.[`capture${p}Ms`] : r.latency?.[`histogram${p}Ms`]);
-    latency.push({ name: `p99 (${source}), ${key}`, colour, points: rs.map((r) => [r.calls, pick(r, 'P99')]) });
-    latency.push({ name: `p50 (${source}), ${key}`, colour, dashed: true, points: rs.map((r) => [r.calls, pick(r, 'P50')]) });
+    if (rs.some((r) => r.latency?.captureP99Ms !== undefined))
+      latency.push({ name: `p99, capture, ${key}`, colour, points: rs.map((r) => [r.calls, r.latency?.captureP99Ms]) });
+    latency.push({
+      name: `p99, service's histogram, ${key}`,
+      colour,
+      dashed: true,
+      points: rs.map((r) => [r.calls, r.latency?.histogramP99Ms]),
+    });
   });
   const cpuMax = niceMax(Math.max(...cpu.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite)) * 1.5);
-  const latencyMax = niceMax(Math.max(2, ...latency.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite)) * 1.2);
+  const latencyMin = 0.1;
+  const latencyMax =
+    10 ** Math.ceil(Math.log10(Math.max(10, ...latency.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite)) * 1.5));
+  const goalY =
+    PANEL.top + PANEL.h - ((Math.log10(2) - Math.log10(latencyMin)) / (Math.log10(latencyMax) - Math.log10(latencyMin))) * PANEL.h;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
 <rect width="${W}" height="${H}" fill="#fff"/>
 ${panel(LEFT_X, 'CPU against concurrent calls', 'concurrent calls', '% of one core', xs, cpuMax, cpu)}
-${panel(RIGHT_X, 'Added latency per frame', 'concurrent calls', 'ms', xs, latencyMax, latency)}
-<line x1="${RIGHT_X}" y1="${PANEL.top + PANEL.h - (2 / latencyMax) * PANEL.h}" x2="${RIGHT_X + PANEL.w}" y2="${PANEL.top + PANEL.h - (2 / latencyMax) * PANEL.h}" stroke="#888" stroke-dasharray="2 3"/>
-<text x="${RIGHT_X + PANEL.w - 4}" y="${PANEL.top + PANEL.h - (2 / latencyMax) * PANEL.h - 4}" text-anchor="end" font-size="10" fill="#666">goal: p99 2 ms</text>
+${panel(RIGHT_X, 'Added latency per frame, p99', 'concurrent calls', 'ms (logarithmic)', xs, latencyMax, latency, latencyMin)}
+<line x1="${RIGHT_X}" y1="${goalY}" x2="${RIGHT_X + PANEL.w}" y2="${goalY}" stroke="#888" stroke-dasharray="2 3"/>
+<text x="${RIGHT_X + PANEL.w - 4}" y="${goalY - 4}" text-anchor="end" font-size="10" fill="#666">goal: p99 2 ms</text>
 <text x="${W / 2}" y="${H - 8}" text-anchor="middle" font-size="11" fill="#444">${esc(caption)}</text>
 </svg>
 `;
@@ -107,5 +121,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     .filter(Boolean)
     .map((line) => JSON.parse(line))
     .filter((r) => r.calls !== undefined);
-  writePlot(output, results);
+  // A size measured again replaces the earlier result.
+  const last = new Map(results.map((r) => [`${r.transport} ${r.mode} ${r.label ?? ''} ${r.calls}`, r]));
+  writePlot(output, [...last.values()]);
 }

@@ -9,10 +9,10 @@
 // nodejs_active_resources), and its RSS is back within 10 % of idle. Exits 1
 // when a check fails. Results: stdout, and with --out as a JSON line.
 //   npm run bench:soak -- [--calls 1000] [--concurrent 50] [--min-s 10] [--max-s 30]
-//     [--transport rtp|audiosocket|websocket] [--out FILE] [--main CLI.js]
+//     [--transport rtp|audiosocket|websocket] [--service-env K=V,...] [--out FILE] [--main CLI.js]
 // Run it on an Asterisk of its own: scripts/bench-cell.sh soak node scripts/bench-soak.mjs ...
 // (npm run bench:soak does), or on the test bed under its lock for a short one.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -45,9 +45,39 @@ const maxMs = Number(option(args, 'max-s', '30')) * 1000;
 const transport = option(args, 'transport', 'rtp');
 const out = option(args, 'out', undefined);
 const main = option(args, 'main', undefined);
+/** More of the service's environment: --service-env K=V,K=V (e.g. MALLOC_ARENA_MAX=2). */
+const extraEnv = Object.fromEntries(
+  (option(args, 'service-env', '') || '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
+
+/**
+ * The V8 heap the service still uses after a full garbage collection: a heap snapshot (taken on
+ * SIGUSR2, --heapsnapshot-signal) collects first. Resolves once the snapshot is written.
+ */
+async function heapAfterGcMiB(pid, opsPort) {
+  const before = new Set(readdirSync(work));
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(100);
+    const written = readdirSync(work).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    // The file appears when the snapshot starts; the service answers scrapes again once it is written.
+    if (written.length > 0) {
+      const metrics = await scrape(opsPort);
+      for (const f of written) rmSync(join(work, f));
+      return (metrics['transcription_proxy_nodejs_heap_size_used_bytes'] ?? NaN) / 2 ** 20;
+    }
+  }
+  return NaN;
+}
 
 /** What the service holds that a call could leave behind. */
 async function holdings(pid, opsPort) {
+  // RSS first: the snapshot itself takes memory.
+  const rssMiB = statusKiB(pid, 'VmRSS') / 1024;
+  const heapGcMiB = await heapAfterGcMiB(pid, opsPort);
   const metrics = await scrape(opsPort);
   const sockets = socketsOf(pid);
   // What keeps the event loop alive, by type (Timeout, UDPWrap, TCPSocketWrap, ...): process.getActiveResourcesInfo().
@@ -62,7 +92,8 @@ async function holdings(pid, opsPort) {
     tcp: sockets.tcp.length,
     timers: resources.Timeout ?? 0,
     resources,
-    rssMiB: statusKiB(pid, 'VmRSS') / 1024,
+    rssMiB,
+    heapAfterGcMiB: heapGcMiB,
   };
 }
 
@@ -77,6 +108,7 @@ writeFileSync(
   ),
 );
 
+const warnings = {};
 const sink = await startSink();
 const calleePort = await freeUdpPort();
 const opsPort = await freeTcpPort();
@@ -87,8 +119,16 @@ const service = await startService(
     MEDIA_TRANSPORT: transport,
     STREAM_MODE: 'split',
     OPS_LISTEN: `127.0.0.1:${opsPort}`,
+    ...extraEnv,
   }),
-  { ...(main && { main }) },
+  {
+    ...(main && { main }),
+    nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${work}`],
+    // What went wrong, by message: the service's warnings and errors.
+    onLog(line) {
+      if (line.level >= 40) warnings[line.msg] = (warnings[line.msg] ?? 0) + 1;
+    },
+  },
 );
 const asterisk = asteriskPid();
 await sleep(5000);
@@ -183,6 +223,7 @@ const result = {
   date: new Date().toISOString(),
   bench: 'soak',
   transport,
+  serviceEnv: extraEnv,
   calls,
   concurrent,
   holdS: [minMs / 1000, maxMs / 1000],
@@ -199,6 +240,7 @@ const result = {
   after,
   leaks,
   rssWithin10Percent,
+  serviceWarnings: warnings,
   servicePeakRssMiB: peakKiB / 1024,
   serviceCpuPercent: (100 * (cpu1.service - cpu0.service)) / elapsedMs,
   asteriskCpuPercent: (100 * (cpu1.asterisk - cpu0.asterisk)) / elapsedMs,
