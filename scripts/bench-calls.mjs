@@ -20,19 +20,17 @@ import { join } from 'node:path';
 import {
   TESTBED,
   asteriskPid,
+  benchService,
   cpuMs,
   cpuSplitMs,
-  freeTcpPort,
   freeUdpPort,
   median,
   option,
   percentile,
   record,
   scrape,
-  serviceEnv,
   sipp,
   sleep,
-  startService,
   startSink,
   statusKiB,
   stopService,
@@ -75,27 +73,19 @@ async function run(calls) {
 
 async function measure(calls, held) {
   const sink = (held.sink = await startSink());
-  const calleePort = await freeUdpPort();
-  const opsPort = await freeTcpPort();
   /** RTP port of each leg's tap, from the service's "leg tapped" lines. */
   const tapPorts = new Map();
-  const service = (held.service = await startService(
-    serviceEnv({
-      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
-      STREAM_URL: sink.url,
-      MEDIA_TRANSPORT: transport,
-      STREAM_MODE: mode,
-      OPS_LISTEN: `127.0.0.1:${opsPort}`,
-    }),
-    {
-      ...(main && { main }),
-      nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
-      onLog(line) {
-        if (line.msg === 'leg tapped' && typeof line.externalHost === 'string')
-          tapPorts.set(line.legChannelId, Number(line.externalHost.split(':').at(-1)));
-      },
+  const { service, calleePort, opsPort } = await benchService(sink, {
+    transport,
+    mode,
+    ...(main && { main }),
+    nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+    onLog(line) {
+      if (line.msg === 'leg tapped' && typeof line.externalHost === 'string')
+        tapPorts.set(line.legChannelId, Number(line.externalHost.split(':').at(-1)));
     },
-  ));
+  });
+  held.service = service;
   const asterisk = asteriskPid();
   await sleep(2000);
   const rssIdleKiB = statusKiB(service.pid, 'VmRSS');

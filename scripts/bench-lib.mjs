@@ -241,6 +241,27 @@ export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.j
   return child;
 }
 
+/**
+ * `serve` for a benchmark: the test bed's Asterisk, streams to `sink`, leg B's calls to a callee
+ * on a free port, the ops endpoint on another. Resolves with the process and those ports.
+ */
+export async function benchService(sink, { transport, mode, env = {}, ...options }) {
+  const calleePort = await freeUdpPort();
+  const opsPort = await freeTcpPort();
+  const service = await startService(
+    serviceEnv({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: sink.url,
+      MEDIA_TRANSPORT: transport,
+      STREAM_MODE: mode,
+      OPS_LISTEN: `127.0.0.1:${opsPort}`,
+      ...env,
+    }),
+    options,
+  );
+  return { service, calleePort, opsPort };
+}
+
 export async function stopService(service) {
   if (service.exitCode !== null || service.signalCode !== null) return;
   service.kill('SIGTERM');

@@ -20,16 +20,14 @@ import {
   StepTracker,
   ari,
   asteriskPid,
+  benchService,
   cpuMs,
-  freeTcpPort,
   freeUdpPort,
   option,
   record,
   scrape,
-  serviceEnv,
   sipp,
   sleep,
-  startService,
   startSink,
   statusKiB,
   steppedTone,
@@ -90,19 +88,12 @@ const sink = await startSink({
     trackers.right.push(k, data, { offset: 1, stride: 2 });
   },
 });
-const opsPort = await freeTcpPort();
-const calleePort = await freeUdpPort();
-const service = await startService(
-  serviceEnv({
-    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
-    STREAM_URL: sink.url,
-    MEDIA_TRANSPORT: transport,
-    STREAM_MODE: mode,
-    SAMPLE_RATE: String(SAMPLE_RATE),
-    OPS_LISTEN: `127.0.0.1:${opsPort}`,
-  }),
-  { ...(main && { main }) },
-);
+const { service, calleePort, opsPort } = await benchService(sink, {
+  transport,
+  mode,
+  env: { SAMPLE_RATE: String(SAMPLE_RATE) },
+  ...(main && { main }),
+});
 const asterisk = asteriskPid();
 const rssIdleKiB = statusKiB(service.pid, 'VmRSS');
 const seconds = Math.ceil(holdMs / 1000) + 60;

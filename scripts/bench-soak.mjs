@@ -19,18 +19,16 @@ import {
   ROOT,
   ari,
   asteriskPid,
+  benchService,
   cpuMs,
   fdKinds,
-  freeTcpPort,
   freeUdpPort,
   option,
   record,
   scrape,
-  serviceEnv,
   sipp,
   sleep,
   socketsOf,
-  startService,
   startSink,
   statusKiB,
   stopService,
@@ -74,10 +72,11 @@ async function heapAfterGcMiB(pid, opsPort) {
 }
 
 /** What the service holds that a call could leave behind. */
-async function holdings(pid, opsPort) {
+async function holdings(pid, opsPort, { collect = false } = {}) {
   // RSS first: the snapshot itself takes memory.
   const rssMiB = statusKiB(pid, 'VmRSS') / 1024;
-  const heapGcMiB = await heapAfterGcMiB(pid, opsPort);
+  // Only once, at the end: a snapshot's own memory stays in RSS after it.
+  const heapGcMiB = collect ? await heapAfterGcMiB(pid, opsPort) : undefined;
   const metrics = await scrape(opsPort);
   const sockets = socketsOf(pid);
   // What keeps the event loop alive, by type (Timeout, UDPWrap, TCPSocketWrap, ...): process.getActiveResourcesInfo().
@@ -93,7 +92,10 @@ async function holdings(pid, opsPort) {
     timers: resources.Timeout ?? 0,
     resources,
     rssMiB,
+    heapUsedMiB: (metrics['transcription_proxy_nodejs_heap_size_used_bytes'] ?? NaN) / 2 ** 20,
     heapAfterGcMiB: heapGcMiB,
+    heapTotalMiB: (metrics['transcription_proxy_nodejs_heap_size_total_bytes'] ?? NaN) / 2 ** 20,
+    externalMiB: (metrics['transcription_proxy_nodejs_external_memory_bytes'] ?? NaN) / 2 ** 20,
   };
 }
 
@@ -110,26 +112,17 @@ writeFileSync(
 
 const warnings = {};
 const sink = await startSink();
-const calleePort = await freeUdpPort();
-const opsPort = await freeTcpPort();
-const service = await startService(
-  serviceEnv({
-    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
-    STREAM_URL: sink.url,
-    MEDIA_TRANSPORT: transport,
-    STREAM_MODE: 'split',
-    OPS_LISTEN: `127.0.0.1:${opsPort}`,
-    ...extraEnv,
-  }),
-  {
-    ...(main && { main }),
-    nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${work}`],
-    // What went wrong, by message: the service's warnings and errors.
-    onLog(line) {
-      if (line.level >= 40) warnings[line.msg] = (warnings[line.msg] ?? 0) + 1;
-    },
+const { service, calleePort, opsPort } = await benchService(sink, {
+  transport,
+  mode: 'split',
+  env: extraEnv,
+  ...(main && { main }),
+  nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${work}`],
+  // What went wrong, by message: the service's warnings and errors.
+  onLog(line) {
+    if (line.level >= 40) warnings[line.msg] = (warnings[line.msg] ?? 0) + 1;
   },
-);
+});
 const asterisk = asteriskPid();
 await sleep(5000);
 const idle = await holdings(service.pid, opsPort);
@@ -180,7 +173,7 @@ const cpu1 = { service: cpuMs(service.pid), asterisk: cpuMs(asterisk) };
 for (let i = 0; i < 300 && sink.streams.some((s) => !s.closed); i++) await sleep(100);
 // Let the service finish its teardown and the garbage collector catch up, as an idle service would.
 await sleep(15_000);
-const after = await holdings(service.pid, opsPort);
+const after = await holdings(service.pid, opsPort, { collect: true });
 const peakKiB = statusKiB(service.pid, 'VmHWM');
 const channels = await ari('/channels');
 const bridges = await ari('/bridges');
