@@ -3,7 +3,7 @@
 // sink that counts what each stream carries, readings of /proc, and the
 // Asterisk to measure (the test bed's, or a cell's from scripts/bench-cell.sh).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { createSocket } from 'node:dgram';
@@ -151,7 +151,13 @@ export async function sipp(scenario, writeTone, extra, { timeoutSeconds = 120 } 
   child.stderr.on('data', (chunk) => {
     stderr += chunk;
   });
-  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr }))) };
+  const done = new Promise((resolve) =>
+    child.on('exit', (code) => {
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ code, stderr });
+    }),
+  );
+  return { child, done };
 }
 
 /** Wall-clock time in ms with µs resolution (comparable with a packet capture's timestamps). */
