@@ -5,10 +5,12 @@
  *
  *   1. a call carrying our loop marker is refused (a destination that points back
  *      at this Asterisk must not multiply calls);
- *   2. the host-domain check (HOST_DOMAIN / the seed's FREESWITCH_HOST_DOMAIN): 403;
+ *   2. the host-domain check (HOST_DOMAIN / the seed's FREESWITCH_HOST_DOMAIN): 403, also
+ *      when the request URI cannot be read (fail closed); direction=outbound calls are exempt;
  *   3. the dialled number: `number=` argument, else the extension, else the user
  *      part of the request URI (`s` counts as no number in the first two);
- *   4. routing (rules, mapping, trunk or domain mode, dialplan targets): 404 when none;
+ *   4. routing (rules, mapping, trunk or domain mode, dialplan targets): 404 when none; the
+ *      length rule to the outbound gateway only for agents' calls (routing/call-origin.ts);
  *   5. what leg B carries: caller ID, our call id and session id headers, the
  *      chosen X- headers of leg A, and the loop marker.
  * Every value that reaches a dial string or header passes the dial validator.
@@ -17,6 +19,7 @@ import type { AriChannel, HangupReason } from '../ari/ari-port.js';
 import type { Config } from '../config/keys.js';
 import { checkCallerId, checkHeaderValue, checkNumber } from '../routing/dial-validator.js';
 import { dialString, type Destination } from '../routing/destination.js';
+import { isAgentCall } from '../routing/call-origin.js';
 import { route } from '../routing/router.js';
 import { parseStasisArgs, type StasisArgs } from '../routing/stasis-args.js';
 import { GATEWAY_ENDPOINT } from '../outbound/gateway.js';
@@ -92,10 +95,16 @@ export function planInboundCall(
     };
   }
   const uri = parseSipUri(facts.requestUri);
-  if (config.HOST_DOMAIN !== undefined && uri !== undefined && !hostDomainMatches(config.HOST_DOMAIN, uri.hostPort)) {
-    return { ok: false, reason: `request URI domain "${uri.hostPort}" is not HOST_DOMAIN "${config.HOST_DOMAIN}"`, hangup: 'rejected' };
-  }
   const parsedArgs = parseStasisArgs(rawArgs);
+  // An outbound call by the dialplan's or the `call` command's word did not come in over SIP for a domain.
+  const outboundByDialplan = parsedArgs.ok && parsedArgs.args.direction === 'outbound';
+  if (config.HOST_DOMAIN !== undefined && !outboundByDialplan) {
+    // Fail closed: a request URI that cannot be read (not a SIP call, no URI) is not for HOST_DOMAIN.
+    if (uri === undefined)
+      return { ok: false, reason: 'HOST_DOMAIN is set and the request URI cannot be read: refused', hangup: 'rejected' };
+    if (!hostDomainMatches(config.HOST_DOMAIN, uri.hostPort))
+      return { ok: false, reason: `request URI domain "${uri.hostPort}" is not HOST_DOMAIN "${config.HOST_DOMAIN}"`, hangup: 'rejected' };
+  }
   if (!parsedArgs.ok) return { ok: false, reason: `Stasis arguments: ${parsedArgs.reason}`, hangup: 'unallocated' };
   const { args } = parsedArgs;
 
@@ -144,6 +153,7 @@ export function planDestination(request: DialRequest, args: StasisArgs, config: 
     ruleSet: args.ruleSet,
     destination: args.destination,
     direction: args.direction,
+    fromAgent: isAgentCall(channel, config),
   });
   if (!decision.ok) return { ok: false, reason: decision.reason, hangup: 'unallocated' };
 

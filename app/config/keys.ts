@@ -15,6 +15,7 @@ import {
   subprotocolsProblem,
 } from '../transcription/handshake-values.js';
 import type { RoutingTable } from '../routing/router.js';
+import { parseNamePatterns, type NamePatterns } from '../routing/call-origin.js';
 
 export interface KeySpec<T> {
   /** Text default, parsed like any other source; undefined = no default. */
@@ -217,6 +218,17 @@ export const CONFIG_KEYS = {
       if (!/^[0-9*#+]{0,16}$/.test(value)) throw new Error(`"${value}" is not a dialling prefix (digits, * # +)`);
       return value;
     },
+  }),
+  INTERNAL_CONTEXTS: key<NamePatterns>({
+    description:
+      "Dialplan contexts (comma-separated, * for any characters) whose calls are agents' calls: only those may leave through the outbound gateway by the length rule (more than 10 digits).",
+    defaultText: '',
+    parse: parseNamePatterns,
+  }),
+  INTERNAL_ENDPOINTS: key<NamePatterns>({
+    description: "PJSIP endpoints (comma-separated, * for any characters, e.g. 2*) whose calls are agents' calls, as INTERNAL_CONTEXTS.",
+    defaultText: '',
+    parse: parseNamePatterns,
   }),
   OUTBOUND_REGISTER: yesNo('Register OUTBOUND_CALL_EXT at the outbound gateway: yes or no.', 'no'),
   AGENT_DIAL: key({
@@ -449,6 +461,14 @@ export const CONFIG_KEYS = {
     },
   }),
   OPS_TOKEN: text('Bearer token the operations endpoint requires (required when OPS_LISTEN is not a loopback address).', undefined, true),
+  LOG_PII: yesNo(
+    'Log personal data in clear (phone numbers, DTMF digits, text from the transcription server), for debugging only; default: numbers masked, digits and text left out.',
+    'no',
+  ),
+  ALLOW_INSECURE_TRANSPORT: yesNo(
+    'Allow sending a token (STREAM_TOKEN, JWT_TOKEN) unencrypted (ws://, http://) to a host that is not loopback; refused at start otherwise.',
+    'no',
+  ),
   LOG_LEVEL: oneOf('Log level.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
 } as const;
 

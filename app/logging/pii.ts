@@ -48,7 +48,8 @@ export function maskNumberish(value: string): string {
 }
 
 // Query parameters that carry credentials (ARI's api_key=user:password, tokens, signatures).
-const SECRET_PARAMETER = /([?&;](?:api[_-]?key|access[_-]?token|token|jwt|auth|authorization|key|secret|password|passwd|pwd|sig|signature)=)[^&#\s"'<>]*/gi;
+const SECRET_PARAMETER =
+  /([?&;](?:api[_-]?key|access[_-]?token|token|jwt|auth|authorization|key|secret|password|passwd|pwd|sig|signature)=)[^&#\s"'<>]*/gi;
 const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@"'<>]+@/gi;
 
 /** Redacts credentials carried in URLs anywhere in `text`. */

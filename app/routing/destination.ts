@@ -58,7 +58,7 @@ export interface DialEndpoints {
 /** The channel technology string for `number` at `destination` (numbers and hosts re-checked here). */
 export function dialString(destination: Destination, number: string, endpoints: DialEndpoints): string {
   const numberVerdict = checkNumber(number);
-  if (!numberVerdict.ok) throw new Error(`number "${number}": ${numberVerdict.reason}`);
+  if (!numberVerdict.ok) throw new Error(`the number: ${numberVerdict.reason}`);
   if (destination.kind === 'dialplan') return `Local/${number}@${destination.context}/n`;
   let endpoint: string;
   let host: string;

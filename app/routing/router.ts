@@ -26,12 +26,18 @@ export interface RouteRequest {
   destination?: Destination | undefined;
   /** `outbound` when the dialplan says so (Stasis argument direction=outbound). */
   direction?: 'inbound' | 'outbound' | undefined;
+  /**
+   * The call comes from the agents' side (call-origin.ts): only then may the length rule send
+   * it out through the outbound gateway. A trunk's call reaches the gateway only by a rule
+   * with `destination = gateway` or the dialplan's `destination=gateway` / `direction=outbound`.
+   */
+  fromAgent?: boolean | undefined;
 }
 
 export type RouteDecision =
   { ok: true; number: string; destination: Destination; rule: string; direction: 'inbound' | 'outbound' } | { ok: false; reason: string };
 
-// The seed proxy's test for an outbound call: a destination longer than 10 digits.
+// The seed proxy's test for an outbound call: a destination longer than 10 digits (agents' calls only).
 const OUTBOUND_NUMBER = /^\+?\d{11,}$/;
 
 export function ruleSetsOf(table: RoutingTable): Set<string> {
@@ -54,8 +60,8 @@ export function route(table: RoutingTable, request: RouteRequest): RouteDecision
     return decide(number, destination, `rule "${rule.name}"`, 'inbound');
   }
   if (request.destination?.kind === 'gateway') return outbound(table, request.dialled, 'destination=gateway');
-  if ('prefix' in table.outbound && OUTBOUND_NUMBER.test(request.dialled)) {
-    return outbound(table, request.dialled, 'more than 10 digits');
+  if (request.fromAgent === true && 'prefix' in table.outbound && OUTBOUND_NUMBER.test(request.dialled)) {
+    return outbound(table, request.dialled, "more than 10 digits, an agent's call");
   }
   const fallback = request.destination ?? table.defaultDestination;
   if (fallback === undefined) return { ok: false, reason: `no rule of set "${set}" matches and there is no default destination` };
@@ -78,6 +84,7 @@ function outbound(table: RoutingTable, dialled: string, why: string): RouteDecis
 function decide(number: string, destination: Destination | undefined, rule: string, direction: 'inbound' | 'outbound'): RouteDecision {
   if (destination === undefined) return { ok: false, reason: `${rule} matched but gives no destination, and there is no default` };
   const verdict = checkNumber(number);
-  if (!verdict.ok) return { ok: false, reason: `${rule} produced the number "${number}": ${verdict.reason}` };
+  // The number stays out of the reason: reasons are logged, numbers only under `numbers` (masked).
+  if (!verdict.ok) return { ok: false, reason: `${rule} produced a number that is not dialable: ${verdict.reason}` };
   return { ok: true, number, destination, rule: `${rule} → ${describeDestination(destination)}`, direction };
 }

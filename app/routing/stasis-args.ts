@@ -31,13 +31,14 @@ export function parseStasisArgs(raw: readonly string[]): ParsedStasisArgs {
   for (const item of raw) {
     if (item.trim() === '') continue;
     const equals = item.indexOf('=');
-    if (equals <= 0) return { ok: false, reason: `argument "${item}" is not key=value` };
+    // Values stay out of reasons that may carry a number (reasons are logged; numbers only masked).
+    if (equals <= 0) return { ok: false, reason: `an argument (${item.length} characters) is not key=value` };
     const key = item.slice(0, equals).trim().toLowerCase();
     const value = item.slice(equals + 1).trim();
     switch (key) {
       case 'number': {
         const verdict = checkNumber(value);
-        if (!verdict.ok) return { ok: false, reason: `number=${JSON.stringify(value)}: ${verdict.reason}` };
+        if (!verdict.ok) return { ok: false, reason: `number=: ${verdict.reason}` };
         args.number = value;
         break;
       }

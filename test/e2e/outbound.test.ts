@@ -164,7 +164,8 @@ describe('call --wait', () => {
 
 describe("from an agent's phone", () => {
   it('sends a number of more than 10 digits out through the gateway, prefix stripped, agent as CALLER1', async () => {
-    await startProxy({ DESTINATION_DOMAIN: `127.0.0.1:${await freeUdpPort()}` });
+    // The test bed's inbound context counts as the agents' side here (INTERNAL_CONTEXTS).
+    await startProxy({ DESTINATION_DOMAIN: `127.0.0.1:${await freeUdpPort()}`, INTERNAL_CONTEXTS: 'transcription-proxy-inbound' });
     const gateway = await startSipp({
       scenario: 'gateway-callee.xml',
       toneHz: 1330,
@@ -188,6 +189,41 @@ describe("from an agent's phone", () => {
     expect(streamByLabel(streams, 'CALLER1').metadata).toMatchObject({ direction: 'outbound', caller: '1000', callee: '49301234567' });
     expectTone(streamByLabel(streams, 'CALLER1'), 16000, 440, [1330]);
     expectTone(streamByLabel(streams, 'CALLER2'), 16000, 1330, [440]);
+  });
+});
+
+describe('from a trunk (toll fraud)', () => {
+  it('a call to an 11-digit DID goes to the default destination, never to the gateway', async () => {
+    const calleePort = await freeUdpPort();
+    // No INTERNAL_CONTEXTS / INTERNAL_ENDPOINTS: the test bed's inbound endpoint is a trunk.
+    await startProxy({ DESTINATION_DOMAIN: `127.0.0.1:${calleePort}` });
+    const gateway = await startSipp({
+      scenario: 'gateway-callee.xml',
+      toneHz: 1330,
+      sipPort: gatewayPort,
+      auth: { username: '1000', password: SECRET },
+      timeoutSeconds: 15,
+    });
+    const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: calleePort });
+    const caller = await startSipp({
+      scenario: 'caller.xml',
+      toneHz: 440,
+      service: '14155550100',
+      callerId: '1002',
+      holdMs: 3000,
+      target: ASTERISK_SIP,
+    });
+    const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+    gateway.kill();
+    const gatewayResult = await gateway.done;
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    expect(receivedRequestLines(calleeResult.messages).find((line) => line.startsWith('INVITE '))).toMatch(
+      /^INVITE sip:14155550100@127\.0\.0\.1:\d+ SIP\/2\.0$/,
+    );
+    expect(receivedRequestLines(gatewayResult.messages).filter((line) => line.startsWith('INVITE '))).toEqual([]);
+    const streams = await streamServer.waitForClosedStreams(2);
+    expect(streamByLabel(streams, 'CALLER1').metadata).toMatchObject({ direction: 'inbound', callee: '14155550100' });
   });
 });
 

@@ -69,6 +69,25 @@ describe("host-domain check (HOST_DOMAIN, the seed's FREESWITCH_HOST_DOMAIN)", (
     if (taken) expect(plan.ok).toBe(true);
     else expect(plan).toMatchObject({ ok: false, hangup: 'rejected', reason: expect.stringContaining('HOST_DOMAIN') });
   });
+  it.each([undefined, 'tel:+14155550100', 'not a uri', '<sip:4567@pbx.example.com>'])(
+    'fails closed: request URI %j cannot be read → 403',
+    (requestUri) => {
+      const cfg = config('HOST_DOMAIN=pbx.example.com\nDESTINATION_DOMAIN=dest.example.com\n');
+      expect(planInboundCall(channel('4567'), [], facts({ requestUri }), cfg, CALL_ID)).toMatchObject({
+        ok: false,
+        hangup: 'rejected',
+        reason: expect.stringContaining('cannot be read'),
+      });
+    },
+  );
+  it('does not apply to an outbound call by the dialplan (direction=outbound: no inbound request URI)', () => {
+    const cfg = config(
+      'HOST_DOMAIN=pbx.example.com\nDESTINATION_DOMAIN=dest.example.com\nOUT_SIP_GATEWAY_IP=10.1.0.4\nOUTBOUND_CALL_EXT=1000\nOUTBOUND_CALLS_SECRET=x\n',
+    );
+    expect(planInboundCall(channel('s'), ['direction=outbound', 'number=4930123'], facts({ requestUri: undefined }), cfg, CALL_ID).ok).toBe(
+      true,
+    );
+  });
 });
 
 describe('loops', () => {

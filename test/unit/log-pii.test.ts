@@ -48,10 +48,15 @@ describe('URL credentials', () => {
 describe('the logger', () => {
   it('masks numbers under numbers and party keys, in fields and child bindings', () => {
     const { logger, raw, lines } = capture();
-    logger.child({ caller: '1001' }).info({ numbers: { caller: '1001', dialled: '3349301234567', requestUri: 'sip:4567@pbx:5060' } }, 'routing call');
+    logger
+      .child({ caller: '1001' })
+      .info({ numbers: { caller: '1001', dialled: '3349301234567', requestUri: 'sip:4567@pbx:5060' } }, 'routing call');
     logger.info({ metadata: { event: 'start', caller: '1001', callee: '4567' } }, 'stream started');
     expect(raw.join('\n')).not.toMatch(/(?<![0-9*])(1001|4567|3349301234567)/);
-    expect(lines[0]).toMatchObject({ caller: '**01', numbers: { caller: '**01', dialled: '*********4567', requestUri: 'sip:**67@pbx:5060' } });
+    expect(lines[0]).toMatchObject({
+      caller: '**01',
+      numbers: { caller: '**01', dialled: '*********4567', requestUri: 'sip:**67@pbx:5060' },
+    });
     expect(lines[1]).toMatchObject({ metadata: { caller: '**01', callee: '**67' } });
   });
   it('leaves out DTMF digits and text from the other side', () => {

@@ -38,8 +38,8 @@ describe('outbound routing', () => {
     });
   });
 
-  it("treats a number longer than 10 digits as outbound when no rule matches (the seed's rule)", () => {
-    const cfg = config(`${GATEWAY}DESTINATION_DOMAIN=pbx.example.com\n[rule short]\ncallee = \\d{4}\n`);
+  it("treats an agent's number longer than 10 digits as outbound when no rule matches (the seed's rule)", () => {
+    const cfg = config(`${GATEWAY}DESTINATION_DOMAIN=pbx.example.com\nINTERNAL_CONTEXTS=c\n[rule short]\ncallee = \\d{4}\n`);
     expect(planInboundCall(agent('33491234567890'), [], facts, cfg, 'c1')).toMatchObject({
       ok: true,
       direction: 'outbound',
