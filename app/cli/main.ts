@@ -15,6 +15,7 @@ import { runCheck } from '../check/run-check.js';
 import { describeConfig, loadConfig } from '../config/load-config.js';
 import { CONFIG_KEYS, isSecretKey, type ConfigKey } from '../config/keys.js';
 import { createLogger, type Logger } from '../logging/logger.js';
+import { piiFromEnvironment } from '../logging/pii.js';
 import { startReceiver } from '../receiver/stream-receiver.js';
 import { startService } from '../service.js';
 import { installLastResortHandlers } from '../calls/call-context.js';
@@ -70,7 +71,7 @@ const SERVE_REQUIREMENTS = { required: ['ARI_PASSWORD'] as readonly ConfigKey[],
  */
 async function serve(options: { config?: string; set: string[] }): Promise<number> {
   const loaded = loadConfig({ configFile: options.config, flags: options.set, ...SERVE_REQUIREMENTS });
-  const logger = createLogger(loaded.config.LOG_LEVEL);
+  const logger = createLogger(loaded.config.LOG_LEVEL, undefined, { showPii: loaded.config.LOG_PII });
   installLastResortHandlers(logger);
   logger.info({ config: describeConfig(loaded), files: loaded.files }, 'configuration loaded');
   for (const warning of loaded.warnings) logger.warn({ warning }, 'configuration warning');
@@ -129,7 +130,7 @@ async function call(number: string, options: CallOptions): Promise<number> {
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1000) throw usage('--timeout-ms takes a whole number of milliseconds, at least 1000');
 
   // Logs go to stderr: stdout carries the call id, for scripts.
-  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, process.stderr);
+  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, process.stderr, { showPii: config.LOG_PII });
   const ari = await AriClientAdapter.connect({
     url: config.ARI_URL,
     username: config.ARI_USERNAME,
@@ -159,7 +160,8 @@ async function call(number: string, options: CallOptions): Promise<number> {
 }
 
 async function receive(options: { host: string; port: string; dir: string; logLevel: string }): Promise<number> {
-  const logger = createLogger(options.logLevel as Parameters<typeof createLogger>[0]);
+  // No configuration file here: LOG_PII=true in the environment shows numbers and messages in clear.
+  const logger = createLogger(options.logLevel as Parameters<typeof createLogger>[0], undefined, { showPii: piiFromEnvironment() });
   const receiver = await startReceiver({ host: options.host, port: Number(options.port), directory: options.dir, logger });
   logger.info({ url: `ws://${options.host}:${receiver.port}`, directory: options.dir }, 'receiver listening');
   await untilSignal();

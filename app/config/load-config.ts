@@ -8,10 +8,12 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { maskNumber } from '../logging/pii.js';
 import { gatewaySettings } from '../outbound/gateway.js';
 import type { Destination } from '../routing/destination.js';
 import { mappingRules, parseRule, type RoutingRule } from '../routing/rules.js';
 import type { RoutingTable } from '../routing/router.js';
+import { checkSecurity, isLoopbackHost } from './security-checks.js';
 import { CONFIG_KEYS, KEY_ALIASES, RESERVED_KEYS, isSecretKey, type Config, type ConfigKey, type KeySpec } from './keys.js';
 import { readDotEnvFile, readEnvironment, readFlags, readIniFile, type ConfigSource, type SourcedValue } from './sources.js';
 
@@ -110,6 +112,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
   resolveProvider(values, origins, problems);
   checkOpsEndpoint(values, origins, problems);
+  checkSecurity(values, origins, problems);
   values.routing = buildRouting(sources, values, origins, problems, warnings, options.requireRoute ?? false);
   for (const name of options.required ?? []) {
     if (values[name] === undefined && !problems.some((p) => p.key === name)) {
@@ -135,7 +138,12 @@ export function describeConfig(loaded: LoadedConfig): Record<string, string | un
     const value = loaded.config[name];
     if (value === undefined) continue;
     if (isSecretKey(name)) out[name] = '[set]';
-    else if (value instanceof Map) out[name] = [...value].map(([from, to]) => `${from}:${to}`).join(',');
+    else if (value instanceof Map) {
+      // The mapping's numbers are numbers like any other in the logs: masked unless LOG_PII.
+      const shown = (number: string) => (loaded.config.LOG_PII ? number : maskNumber(number));
+      out[name] = [...value].map(([from, to]) => `${shown(String(from))}:${shown(String(to))}`).join(',');
+    } else if (Array.isArray(value))
+      out[name] = value.map((item: unknown) => (item instanceof RegExp ? item.source : String(item))).join(',');
     else out[name] = String(value);
   }
   return out;
@@ -267,9 +275,7 @@ function resolveProvider(values: Record<string, unknown>, origins: Record<Config
 }
 
 /** Loopback addresses: the only ones the operations endpoint may listen on without OPS_TOKEN. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
+export { isLoopbackHost };
 
 /** The operations endpoint can pause and stop calls: beyond loopback, only with a token. */
 function checkOpsEndpoint(values: Record<string, unknown>, origins: Record<ConfigKey, string>, problems: ConfigProblem[]): void {

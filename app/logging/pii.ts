@@ -90,3 +90,8 @@ function sanitizeValue(key: string, value: unknown, policy: PiiPolicy, inNumbers
   if (value instanceof RegExp) return value.source;
   return sanitizeObject(value, policy, numbers, depth);
 }
+
+/** LOG_PII from the environment, for commands that read no configuration (`receive`). */
+export function piiFromEnvironment(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ['yes', 'true', '1', 'on'].includes((env.LOG_PII ?? '').trim().toLowerCase());
+}

@@ -32,7 +32,7 @@ export async function startServiceUnderTest(settings: Record<string, string>, in
     requireRoute: true,
   });
   const logStream = createWriteStream(logFile);
-  const logger = createLogger(config.LOG_LEVEL, logStream);
+  const logger = createLogger(config.LOG_LEVEL, logStream, { showPii: config.LOG_PII });
   const service = await startService(config, logger);
   return {
     service,
