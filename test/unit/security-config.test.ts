@@ -26,7 +26,7 @@ function problemsOf(env: Record<string, string>): string[] {
 }
 
 describe('tokens over unencrypted transport', () => {
-  it.each([
+  it.each<[Record<string, string>, string]>([
     [{ STREAM_URL: 'ws://198.51.100.7:8090', STREAM_TOKEN: 'tk' }, 'STREAM_TOKEN'],
     [{ PROVIDER: 'twilio', STREAM_URL: 'ws://asr.example.com/media', STREAM_TOKEN: 'tk' }, 'STREAM_TOKEN'],
     [{ STREAM_URL: 'ws://asr.example.com', STREAM_EXTRA_HEADERS: '{"authorization":"Basic eDp5"}' }, 'STREAM_EXTRA_HEADERS'],
@@ -38,7 +38,7 @@ describe('tokens over unencrypted transport', () => {
     const problems = problemsOf(env);
     expect(problems).toEqual([expect.stringMatching(new RegExp(`^${key}: .*unencrypted.*ALLOW_INSECURE_TRANSPORT=true`))]);
   });
-  it.each([
+  it.each<Record<string, string>>([
     { STREAM_URL: 'wss://asr.example.com', STREAM_TOKEN: 'tk' },
     { STREAM_URL: 'ws://127.0.0.1:8090', STREAM_TOKEN: 'tk' },
     { STREAM_URL: 'ws://[::1]:8090', STREAM_TOKEN: 'tk' },
@@ -87,7 +87,7 @@ describe('placeholder passwords', () => {
 });
 
 describe('serve', () => {
-  it.each([
+  it.each<[Record<string, string>, string]>([
     [{ STREAM_URL: 'ws://198.51.100.7:8090', STREAM_TOKEN: 'tk-must-not-print' }, 'STREAM_TOKEN (environment)'],
     [{ ARI_URL: 'http://198.51.100.2:8088', ARI_PASSWORD: 'change-me-ari-secret' }, 'ARI_PASSWORD (environment)'],
   ])('exits 2 on %j, naming the key', async (env, named) => {
