@@ -14,7 +14,7 @@ import { AriClientAdapter } from './ari/ari-client-adapter.js';
 import { StasisApp } from './calls/stasis-app.js';
 import type { Config } from './config/keys.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
-import { AudioSocketServer } from './media/audiosocket-server.js';
+import { AudioSocketListener } from './media/audiosocket-listener.js';
 import { tapTransportFactory } from './media/tap-transports.js';
 import { addOperationsRoutes } from './ops/call-control.js';
 import { createMetrics } from './ops/metrics.js';
@@ -27,8 +27,8 @@ import { streamConnectionFromConfig } from './transcription/stream-connection.js
 export interface RunningService {
   app: StasisApp;
   pool: RtpPortPool;
-  /** The TCP port AudioSocket taps connect to (AUDIOSOCKET_PORT, or the one chosen for 0). */
-  audioSocketPort: number;
+  /** The TCP port AudioSocket taps connect to (AUDIOSOCKET_PORT, or the one chosen for 0); undefined until AudioSocket is used. */
+  readonly audioSocketPort: number | undefined;
   /** The operations endpoint's port (OPS_LISTEN, or the one chosen for port 0); undefined when off. */
   opsPort: number | undefined;
   readiness(): Readiness;
@@ -49,8 +49,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     portStart: config.RTP_PORT_START,
     portEnd: config.RTP_PORT_END,
   });
-  // Always listening: a call can choose AudioSocket with the Stasis argument transport=audiosocket.
-  const audioSocketServer = await AudioSocketServer.listen(config.MEDIA_BIND_HOST, config.AUDIOSOCKET_PORT);
+  // Listening only once AudioSocket is used: now for MEDIA_TRANSPORT=audiosocket, else at a call's transport=audiosocket.
+  const audioSocketServer = new AudioSocketListener(config.MEDIA_BIND_HOST, config.AUDIOSOCKET_PORT);
+  if (config.MEDIA_TRANSPORT === 'audiosocket') await audioSocketServer.server();
   const ari = await AriClientAdapter.connect({
     url: config.ARI_URL,
     username: config.ARI_USERNAME,
@@ -94,7 +95,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     logger,
     transports: tapTransportFactory({
       pool,
-      audioSocketServer,
+      audioSocket: audioSocketServer,
       advertiseHost: config.MEDIA_ADVERTISE_HOST ?? config.MEDIA_BIND_HOST,
       ariUrl: config.ARI_URL,
     }),
@@ -154,7 +155,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   return {
     app,
     pool,
-    audioSocketPort: audioSocketServer.port,
+    get audioSocketPort() {
+      return audioSocketServer.port;
+    },
     opsPort: ops?.port,
     readiness,
     replaced,

@@ -1,11 +1,11 @@
 /**
  * Makes the tap transport a leg asked for (tap-transport.ts), with what each
- * needs from the service: the RTP port pool, the AudioSocket server, the
+ * needs from the service: the RTP port pool, the AudioSocket server (listening on first use), the
  * address Asterisk sends to, and Asterisk's HTTP server for WebSocket taps.
  * Built once at the composition root (service.ts); call-flow tests give
  * LegTap a factory of their own instead.
  */
-import type { AudioSocketServer } from './audiosocket-server.js';
+import type { AudioSocketListener } from './audiosocket-listener.js';
 import { AudioSocketTapTransport } from './audiosocket-tap-transport.js';
 import type { RtpPortPool } from './rtp-port-pool.js';
 import { RtpTapTransport } from './rtp-tap-transport.js';
@@ -21,7 +21,8 @@ export interface TapTransportFactory {
 
 export interface TapTransportDeps {
   pool: RtpPortPool;
-  audioSocketServer: AudioSocketServer;
+  /** Listens on first use (audiosocket-listener.ts). */
+  audioSocket: AudioSocketListener;
   /** Where Asterisk sends RTP and connects AudioSocket to (MEDIA_ADVERTISE_HOST). */
   advertiseHost: string;
   /** Asterisk's HTTP server (ARI_URL): WebSocket taps connect to its /media/ID. */
@@ -33,7 +34,7 @@ export function tapTransportFactory(deps: TapTransportDeps): TapTransportFactory
     open(kind, format, lookup) {
       switch (kind) {
         case 'audiosocket':
-          return Promise.resolve(new AudioSocketTapTransport(deps.audioSocketServer, deps.advertiseHost, format));
+          return deps.audioSocket.server().then((server) => new AudioSocketTapTransport(server, deps.advertiseHost, format));
         case 'websocket':
           return Promise.resolve(new WebsocketTapTransport(deps.ariUrl, format));
         default:

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeAudio, encodeUuid, KIND_SLIN16 } from '../../app/media/audiosocket-codec.js';
+import { AudioSocketListener } from '../../app/media/audiosocket-listener.js';
 import { AudioSocketServer } from '../../app/media/audiosocket-server.js';
 import { AudioSocketTapTransport } from '../../app/media/audiosocket-tap-transport.js';
 
@@ -118,5 +119,82 @@ describe('AudioSocketTapTransport', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     transport.close();
     await closed(client);
+  });
+});
+
+describe('AudioSocketServer limits (anyone who reaches the port can connect)', () => {
+  it('closes a connection that sends no UUID within 2 s', async () => {
+    const server = await listen();
+    const socket = await dial(server.port);
+    const started = Date.now();
+    await closed(socket);
+    const elapsedMs = Date.now() - started;
+    expect(elapsedMs).toBeGreaterThanOrEqual(1900);
+    expect(elapsedMs).toBeLessThan(3000);
+    expect(server.stats.uuidTimeouts).toBe(1);
+    expect(server.pendingConnections).toBe(0);
+  });
+
+  it('keeps a connection that named its leg past the UUID time limit', async () => {
+    const server = await AudioSocketServer.listen('127.0.0.1', 0, { uuidTimeoutMs: 100 });
+    servers.push(server);
+    server.register(UUID, { onConnection: () => {}, onAudio: () => {} });
+    const socket = await dial(server.port);
+    socket.write(encodeUuid(UUID));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(socket.destroyed).toBe(false);
+    expect(server.stats.uuidTimeouts).toBe(0);
+    socket.destroy();
+  });
+
+  it('1,000 idle connections do not keep a new leg from being tapped; waiting connections stay capped', async () => {
+    const server = await listen();
+    // Each idle peer: connected, then closed by the server (evicted, or at the UUID time limit).
+    const gone = Array.from(
+      { length: 1000 },
+      () =>
+        new Promise<void>((resolve) => {
+          const socket = connect(server.port, '127.0.0.1');
+          socket.on('error', () => {});
+          socket.once('close', () => resolve());
+        }),
+    );
+    await new Promise<void>((resolve) => {
+      const waitForAll = () => (server.stats.connections >= 1000 ? resolve() : setTimeout(waitForAll, 10));
+      waitForAll();
+    });
+    const frames: Buffer[] = [];
+    const arrived = new Promise<void>((resolve) => {
+      server.register(UUID, {
+        onConnection: () => {},
+        onAudio: (frame) => {
+          frames.push(frame);
+          resolve();
+        },
+      });
+    });
+    const leg = await dial(server.port);
+    leg.write(Buffer.concat([encodeUuid(UUID), encodeAudio(KIND_SLIN16, Buffer.alloc(640, 7))]));
+    await arrived;
+    expect(frames[0]?.[0]).toBe(7);
+    expect(server.pendingConnections).toBeLessThanOrEqual(256);
+    expect(server.stats.pendingEvicted).toBeGreaterThanOrEqual(1000 - 256);
+    await Promise.all(gone);
+    expect(leg.destroyed).toBe(false);
+    leg.destroy();
+  });
+});
+
+describe('AudioSocketListener', () => {
+  it('listens only once AudioSocket is asked for, and closes', async () => {
+    const listener = new AudioSocketListener('127.0.0.1', 0);
+    expect(listener.port).toBeUndefined();
+    const server = await listener.server();
+    expect(await listener.server()).toBe(server);
+    expect(listener.port).toBe(server.port);
+    const socket = await dial(server.port);
+    await listener.close();
+    await closed(socket);
+    expect(listener.port).toBeUndefined();
   });
 });
