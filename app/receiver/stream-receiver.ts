@@ -4,8 +4,15 @@
  * and writes one WAV file per stream. It is the default sink for a first run
  * and a way for users to check their setup before pointing STREAM_URL at a
  * real transcription service.
+ *
+ * Whoever reaches its port can send to it, so it is bounded: a message larger
+ * than MAX_MESSAGE_BYTES closes its connection (1009), a file that cannot be
+ * written ends its stream (1011) and never the process, and it keeps no state
+ * per stream beyond the connection's own (a reconnected stream's next file
+ * name is found on disk). Stream messages are logged by the personal-data
+ * policy (logging/pii.ts): numbers masked, DTMF digits left out, unless LOG_PII.
  */
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -36,20 +43,24 @@ export interface StreamSummary {
   levelDbfs: number;
 }
 
+/** The largest message a stream may send: far above a 20 ms frame (1,280 bytes at 16 kHz stereo) or a metadata text. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Files per stream name (reconnections of one call's stream) before the last one is reused. */
+const MAX_FILES_PER_STREAM = 1000;
+
 function safeName(text: string): string {
   return text.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 80) || 'stream';
 }
 
 export async function startReceiver(options: ReceiverOptions): Promise<RunningReceiver> {
   mkdirSync(options.directory, { recursive: true });
-  const server = new WebSocketServer({ host: options.host, port: options.port, perMessageDeflate: false });
+  const server = new WebSocketServer({ host: options.host, port: options.port, perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
   const handlers: ((summary: StreamSummary) => void)[] = [];
   let counter = 0;
-  const connectionsOf = new Map<string, number>();
 
   server.on('connection', (socket: WebSocket) => {
     let file: WriteStream | undefined;
@@ -60,7 +71,9 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
     let frames = 0;
     let bytes = 0;
     let sumSquares = 0;
+    let failed = false;
     const logger = options.logger.child({ stream: ++counter });
+    socket.on('error', (error) => logger.warn({ err: error }, 'stream connection error'));
 
     socket.on('message', (data, isBinary) => {
       const buffer = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
@@ -79,11 +92,18 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
           channels = message.channels === 2 ? 2 : 1;
           // A stream that reconnects sends its metadata again: keep each connection's audio in its own file.
           const base = `${safeName(String(message.callId))}-${safeName(String(message.label))}`;
-          const seen = (connectionsOf.get(base) ?? 0) + 1;
-          connectionsOf.set(base, seen);
-          path = join(options.directory, seen === 1 ? `${base}.wav` : `${base}-${seen}.wav`);
-          file = createWriteStream(path);
-          file.write(wavHeader(sampleRate, channels, 0));
+          const nameOf = (seen: number) => join(options.directory, seen === 1 ? `${base}.wav` : `${base}-${seen}.wav`);
+          let seen = 1;
+          while (seen < MAX_FILES_PER_STREAM && existsSync(nameOf(seen))) seen++;
+          path = nameOf(seen);
+          const opened = createWriteStream(path);
+          file = opened;
+          opened.on('error', (error) => {
+            logger.error({ err: error, file: path }, 'could not write the WAV file; the stream is closed');
+            failed = true;
+            socket.close(1011, 'cannot write the file');
+          });
+          opened.write(wavHeader(sampleRate, channels, 0));
           logger.info({ metadata: message, file: path }, 'stream started');
         } else {
           logger.info({ message }, 'stream message');
@@ -94,6 +114,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
         logger.warn('audio before metadata; dropped');
         return;
       }
+      if (failed) return;
       frames++;
       bytes += buffer.length;
       sumSquares += sumOfSquares(buffer);
@@ -101,9 +122,10 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
     });
 
     const finish = async (code: number): Promise<void> => {
-      if (file === undefined) return;
+      if (file === undefined || failed) return;
       const finished = file;
       await new Promise((resolve) => finished.end(resolve));
+      if (failed) return;
       const handle = await open(path, 'r+');
       await handle.write(wavHeader(sampleRate, channels, bytes), 0, 44, 0);
       await handle.close();

@@ -4,6 +4,7 @@
  * /media/ID): the labelled streams must be the same whichever transport
  * produced them. RTP is covered by inbound-call.test.ts.
  */
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import {
   ASTERISK_HTTP_PORT,
@@ -76,6 +77,49 @@ describe.each(['audiosocket', 'websocket'] as const)('MEDIA_TRANSPORT=%s', (tran
     expectTone(callerStream, 16000, callerHz, [calleeHz]);
     expectTone(calleeStream, 16000, calleeHz, [callerHz]);
     expect(started.logTail(60)).toMatch(new RegExp(`"transport":"${transport}"`));
+  });
+});
+
+describe('the AudioSocket port, open to anyone who reaches it', () => {
+  it('1,000 idle connections do not keep a new call from being tapped, and are closed within 2 s', async () => {
+    await proxy?.stop();
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: streamServer.url,
+      MEDIA_TRANSPORT: 'audiosocket',
+    });
+    const started = proxy;
+    onTestFailed(() => console.log(`--- service log\n${started.logTail(80)}\n--- Asterisk log\n${asteriskLogTail()}`));
+    const port = started.service.audioSocketPort!;
+    const idle = Array.from({ length: 1000 }, () => {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      return new Promise<number>((resolve) => {
+        let connectedAt = 0;
+        socket.once('connect', () => (connectedAt = Date.now()));
+        socket.once('close', () => resolve(Date.now() - connectedAt));
+      });
+    });
+    const callee = await startSipp({ scenario: 'callee.xml', toneHz: 1330, sipPort: calleePort });
+    const caller = await startSipp({ scenario: 'caller.xml', toneHz: 440, service: '4567', holdMs: HOLD_MS, target: ASTERISK_SIP });
+    const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    const streams = await streamServer.waitForClosedStreams(2);
+    expectTone(streamByLabel(streams, 'CALLER1'), 16000, 440, [1330]);
+    expectTone(streamByLabel(streams, 'CALLER2'), 16000, 1330, [440]);
+    const openMs = await Promise.all(idle);
+    expect(Math.max(...openMs)).toBeLessThan(3000);
+  });
+
+  it('is not open while no call uses AudioSocket', async () => {
+    await proxy?.stop();
+    proxy = await startServiceUnderTest({
+      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+      STREAM_URL: streamServer.url,
+      MEDIA_TRANSPORT: 'rtp',
+    });
+    expect(proxy.service.audioSocketPort).toBeUndefined();
   });
 });
 

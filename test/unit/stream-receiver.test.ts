@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pino } from 'pino';
@@ -6,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hex } from '../support/bytes.js';
 import WebSocket from 'ws';
 import { levelDbfs, sumOfSquares, wavHeader } from '../../app/media/wav.js';
-import { startReceiver, type RunningReceiver, type StreamSummary } from '../../app/receiver/stream-receiver.js';
+import { createLogger } from '../../app/logging/logger.js';
+import { MAX_MESSAGE_BYTES, startReceiver, type RunningReceiver, type StreamSummary } from '../../app/receiver/stream-receiver.js';
 import { callStartMessage, startMessage, stopMessage, type StreamIdentity } from '../../app/transcription/stream-messages.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -237,6 +239,64 @@ describe('startReceiver', () => {
     expect(dirname(summary.file)).toBe(directory);
     expect(summary.file).toBe(join(directory, '.._.._etc_x-A_B_C.wav'));
     expect(summary.callId).toBe('../../etc/x');
+  });
+});
+
+describe('startReceiver, bounded (anyone who reaches its port can send)', () => {
+  const closeCode = (client: WebSocket) => new Promise<number>((resolve) => client.once('close', (code) => resolve(code)));
+
+  it('closes a connection whose message is larger than MAX_MESSAGE_BYTES (1009), and goes on', async () => {
+    const { receiver, closedStream } = await receiverInTempDir();
+    const client = await connect(receiver.port);
+    const closed = closeCode(client);
+    await sendAll(client, [JSON.stringify(startMessage(identity('call-big', 'CALLER1'), 8000)), Buffer.alloc(MAX_MESSAGE_BYTES + 1)]);
+    expect(await closed).toBe(1009);
+    const next = await connect(receiver.port);
+    await sendAll(next, [JSON.stringify(startMessage(identity('call-ok', 'CALLER1'), 8000)), Buffer.alloc(640, 3)]);
+    next.close(1000);
+    const summaries = [await closedStream(), await closedStream()];
+    expect(summaries.find((summary) => summary.callId === 'call-ok')?.frames).toBe(1);
+  });
+
+  it('survives a file it cannot write: that stream is closed (1011), the next one is written', async () => {
+    const { receiver, directory, closedStream } = await receiverInTempDir();
+    await rm(directory, { recursive: true, force: true });
+    const client = await connect(receiver.port);
+    const closed = closeCode(client);
+    await sendAll(client, [JSON.stringify(startMessage(identity('call-nodir', 'CALLER1'), 8000)), Buffer.alloc(640, 1)]);
+    expect(await closed).toBe(1011);
+    await mkdir(directory);
+    const next = await connect(receiver.port);
+    await sendAll(next, [JSON.stringify(startMessage(identity('call-dir', 'CALLER1'), 8000)), Buffer.alloc(640, 2)]);
+    next.close(1000);
+    const summary = await closedStream();
+    expect(summary).toMatchObject({ callId: 'call-dir', frames: 1 });
+  });
+
+  it('logs metadata with masked numbers and DTMF without its digit', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'stream-receiver-'));
+    cleanups.push(() => rm(directory, { recursive: true, force: true }));
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const receiver = await startReceiver({ host: '127.0.0.1', port: 0, directory, logger: createLogger('debug', destination) });
+    cleanups.push(() => receiver.close());
+    const client = await connect(receiver.port);
+    const closed = closeCode(client);
+    await sendAll(client, [
+      JSON.stringify(startMessage(identity('call-pii', 'CALLER1'), 8000)),
+      JSON.stringify({ event: 'dtmf', label: 'CALLER1', digit: '7', durationMs: 100 }),
+    ]);
+    client.close(1000);
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const log = lines.join('');
+    expect(log).toContain('"caller":"**01"');
+    expect(log).not.toMatch(/"(1001|1002|7)"/);
   });
 });
 
