@@ -19,6 +19,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/support/testbed-setup.ts'],
+          // After each file: its services' logs hold no number in clear, DTMF, transcript or secret.
+          setupFiles: ['test/support/log-audit-hooks.ts'],
           fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 60_000,

@@ -72,8 +72,9 @@ export function parseRule(name: string, keys: ReadonlyMap<string, string>): Rout
 
 /** The mapping pairs as rules of the default set. */
 export function mappingRules(mapping: NumberMapping): RoutingRule[] {
-  return [...mapping].map(([from, to]) => ({
-    name: `DIALED_NUMBER_MAPPING ${from}`,
+  // Named by position, not by number: rule names are logged, numbers only masked.
+  return [...mapping].map(([from, to], index) => ({
+    name: `DIALED_NUMBER_MAPPING pair ${index + 1}`,
     set: DEFAULT_RULE_SET,
     callee: new RegExp(`^${from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
     number: to,

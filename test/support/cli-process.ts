@@ -6,6 +6,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isSecretKey } from '../../app/config/keys.js';
+import { auditLog, auditNumbers, auditSecrets } from './log-audit.js';
 import type { LabHost } from './netns.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/app/cli/main.js', import.meta.url));
@@ -19,6 +21,27 @@ export interface CliProcess {
   exited: Promise<number | null>;
 }
 
+/**
+ * Registers the child's JSON log lines (stdout, and stderr for `call`) with the log audit, with
+ * the secrets it was given (environment, --set) and the numbers of `call NUMBER --from EXT`.
+ */
+function auditCli(args: readonly string[], env: Record<string, string>, lines: () => string[]): void {
+  const given = { ...env };
+  args.forEach((arg, index) => {
+    const value = args[index + 1];
+    if ((arg === '--set' || arg === '-s') && value?.includes('='))
+      given[value.slice(0, value.indexOf('='))] = value.slice(value.indexOf('=') + 1);
+  });
+  auditSecrets(
+    ...Object.entries(given)
+      .filter(([name]) => isSecretKey(name))
+      .map(([, value]) => value),
+  );
+  if (args[0] === 'call') auditNumbers(args[1], args[args.indexOf('--from') + 1], args[args.indexOf('--caller-id') + 1]);
+  const showsPii = ['yes', 'true', '1', 'on'].includes((given.LOG_PII ?? '').toLowerCase());
+  auditLog({ name: `${args[0] ?? 'cli'} (pid of a child)`, lines: () => lines().filter((line) => line.startsWith('{')), showsPii });
+}
+
 /** `host`: run it inside that lab host's network namespace (test/support/netns.ts); same pid, same signals. */
 export function runCli(args: string[], env: Record<string, string> = {}, cwd?: string, host?: LabHost): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" (npm test does it first)`);
@@ -28,6 +51,7 @@ export function runCli(args: string[], env: Record<string, string> = {}, cwd?: s
     : spawn(process.execPath, [CLI, ...args], options);
   const stdoutLines: string[] = [];
   let stderr = '';
+  auditCli(args, env, () => [...stdoutLines, ...stderr.split('\n')]);
   let pending = '';
   const waiters: (() => void)[] = [];
   child.stdout.on('data', (chunk: Buffer) => {

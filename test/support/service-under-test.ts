@@ -1,7 +1,8 @@
 /**
  * Starts the real service in the test process, configured like a user would
  * (through loadConfig, from environment-style values), pointed at the test
- * bed's Asterisk. Its JSON log goes to a file that a failing test can print.
+ * bed's Asterisk. Its JSON log goes to a file that a failing test can print,
+ * and that the log audit (log-audit.ts) searches for personal data and secrets.
  */
 import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../../app/config/load-config.js';
 import { createLogger } from '../../app/logging/logger.js';
 import { startService, type RunningService } from '../../app/service.js';
+import { CONFIG_KEYS, isSecretKey, type Config, type ConfigKey } from '../../app/config/keys.js';
+import { auditLog, auditNumbers, auditSecrets } from './log-audit.js';
 import { ARI_PASSWORD, ARI_URL, ARI_USERNAME } from './testbed.js';
 
 export interface ServiceUnderTest {
@@ -18,6 +21,16 @@ export interface ServiceUnderTest {
   /** Throws unless the service has no call and holds no socket of one (check after each call). */
   expectIdle(): void;
   stop(): Promise<void>;
+}
+
+/** The configuration's secrets (passwords, tokens, the values of extra handshake headers). */
+export function secretValues(config: Config): string[] {
+  return (Object.keys(CONFIG_KEYS) as ConfigKey[]).filter(isSecretKey).flatMap((name) => {
+    const value: unknown = config[name];
+    if (typeof value === 'string') return [value];
+    if (typeof value === 'object' && value !== null) return Object.values(value).filter((item): item is string => typeof item === 'string');
+    return [];
+  });
 }
 
 /** `settings` act as environment variables; `ini`, when given, is the service's ./config.ini (rules). */
@@ -31,6 +44,9 @@ export async function startServiceUnderTest(settings: Record<string, string>, in
     required: ['ARI_PASSWORD'],
     requireRoute: true,
   });
+  auditLog({ file: logFile, name: `service ${logFile}`, showsPii: config.LOG_PII });
+  auditSecrets(...secretValues(config));
+  auditNumbers(...[...config.DIALED_NUMBER_MAPPING].flat());
   const logStream = createWriteStream(logFile);
   const logger = createLogger(config.LOG_LEVEL, logStream, { showPii: config.LOG_PII });
   const service = await startService(config, logger);

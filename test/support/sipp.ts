@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { auditNumbers } from './log-audit.js';
 import { makeAlawTone, makeUlawTone } from './tones.js';
 import type { LabHost } from './netns.js';
 
@@ -107,6 +108,8 @@ async function freeMediaPort(): Promise<number> {
 }
 
 export async function startSipp(options: SippOptions): Promise<SippPeer> {
+  // The numbers this peer dials and calls from must not show in the service's logs (log-audit.ts).
+  auditNumbers(options.service, options.callerId);
   const workdir = mkdtempSync(join(tmpdir(), 'atp-sipp-'));
   if (options.toneHz !== undefined) makeUlawTone(workdir, options.toneHz);
   if (options.toneUlaw !== undefined) writeFileSync(join(workdir, 'tone.ulaw'), options.toneUlaw);

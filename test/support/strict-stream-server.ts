@@ -7,9 +7,16 @@
  * `text`, ...), and are recorded, in order, with the number of audio frames
  * received before each.
  * It records every stream and every violation, so tests can assert on both.
+ * Like a real transcription server it answers each stream's metadata with a
+ * transcript (TRANSCRIPT_REPLY), which must never reach the service's logs
+ * (log-audit.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { auditTexts } from './log-audit.js';
 import { startRecordingServer, type StreamRecordingServer } from './recording-server.js';
+
+/** What the server "heard": sent as a transcript message to every stream, searched for in the logs. */
+export const TRANSCRIPT_REPLY = 'my card number is nine four one seven';
 
 export interface ReceivedStream {
   headers: IncomingHttpHeaders;
@@ -64,6 +71,8 @@ export function startStrictStreamServer(host = '127.0.0.1'): Promise<StrictStrea
           } else if (stream.metadata === undefined) {
             if (stream.frames.length > 0) stream.violations.push('metadata after audio');
             stream.metadata = parsed;
+            auditTexts(TRANSCRIPT_REPLY);
+            socket.send(JSON.stringify({ event: 'transcript', label: parsed?.label, text: TRANSCRIPT_REPLY }));
           } else {
             stream.stop = parsed;
           }

@@ -336,7 +336,7 @@ describe('routing rules in the ini file', () => {
       ].join('\n'),
     });
     const { rules } = loadConfig({ cwd, env: {} }).config.routing;
-    expect(rules.map((r) => r.name)).toEqual(['second', 'first', 'DIALED_NUMBER_MAPPING 1233']);
+    expect(rules.map((r) => r.name)).toEqual(['second', 'first', 'DIALED_NUMBER_MAPPING pair 1']);
     expect(rules[1]?.callee?.source).toBe('^(?:1\\d+; not a comment)$');
   });
 
