@@ -138,6 +138,7 @@ export function describeConfig(loaded: LoadedConfig): Record<string, string | un
     const value = loaded.config[name];
     if (value === undefined) continue;
     if (isSecretKey(name)) out[name] = '[set]';
+    else if (name === 'OUTBOUND_CALL_EXT' && typeof value === 'string' && !loaded.config.LOG_PII) out[name] = maskNumber(value);
     else if (value instanceof Map) {
       // The mapping's numbers are numbers like any other in the logs: masked unless LOG_PII.
       const shown = (number: string) => (loaded.config.LOG_PII ? number : maskNumber(number));

@@ -55,7 +55,8 @@ export async function provisionGateway(ari: AriPort, config: Config, logger: Log
     (current === undefined ? result.created : result.updated).push(label);
   }
   logger.info(
-    { gateway: settings.host, username: settings.username, register: settings.register, ...result },
+    // The user name is the agents' extension (OUTBOUND_CALL_EXT): a number, masked like the others.
+    { gateway: settings.host, numbers: { username: settings.username }, register: settings.register, ...result },
     'outbound gateway provisioned',
   );
   return result;

@@ -40,9 +40,13 @@ export interface AgentSide {
   INTERNAL_ENDPOINTS: NamePatterns;
 }
 
+// What a context or endpoint name may be for `*` to match it: a value with other characters is no one's.
+const NAME = /^[A-Za-z0-9_.-]{1,80}$/;
+
 /** True when the configuration names the call's context or endpoint as the agents' side. */
 export function isAgentCall(channel: { name: string; dialplan: { context: string } }, config: AgentSide): boolean {
-  if (config.INTERNAL_CONTEXTS.some((pattern) => pattern.test(channel.dialplan.context))) return true;
+  const context = channel.dialplan.context;
+  if (NAME.test(context) && config.INTERNAL_CONTEXTS.some((pattern) => pattern.test(context))) return true;
   const endpoint = endpointOfChannel(channel.name);
-  return endpoint !== undefined && config.INTERNAL_ENDPOINTS.some((pattern) => pattern.test(endpoint));
+  return endpoint !== undefined && NAME.test(endpoint) && config.INTERNAL_ENDPOINTS.some((pattern) => pattern.test(endpoint));
 }

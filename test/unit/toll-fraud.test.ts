@@ -101,6 +101,16 @@ describe('the agents side', () => {
     expect(endpointOfChannel('PJSIP/transcription-proxy-inbound-0000002a')).toBe('transcription-proxy-inbound');
     expect(endpointOfChannel('SIP/201-0000002a')).toBeUndefined();
   });
+  it.each([
+    ['PJSIP/2&PJSIP/evil-00000001', 'x'],
+    ['PJSIP/2 1-00000001', 'x'],
+    ['PJSIP/2\r\nX: y-00000001', 'x'],
+    ['PJSIP/carrier-00000001', 'agents-${EXTEN}'],
+    ['PJSIP/carrier-00000001', 'agents-eu\u0000'],
+  ])('does not count a channel %j in context %j as an agent (injection table)', (name, context) => {
+    const config = { INTERNAL_CONTEXTS: parseNamePatterns('agents-*'), INTERNAL_ENDPOINTS: parseNamePatterns('2*') };
+    expect(isAgentCall({ name, dialplan: { context } }, config)).toBe(false);
+  });
   it('refuses a pattern that is not a name', () => {
     expect(() => parseNamePatterns('from-internal,(.*)')).toThrow(/not a name or pattern/);
   });
