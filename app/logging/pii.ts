@@ -5,8 +5,8 @@
  * - phone numbers (under `numbers`, and under the keys that name a party:
  *   caller, callee, dialled, number, exten, requestUri) are masked, keeping
  *   their last few characters so an operator can still tell calls apart;
- * - DTMF digits and text from the other side (digit, digits, serverText,
- *   transcript, text) are left out;
+ * - DTMF digits, text from the other side and the call's own data (digit,
+ *   digits, serverText, transcript, text, meta) are left out;
  * - secrets in URLs (query parameters such as api_key= or token=, user:password@)
  *   are redacted in every string, message texts included.
  *
@@ -21,7 +21,7 @@ export const NUMBER_KEYS: ReadonlySet<string> = new Set(['caller', 'callee', 'di
 /** The key under which a log line gathers a call's numbers: every string below it is masked. */
 export const NUMBERS_KEY = 'numbers';
 /** Keys whose values are what a party typed or said, or what the transcription server sent back. */
-export const HIDDEN_KEYS: ReadonlySet<string> = new Set(['digit', 'digits', 'serverText', 'transcript', 'text']);
+export const HIDDEN_KEYS: ReadonlySet<string> = new Set(['digit', 'digits', 'serverText', 'transcript', 'text', 'meta']);
 
 export const HIDDEN = '[hidden]';
 const REDACTED = '[redacted]';

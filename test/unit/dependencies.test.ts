@@ -1,6 +1,6 @@
 /**
  * Dependencies: the versions with published advisories that ari-client pulled
- * in (request 2.88, tough-cookie 2.5, form-data 2.3, cookiejar 1.3) are
+ * in (request 2.88, tough-cookie 2.5, form-data 2.3, cookiejar 1.3, uuid 3.4) are
  * replaced by overrides in package.json, and the lock must keep it so; and the
  * CI audit (scripts/audit.mjs) fails on any advisory not reviewed in
  * docs/security.md.
@@ -39,6 +39,7 @@ describe('the lock', () => {
     ['form-data', '4.0.4'],
     ['cookiejar', '2.1.4'],
     ['qs', '6.5.3'],
+    ['uuid', '11.1.1'],
   ])('has %s at %s or later only', (name, minimum) => {
     expect(installed(name).length).toBeGreaterThan(0);
     for (const entry of installed(name)) expect({ ...entry, fixed: atLeast(entry.version, minimum) }).toMatchObject({ fixed: true });

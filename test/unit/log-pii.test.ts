@@ -64,7 +64,8 @@ describe('the logger', () => {
     logger.debug({ leg: 'A', digit: '7', durationMs: 120 }, 'DTMF');
     logger.debug({ serverText: '{"transcript":"my card number is"}' }, 'stream server message');
     logger.info({ message: { event: 'dtmf', digit: '9' } }, 'stream message');
-    expect(raw.join('\n')).not.toMatch(/"7"|"9"|card number/);
+    logger.info({ metadata: { event: 'start', meta: { customer: 'C-77-card' } } }, 'stream started');
+    expect(raw.join('\n')).not.toMatch(/"7"|"9"|card number|C-77-card/);
     expect(raw[0]).toContain('"digit":"[hidden]"');
   });
   it('redacts URL credentials in fields, errors and message texts', () => {
