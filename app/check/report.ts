@@ -4,6 +4,7 @@
  * tested. Secret values are masked here as a second line of defence; the first
  * is never putting them into a result.
  */
+import { redactUrlSecrets } from '../logging/pii.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'skipped';
 
@@ -29,7 +30,8 @@ const LABEL: Readonly<Record<CheckStatus, string>> = { ok: 'OK', fail: 'FAIL', s
 const MIN_MASKED_SECRET_LENGTH = 4;
 
 function mask(text: string, secrets: readonly string[]): string {
-  let out = text;
+  // Credentials in a URL (STREAM_URL?token=...) are redacted as in the logs.
+  let out = redactUrlSecrets(text);
   for (const secret of secrets) {
     if (secret.length >= MIN_MASKED_SECRET_LENGTH) out = out.split(secret).join('[secret]');
   }

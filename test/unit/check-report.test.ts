@@ -10,6 +10,14 @@ const allOk: CheckResult[] = [
 ];
 
 describe('formatReport', () => {
+  it('redacts credentials in a URL it prints', () => {
+    const report = formatReport([
+      { name: 'stream', status: 'fail', summary: 'wss://asr.example.com/s?token=tk-91x&lang=en refused the connection (401)' },
+    ]);
+    expect(report.text).not.toContain('tk-91x');
+    expect(report.text).toContain('token=[redacted]&lang=en');
+  });
+
   it('all OK: one OK line per check, exit code 0', () => {
     const report = formatReport(allOk, { title: 'transcription-proxy check' });
     expect(report.exitCode).toBe(0);
