@@ -275,3 +275,16 @@ describe('injection attempts in the dialled number', () => {
     expect(planInboundCall(channel('s'), [`number=${dialled}`], facts(), cfg, CALL_ID)).toMatchObject({ ok: false });
   });
 });
+
+describe('reasons carry no number (they are logged; numbers only masked, under numbers)', () => {
+  it.each<[string, string[], string]>([
+    ['[rule r]\ncallee = (\\d+)\nnumber = $1@evil\n', [], '4567'],
+    ['', ['number=4567&PJSIP/evil'], 's'],
+    ['', ['4567'], 's'],
+  ])('ini %j, arguments %j', (rules, args, exten) => {
+    const cfg = config(`DESTINATION_DOMAIN=dest.example.com\n${rules}`);
+    const plan = planInboundCall(channel(exten), args, facts(), cfg, CALL_ID);
+    expect(plan.ok).toBe(false);
+    expect(!plan.ok && plan.reason).not.toContain('4567');
+  });
+});
