@@ -3,7 +3,7 @@
  * boundaries (the routing tables are in inbound-plan.test.ts and
  * toll-fraud.test.ts): the call's data read from leg A (PASS_HEADERS values and
  * the TRANSCRIPTION_META hash), the pause variable TRANSCRIPTION_PAUSE, and the
- * operations API's call id. Each hostile value is refused or inert, never
+ * operations API's call id and text. Each hostile value is refused or inert, never
  * spliced anywhere, and never quoted back in what is logged.
  */
 import { pino } from 'pino';
@@ -12,7 +12,7 @@ import { checkMeta, metaKeys } from '../../app/calls/call-meta.js';
 import { PAUSE_VARIABLE } from '../../app/calls/call-session.js';
 import { StasisApp } from '../../app/calls/stasis-app.js';
 import { loadConfig } from '../../app/config/load-config.js';
-import { addOperationsRoutes } from '../../app/ops/call-control.js';
+import { addOperationsRoutes, MAX_TEXT_CHARS, parseText } from '../../app/ops/call-control.js';
 import { createMetrics } from '../../app/ops/metrics.js';
 import { OpsServer } from '../../app/ops/ops-server.js';
 import { FakeAri, FakeStreams, FakeTransports, settle } from '../support/fake-ari.js';
@@ -105,4 +105,34 @@ describe('the operations API call id', () => {
     expect(response.status).toBe(400);
     expect(app.calls[0]!.paused).toBe(false);
   });
+});
+
+describe('the operations API text (POST /calls/CALL_ID/text)', () => {
+  it.each(HOSTILE.concat(['x'.repeat(MAX_TEXT_CHARS + 1), '\u001b[2J', 'a\u007fb', '']))(
+    '%j is refused, or passes unchanged as a JSON string value',
+    (value) => {
+      for (const [body, type] of [
+        [JSON.stringify({ text: value }), 'application/json'],
+        [value, 'text/plain'],
+      ] as const) {
+        const parsed = parseText(body, type);
+        if (parsed.ok) {
+          expect(parsed.text).toBe(value);
+          expect(value.length).toBeLessThanOrEqual(MAX_TEXT_CHARS);
+          // eslint-disable-next-line no-control-regex
+          expect(value).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/);
+          // On the wire it is one JSON string: it cannot add a field or end the message.
+          expect(JSON.parse(JSON.stringify({ event: 'text', text: parsed.text }))).toEqual({ event: 'text', text: value });
+        } else {
+          expect(parsed.why).not.toContain(value.slice(0, 8) || '\u0000');
+        }
+      }
+    },
+  );
+  it.each(['{"text":1}', '{"text":["a"]}', '{"text":{"toString":"x"}}', 'null', '{"__proto__":{"text":"x"}}'])(
+    'a JSON body %j without a string text is refused',
+    (body) => {
+      expect(parseText(body, 'application/json')).toMatchObject({ ok: false });
+    },
+  );
 });

@@ -2,11 +2,26 @@
  * The operations endpoint on a real socket: the probes, the token (constant-time
  * compare, probes exempt), and a port another instance holds.
  */
+import type * as Crypto from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OpsServer, tokenMatches, type Readiness } from '../../app/ops/ops-server.js';
+
+// Every comparison of a token must go through crypto's constant-time compare, with inputs of
+// one length whatever the presented token's length (a plain === would tell a prefix by its timing).
+const compared = vi.hoisted(() => [] as [number, number][]);
+vi.mock('node:crypto', async (importOriginal) => {
+  const crypto = await importOriginal<typeof Crypto>();
+  return {
+    ...crypto,
+    timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
+      compared.push([a.byteLength, b.byteLength]);
+      return crypto.timingSafeEqual(a, b);
+    },
+  };
+});
 
 const logger = pino({ level: 'silent' });
 const cleanups: (() => unknown)[] = [];
@@ -62,6 +77,14 @@ describe('ops endpoint', () => {
     expect(tokenMatches('Bearer abcd', 'abc')).toBe(false);
     expect(tokenMatches(undefined, 'abc')).toBe(false);
     expect(tokenMatches('Bearer ', '')).toBe(false);
+  });
+
+  it('compares in constant time: every token, of any length, through timingSafeEqual on equal-length digests', () => {
+    compared.length = 0;
+    const presented = ['Bearer s3cret', 'Bearer s', 'Bearer s3cret-and-more', 'Bearer x'.repeat(50), undefined, 'Basic s3cret'];
+    for (const header of presented) tokenMatches(header, 's3cret');
+    expect(compared).toHaveLength(presented.length);
+    expect(new Set(compared.flat())).toEqual(new Set([32]));
   });
 
   it('does not fail when another process holds the port; it listens once the port is free', async () => {
