@@ -34,6 +34,7 @@ import {
   waitForLogEntry,
 } from '../support/docker.js';
 import { startFakeVoicegain, type FakeVoicegain } from '../support/fake-voicegain.js';
+import { auditLog, auditNumbers, auditSecrets } from '../support/log-audit.js';
 import { closedTcpPort } from '../support/ports.js';
 import { freeUdpPort, startSipp } from '../support/sipp.js';
 import { expectFrameCountMatchesDuration, expectOwnTone } from '../support/stream-checks.js';
@@ -56,6 +57,13 @@ afterAll(async () => {
   await docker(['image', 'prune', '--force', '--filter', 'label=org.opencontainers.image.title'], { allowFailure: true });
   await stopEngine();
 });
+
+/** A container's whole log, read now (before it is removed), for the log audit after the file (log-audit.ts). */
+function auditContainerLog(container: string, name: string): void {
+  const logs = spawnSync('docker', ['logs', container], { encoding: 'utf8' });
+  const lines = `${logs.stdout ?? ''}\n${logs.stderr ?? ''}`.split('\n');
+  auditLog({ name: `container ${name}`, lines: () => lines, showsPii: false });
+}
 
 /** The last lines a container wrote (stdout and stderr), for a failing test's output. */
 function containerLog(container: string): string {
@@ -97,6 +105,8 @@ describe('the image', () => {
     const dir = mkdtempSync(join(tmpdir(), 'atp-docker-seed-'));
     writeFileSync(join(dir, 'config.ini'), ini);
     const name = `atp-e2e-seed-${process.pid}`;
+    auditNumbers(/^DIALED_NUMBER_MAPPING=(.*)$/m.exec(seed)?.[1]);
+    auditSecrets(ARI_PASSWORD, jwt);
     try {
       await docker(['run', '-d', '--name', name, '-v', `${join(dir, 'config.ini')}:/etc/config.ini`, '--network=host', SERVICE_IMAGE]);
       const loaded = await waitForLogEntry(name, (e) => e.msg === 'configuration loaded');
@@ -136,6 +146,7 @@ describe('the image', () => {
       console.log(`--- container log\n${containerLog(name)}\n--- Asterisk log\n${asteriskLogTail()}`);
       throw error;
     } finally {
+      auditContainerLog(name, 'seed service');
       await docker(['rm', '--force', name], { allowFailure: true });
       await voicegain.close();
     }
@@ -167,6 +178,14 @@ describe('docker compose', () => {
     const testbedWasRunning = spawnSync('bash', [TESTBED_SCRIPT, 'status'], { stdio: 'ignore' }).status === 0;
     execFileSync('bash', [TESTBED_SCRIPT, 'stop'], { stdio: 'ignore' });
     const containers = new Map<string, string>();
+    // The service's and the receiver's logs, read before `down` removes them; the demo's numbers must not be in them.
+    auditNumbers(/^DIALED_NUMBER_MAPPING=(.*)$/m.exec(readFileSync(config, 'utf8'))?.[1]);
+    const auditStack = () => {
+      for (const name of ['transcription-proxy', 'receiver']) {
+        const id = containers.get(name);
+        if (id !== undefined && id !== '') auditContainerLog(id, name);
+      }
+    };
     let down = false;
     try {
       await composeRun(['up', '--detach']);
@@ -199,6 +218,7 @@ describe('docker compose', () => {
       }
       await waitForLogEntry(service!, (e) => e.msg === 'call ended');
 
+      auditStack();
       await composeRun(['down'], 180_000);
       down = true;
       const after = await engineObjects();
@@ -207,7 +227,10 @@ describe('docker compose', () => {
       for (const [name, id] of containers) console.log(`--- ${name}\n${containerLog(id)}`);
       throw error;
     } finally {
-      if (!down) await composeRun(['down', '--volumes'], 180_000).catch((error: unknown) => console.log(error));
+      if (!down) {
+        auditStack();
+        await composeRun(['down', '--volumes'], 180_000).catch((error: unknown) => console.log(error));
+      }
       if (testbedWasRunning) execFileSync('bash', [TESTBED_SCRIPT, 'start'], { stdio: 'ignore' });
     }
   }, 900_000);

@@ -7,6 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { runCli, type CliProcess } from '../support/cli-process.js';
+import { auditTexts } from '../support/log-audit.js';
 import { freeUdpPort, startSipp, type SippPeer } from '../support/sipp.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
 import { expectWellFormed, steadyAudio } from '../support/stream-checks.js';
@@ -225,6 +226,8 @@ describe('pause (PCI)', () => {
     // Resume at 8 s: a second after the secret ended.
     await expect.poll(() => caller1()?.frames.length ?? 0, { timeout: 15_000 }).toBeGreaterThanOrEqual(400);
     expect((await control('resume', callId)).code).toBe(0);
+    // What an operator sends down the call is the call's content: never in the logs (log-audit.ts).
+    auditTexts('agent: card taken');
     expect((await control('send-text', callId, 'agent: card taken')).code).toBe(0);
     expect((await control('pause', '0b0e2f6c-9d7a-4a8e-9a43-2f4a0c6d1e55')).code, 'no such call').toBe(3);
     expect((await control('pause', 'not-a-call')).code, 'bad usage').toBe(2);
@@ -267,6 +270,8 @@ describe('pause (PCI)', () => {
 describe('call data in the metadata', () => {
   it('an X- header of leg A and a dialplan value arrive as meta; an oversized value is left out and logged; the call goes on', async () => {
     const { calleePort } = await inProcess({ PASS_HEADERS: 'X-Customer-Id' });
+    // The call's data (customer ids, campaigns) never reaches the logs unless LOG_PII (log-audit.ts).
+    auditTexts('C-9876', 'spring-campaign');
     const callee = await peer({ scenario: 'callee.xml', toneHz: CALLEE_HZ, sipPort: calleePort });
     const caller = await peer({
       scenario: 'caller-x-header.xml',

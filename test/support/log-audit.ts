@@ -50,7 +50,7 @@ export function auditSecrets(...values: (string | undefined)[]): void {
   for (const value of values) if (value !== undefined && value.length >= 4) secrets.add(value);
 }
 
-/** Text the other side says or sends (transcripts): must never be logged. */
+/** What a call carries (transcripts the server sends, the call's data, an operator's text): must never be logged. */
 export function auditTexts(...values: string[]): void {
   for (const value of values) if (value.length >= 4) texts.add(value);
 }
