@@ -37,6 +37,7 @@ import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { CallStreams, CallStreamsFactory, Leg } from '../transcription/call-streams.js';
 import type { StreamSummary } from '../transcription/websocket-stream.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
+import { isAgentCall } from '../routing/call-origin.js';
 import { runInCall, type CallContext } from './call-context.js';
 import { checkMeta, META_HASH, metaKeys } from './call-meta.js';
 import { DtmfCodeDetector } from './dtmf-code.js';
@@ -794,6 +795,8 @@ export class CallSession {
         callerName: callerLeg === 'A' ? (this.legA.caller.name ?? '') : '',
         headers: this.#passHeaders,
         linkedId: this.#linkedId,
+        // The length rule to the outbound gateway only when the transferring party is on the agents' side.
+        fromAgent: ((party) => party !== undefined && isAgentCall(party, this.#deps.config))(callerLeg === 'A' ? this.legA : this.#legB),
       },
       parsed.ok ? parsed.args : {},
       this.#deps.config,

@@ -120,6 +120,7 @@ export function planInboundCall(
       callerName: channel.caller.name ?? '',
       headers: facts.headers,
       linkedId: facts.linkedId,
+      fromAgent: isAgentCall(channel, config),
     },
     args,
     config,
@@ -135,6 +136,8 @@ export interface DialRequest {
   /** PASS_HEADERS values to put on the INVITE. */
   headers: Readonly<Record<string, string | undefined>>;
   linkedId: string;
+  /** The party that dials comes from the agents' side (routing/call-origin.ts): only then the length rule. */
+  fromAgent: boolean;
 }
 
 /**
@@ -153,7 +156,7 @@ export function planDestination(request: DialRequest, args: StasisArgs, config: 
     ruleSet: args.ruleSet,
     destination: args.destination,
     direction: args.direction,
-    fromAgent: isAgentCall(channel, config),
+    fromAgent: request.fromAgent,
   });
   if (!decision.ok) return { ok: false, reason: decision.reason, hangup: 'unallocated' };
 
