@@ -49,6 +49,7 @@ import {
   LOOP_HEADER,
   LOOP_VARIABLE,
   planDestination,
+  transferArgs,
   planInboundCall,
   TRANSFER_HANDLING_VARIABLE,
   type InboundPlan,
@@ -788,6 +789,8 @@ export class CallSession {
   /** A transfer's number, routed as a number dialled into this call would be (its rules, mapping, destination). */
   #planTarget(number: string, callerLeg: Leg): InboundPlan {
     const parsed = parseStasisArgs(this.#args);
+    const party = callerLeg === 'A' ? this.legA : this.#legB;
+    const fromAgent = party !== undefined && isAgentCall(party, this.#deps.config);
     return planDestination(
       {
         dialled: number,
@@ -796,9 +799,9 @@ export class CallSession {
         headers: this.#passHeaders,
         linkedId: this.#linkedId,
         // The length rule to the outbound gateway only when the transferring party is on the agents' side.
-        fromAgent: ((party) => party !== undefined && isAgentCall(party, this.#deps.config))(callerLeg === 'A' ? this.legA : this.#legB),
+        fromAgent,
       },
-      parsed.ok ? parsed.args : {},
+      transferArgs(parsed.ok ? parsed.args : {}, fromAgent),
       this.#deps.config,
       this.callId,
     );

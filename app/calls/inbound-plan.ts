@@ -215,3 +215,20 @@ export function planDestination(request: DialRequest, args: StasisArgs, config: 
     dropped,
   };
 }
+
+/**
+ * The call's Stasis arguments as they apply to a transfer's number. What sends a call out
+ * through the gateway (`direction=outbound`, `destination=gateway`: an agent's outbound
+ * call) was the agent's choice for the number the agent dialled; a party off the agents'
+ * side (the customer of that call) that transfers does not inherit it, or any number it
+ * names would leave through the gateway.
+ */
+export function transferArgs(args: StasisArgs, fromAgent: boolean): StasisArgs {
+  if (fromAgent) return args;
+  const { direction, destination, ...rest } = args;
+  return {
+    ...rest,
+    ...(direction !== undefined && direction !== 'outbound' && { direction }),
+    ...(destination !== undefined && destination.kind !== 'gateway' && { destination }),
+  };
+}

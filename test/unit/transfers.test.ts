@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CALL_RECORD_VARIABLE, decodeCallRecord, encodeCallRecord } from '../../app/calls/call-record.js';
 import { HOLD_RESUME_DELAY_MS } from '../../app/calls/call-session.js';
-import { TRANSFER_HANDLING_VARIABLE } from '../../app/calls/inbound-plan.js';
+import { TRANSFER_HANDLING_VARIABLE, transferArgs } from '../../app/calls/inbound-plan.js';
 import { StasisApp } from '../../app/calls/stasis-app.js';
 import { TRANSFERER_GRACE_MS } from '../../app/calls/transfer.js';
 import { loadConfig } from '../../app/config/load-config.js';
@@ -74,6 +74,37 @@ async function endCall(ari: FakeAri, lastParty: string): Promise<void> {
 const callBridge = (ari: FakeAri) => [...ari.bridges.values()].filter((b) => b.id.startsWith('call-'));
 const lastCreated = (ari: FakeAri) => ari.ops('createChannel').at(-1)!.args;
 const recordOn = (ari: FakeAri, channelId: string) => decodeCallRecord(ari.channels.get(channelId)?.variables.get(CALL_RECORD_VARIABLE));
+
+describe('toll fraud through a transfer', () => {
+  const GATEWAY = {
+    OUT_SIP_GATEWAY_IP: '10.1.0.4:5060',
+    OUTBOUND_CALL_EXT: '1000',
+    OUTBOUND_CALLS_SECRET: 's3cret',
+    INTERNAL_CONTEXTS: 'from-internal',
+  };
+
+  it('a party off the agents’ side of an outbound call cannot send its transfer out through the gateway', async () => {
+    const { ari } = await startApp(GATEWAY);
+    const legA = ari.callerEnters({ number: '2001', args: ['number=33612345678', 'direction=outbound'] });
+    await settle();
+    const legB = lastCreated(ari).channelId as string;
+    expect(String(lastCreated(ari).endpoint), 'the agent’s own call goes out').toContain('transcription-proxy-gateway');
+    ari.calleeAnswers(legB);
+    await settle(20);
+    // The customer on leg B (from-test: not an internal context) transfers to an international number.
+    await refer(ari, legB, '33699999999');
+    expect(String(lastCreated(ari).endpoint)).not.toContain('transcription-proxy-gateway');
+    expect(String(lastCreated(ari).endpoint)).toContain('127.0.0.1:5070');
+    await endCall(ari, legA.id);
+  });
+
+  it('keeps what sends a call out for a party on the agents’ side, and drops it for any other', () => {
+    const args = { number: '33612345678', direction: 'outbound', destination: { kind: 'gateway' }, ruleSet: 'sales' } as const;
+    expect(transferArgs(args, true)).toEqual(args);
+    expect(transferArgs(args, false)).toEqual({ number: '33612345678', ruleSet: 'sales' });
+    expect(transferArgs({ direction: 'inbound' }, false)).toEqual({ direction: 'inbound' });
+  });
+});
 
 describe('blind transfer by the called party', () => {
   it('dials the number as routed, bridges the target in the agent’s place, switches CALLER2, keeps the call id', async () => {
