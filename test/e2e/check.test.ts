@@ -98,7 +98,7 @@ it('a healthy deployment: OK for ARI, modules and stream, exit 0; the stream ser
   expect(exitCode).toBe(0);
   expect(text).toMatch(/^OK +configuration +valid/m);
   expect(text).toMatch(/^OK +ARI +connected to http:\/\/127\.0\.0\.1:8088\/ as transcription-proxy$/m);
-  expect(text).toMatch(/^OK +modules +all 15 modules the rtp media transport needs are running$/m);
+  expect(text).toMatch(/^OK +modules +all 16 modules the rtp media transport needs are running$/m);
   expect(text).toMatch(new RegExp(`^OK +stream +${stream.url}/ accepted a websocket connection`, 'm'));
   expect(text).not.toMatch(/^(FAIL|SKIP)/m);
   expect(text).toContain('All 4 checks passed.');
@@ -149,7 +149,7 @@ it('a module the rtp transport needs is not loaded: the report names it and its 
     expect(await moduleStatus('chan_rtp.so')).toBeUndefined();
     const { exitCode, text } = await runCheck({ STREAM_URL: stream.url });
     expect(exitCode).toBe(1);
-    expect(text).toMatch(/^FAIL +modules +1 of 15 modules the rtp media transport needs is not running: chan_rtp$/m);
+    expect(text).toMatch(/^FAIL +modules +1 of 16 modules the rtp media transport needs is not running: chan_rtp$/m);
     expect(text).toMatch(
       /^ +chan_rtp: not loaded; add to modules\.conf: load => chan_rtp\.so {2}\(ExternalMedia channels over RTP, the rtp tap\)$/m,
     );

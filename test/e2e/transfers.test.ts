@@ -88,6 +88,7 @@ async function startProxy(settings: Record<string, string> = {}): Promise<Servic
   proxy = await startServiceUnderTest(
     {
       ARI_URL: cell.ariUrl,
+      ARI_PASSWORD: cell.ariPassword,
       // The cell's Asterisk sends the tapped audio to the test process over the lab network.
       MEDIA_BIND_HOST: lab.hostAddress,
       STREAM_URL: streamServer.url,

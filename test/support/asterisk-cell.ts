@@ -15,6 +15,7 @@
  * its etc/ directory. The lab removes the cell (process and directory) on
  * destroy, if the test did not.
  */
+import { randomBytes } from 'node:crypto';
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,6 +47,11 @@ export interface AsteriskCell {
   pid: number;
   /** ARI's base URL as the test process reaches it, e.g. http://198.51.100.11:8088. */
   ariUrl: string;
+  /**
+   * ARI's password on this cell (user ARI_USERNAME): random per cell, since its ARI listens
+   * beyond loopback, where the service refuses the placeholder password the project ships.
+   */
+  ariPassword: string;
   /** SIP address of the cell, `ADDRESS:5060`. */
   sip: string;
   /** Resolves with Asterisk's exit code (or null when killed by a signal). */
@@ -64,7 +70,13 @@ export interface AsteriskCell {
   stop(): Promise<void>;
 }
 
-const AUTHORIZATION = `Basic ${Buffer.from(`${ARI_USERNAME}:${ARI_PASSWORD}`).toString('base64')}`;
+/** ari.conf of a cell: the test bed's, with `password` for its user. */
+function cellAri(password: string): string {
+  const testbedAri = readFileSync(join(TESTBED_SCRIPT, '..', 'conf', 'ari.conf'), 'utf8');
+  const replaced = testbedAri.replace(`password = ${ARI_PASSWORD}`, `password = ${password}`);
+  if (replaced === testbedAri) throw new Error('asterisk/conf/ari.conf changed: update cellAri()');
+  return replaced;
+}
 
 function testbed(args: string[], timeoutMs = 10_000): string {
   return execFileSync('bash', [TESTBED_SCRIPT, ...args], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -101,6 +113,8 @@ export async function startAsteriskCell(host: LabHost, options: AsteriskCellOpti
   const hostDir = `${CHROOT}${dir}`;
   const address = host.address;
   const ariUrl = `http://${address}:8088`;
+  const ariPassword = randomBytes(18).toString('hex');
+  const authorization = `Basic ${Buffer.from(`${ARI_USERNAME}:${ariPassword}`).toString('base64')}`;
   let stopped = false;
 
   const remove = (): void => {
@@ -119,6 +133,7 @@ export async function startAsteriskCell(host: LabHost, options: AsteriskCellOpti
   const files: Record<string, string> = {
     'pjsip.conf': defaultPjsip(address, host.subnet),
     'http.conf': DEFAULT_HTTP,
+    'ari.conf': cellAri(ariPassword),
     ...options.files,
   };
   for (const [name, content] of Object.entries(files)) {
@@ -137,7 +152,7 @@ export async function startAsteriskCell(host: LabHost, options: AsteriskCellOpti
 
   const cli = (command: string): string => testbed(['cell-cli', dir, command]);
   const ari = async <T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<T> => {
-    const response = await fetch(`${ariUrl}/ari${path}`, { method, headers: { Authorization: AUTHORIZATION } });
+    const response = await fetch(`${ariUrl}/ari${path}`, { method, headers: { Authorization: authorization } });
     if (!response.ok) throw new Error(`${options.name}: ${method} ${path}: HTTP ${response.status} ${await response.text()}`);
     const text = await response.text();
     return (text === '' ? undefined : JSON.parse(text)) as T;
@@ -166,6 +181,7 @@ export async function startAsteriskCell(host: LabHost, options: AsteriskCellOpti
     hostDir,
     pid: started.pid ?? -1,
     ariUrl,
+    ariPassword,
     sip: `${address}:5060`,
     exited,
     cli,

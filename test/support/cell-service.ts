@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type CliProcess } from './cli-process.js';
-import { ARI_PASSWORD, ARI_USERNAME } from './testbed.js';
+import { ARI_USERNAME } from './testbed.js';
 import type { AsteriskCell } from './asterisk-cell.js';
 
 export const ARI_APP = 'transcription-proxy';
@@ -35,7 +35,7 @@ export async function startCellService(
   const env = {
     ARI_URL: 'http://127.0.0.1:8088',
     ARI_USERNAME,
-    ARI_PASSWORD,
+    ARI_PASSWORD: cell.ariPassword,
     ARI_APP,
     OPS_LISTEN,
     LOG_LEVEL: 'debug',
