@@ -156,6 +156,9 @@ function callIdOf(origin: CallOrigin, args: readonly string[]): string {
   return origin.callId ?? (parsed.ok ? parsed.args.callId : undefined) ?? randomUUID();
 }
 
+/** Played to a party that keys BLIND_TRANSFER_CODE until its first digit (Asterisk's core sound, also FreePBX's). */
+export const TRANSFER_PROMPT = 'sound:pbx-transfer';
+
 /** How long a leg's old tap feeds its stream after a transfer, at most, while the new party's tap starts. */
 const TAP_SWITCH_TIMEOUT_MS = 1500;
 /**
@@ -229,6 +232,8 @@ export class CallSession {
   readonly #pauseCode: Record<Leg, DtmfCodeDetector>;
   /** BLIND_TRANSFER_CODE on each leg, and the timer of its deadline (a held digit, a target's next digit). */
   readonly #transferCode: Record<Leg, { collector: TransferCodeCollector; durationsMs: number[]; timer?: NodeJS.Timeout }>;
+  /** The prompt playing to a leg that keyed BLIND_TRANSFER_CODE (its playback id), until its next digit. */
+  readonly #transferPrompts: Partial<Record<Leg, string>> = {};
   /** Record writes, in order, off the call's critical path. */
   #recordWrites: Promise<void> = Promise.resolve();
   /** Ends an adopted call whose B was never dialled (see #adopt). */
@@ -572,6 +577,7 @@ export class CallSession {
   #dtmf(leg: Leg, digit: string, durationMs: number): void {
     const code = this.#transferCode[leg];
     const now = Date.now();
+    this.#stopTransferPrompt(leg);
     if (!code.collector.collecting && this.#pauseCode[leg].push(digit, now)) {
       code.collector.reset();
       code.durationsMs.length = 0;
@@ -601,14 +607,45 @@ export class CallSession {
         break;
       case 'code':
         this.#logger.info({ leg }, 'transfer code keyed; collecting the number');
+        void this.#playTransferPrompt(leg);
         break;
       case 'abandoned':
+        this.#stopTransferPrompt(leg);
         this.#logger.info({ leg }, 'transfer code keyed, but no number followed');
         break;
       case 'transfer':
+        this.#stopTransferPrompt(leg);
         if (this.#canTransfer(leg)) void this.#blindTransfer(leg, step.number, 'feature-code');
         break;
     }
+  }
+
+  /**
+   * "Transfer" to the party that keyed the code, as Asterisk's own blind transfer says it. ARI
+   * plays it to that channel alone, in the call bridge; the party's tap reads what the phone
+   * sends, so the prompt is in no stream.
+   */
+  async #playTransferPrompt(leg: Leg): Promise<void> {
+    const playbackId = `transfer-prompt-${randomUUID()}`;
+    this.#transferPrompts[leg] = playbackId;
+    try {
+      await this.#deps.ari.play(this.#legId(leg), playbackId, TRANSFER_PROMPT);
+      this.#logger.debug({ leg }, 'transfer prompt playing');
+      // A digit came while the request was on its way: its stop found nothing to stop.
+      if (this.#transferPrompts[leg] !== playbackId) await this.#deps.ari.stopPlayback(playbackId);
+    } catch (error) {
+      if (this.#transferPrompts[leg] === playbackId) delete this.#transferPrompts[leg];
+      this.#logger.warn({ err: error, leg }, 'could not play the transfer prompt; collecting the number anyway');
+    }
+  }
+
+  #stopTransferPrompt(leg: Leg): void {
+    const playbackId = this.#transferPrompts[leg];
+    if (playbackId === undefined) return;
+    delete this.#transferPrompts[leg];
+    this.#deps.ari.stopPlayback(playbackId).catch((error: unknown) => {
+      this.#logger.debug({ err: error, leg }, 'could not stop the transfer prompt');
+    });
   }
 
   /** Wakes the leg's collector at its deadline (digits held for a code that did not come, a number complete). */

@@ -273,6 +273,12 @@ describe('blind transfer', () => {
     const log = proxy!.logTail(1000);
     expect(log).toContain('transfer code keyed');
     expect(log).not.toMatch(/"digit":/);
+    // "Transfer" was played to the agent in the call bridge, and stopped by its first digit.
+    expect(log).toContain('transfer prompt playing');
+    expect(log).not.toContain('could not play the transfer prompt');
+    const asterisk = cell.logTail(400);
+    expect(asterisk).toMatch(/Playing 'pbx-transfer\./);
+    expect(asterisk).toContain('Playback stopped for sound:pbx-transfer');
   });
 
   it('by the caller: CALLER1 carries the third party after its participant event, CALLER2 keeps the agent', async () => {

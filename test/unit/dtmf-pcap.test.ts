@@ -5,7 +5,7 @@ import { dtmfPcap } from '../support/dtmf-pcap.js';
 function readPcap(file: Buffer) {
   expect(file.readUInt32LE(0)).toBe(0xa1b2c3d4);
   const packets = [];
-  for (let offset = 24; offset < file.length; ) {
+  for (let offset = 24; offset < file.length;) {
     const atMs = (file.readUInt32LE(offset) - 1_700_000_000) * 1000 + file.readUInt32LE(offset + 4) / 1000;
     const length = file.readUInt32LE(offset + 8);
     const rtp = file.subarray(offset + 16 + 42, offset + 16 + length);

@@ -504,7 +504,13 @@ describe('blind transfer by the feature code (BLIND_TRANSFER_CODE)', () => {
   it('## 4568 # by the agent: the same transfer as a REFER, no sipfrag, the agent hung up at once, no digit of it streamed', async () => {
     const { ari, streams, transports } = await startApp({ STREAM_DTMF: 'yes' });
     const { legA, legB } = await connectedCall(ari);
-    await keys(ari, legB, '1##4568#');
+    await keys(ari, legB, '1##');
+    // "Transfer" to the agent alone, stopped by its first digit.
+    const prompt = ari.ops('play').at(-1)!.args;
+    expect(prompt).toMatchObject({ channelId: legB, media: 'sound:pbx-transfer' });
+    expect(ari.ops('stopPlayback')).toEqual([]);
+    await keys(ari, legB, '4568#');
+    expect(ari.ops('stopPlayback').map((r) => r.args.playbackId)).toEqual([prompt.playbackId]);
     const target = lastCreated(ari);
     expect(target.endpoint).toBe('PJSIP/transcription-proxy-out/sip:4568@127.0.0.1:5070');
     expect(target.channelId).toMatch(/^leg-b-/);
