@@ -1,10 +1,11 @@
 /**
  * A pcap file of RFC 4733 (RFC 2833) telephone-events, for SIPp's
- * play_pcap_audio: a phone keying DTMF out of band. SIPp's own
- * dtmf_2833_*.pcap files cannot key the same digit twice (`##`): each file's
- * packets carry fixed sequence numbers and timestamp, so Asterisk takes a
- * repeated file for a retransmission of the digit before. Here each digit is
- * a new event: its own timestamp, sequence numbers running on.
+ * play_pcap_audio: a phone keying DTMF out of band, several digits in one
+ * file. SIPp's own dtmf_2833_*.pcap files are one digit each with fixed
+ * sequence numbers and timestamp: the same file played twice (`##`) repeats
+ * an event that has just ended, which a receiver may drop as a
+ * retransmission. Here each digit is a new event: its own timestamp,
+ * sequence numbers running on.
  *
  *   0                   1                   2                   3
  *   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
