@@ -363,6 +363,14 @@ export class AriClientAdapter implements AriPort, AriAsteriskPort {
     await this.#call('channels.transfer_progress', () => this.#client.channels.transfer_progress({ channelId, states: state }));
   }
 
+  async play(channelId: string, playbackId: string, media: string): Promise<void> {
+    await this.#call('channels.playWithId', () => this.#client.channels.playWithId({ channelId, playbackId, media }));
+  }
+
+  async stopPlayback(playbackId: string): Promise<void> {
+    await this.#ignoringGone('playbacks.stop', () => this.#client.playbacks.stop({ playbackId }));
+  }
+
   async destroyBridge(bridgeId: string): Promise<void> {
     await this.#ignoringGone('bridges.destroy', () => this.#client.bridges.destroy({ bridgeId }));
   }

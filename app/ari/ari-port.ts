@@ -176,6 +176,10 @@ export interface AriPort {
   removeFromBridge(bridgeId: string, channelId: string): Promise<void>;
   /** Reports a transfer's progress to the transferer (POST /channels/{id}/transfer_progress, Asterisk 22.3+). */
   transferProgress(channelId: string, state: TransferProgress): Promise<void>;
+  /** Plays `media` (e.g. `sound:pbx-transfer`) to one channel, also when it is in a bridge (only it hears it). */
+  play(channelId: string, playbackId: string, media: string): Promise<void>;
+  /** Stops a playback; one already over is not an error. */
+  stopPlayback(playbackId: string): Promise<void>;
   /** Destroys a bridge; one already gone is not an error. */
   destroyBridge(bridgeId: string): Promise<void>;
   /** Hands a channel back to the dialplan (POST /channels/{id}/continue): Stasis() returns, SUCCESS. */

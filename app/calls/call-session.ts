@@ -41,7 +41,16 @@ import { isAgentCall } from '../routing/call-origin.js';
 import { runInCall, type CallContext } from './call-context.js';
 import { checkMeta, META_HASH, metaKeys } from './call-meta.js';
 import { DtmfCodeDetector } from './dtmf-code.js';
-import { BlindTransfer, mergeCalls, reportProgress, type MergeParty, type TransferHost, type TransferReason } from './transfer.js';
+import {
+  BlindTransfer,
+  mergeCalls,
+  reportProgress,
+  type MergeParty,
+  type TransferHost,
+  type TransferReason,
+  type TransferRequest,
+} from './transfer.js';
+import { TransferCodeCollector, type TransferCodeStep } from './transfer-code.js';
 import { FAILED_DIAL, OUTCOME_VARIABLE, outcomeOf, reasonForCause } from './call-outcome.js';
 import { CALL_RECORD_VARIABLE, encodeCallRecord, type CallRecord, type CallRecordState } from './call-record.js';
 import type { ChannelEvents } from './channel-events.js';
@@ -147,6 +156,9 @@ function callIdOf(origin: CallOrigin, args: readonly string[]): string {
   return origin.callId ?? (parsed.ok ? parsed.args.callId : undefined) ?? randomUUID();
 }
 
+/** Played to a party that keys BLIND_TRANSFER_CODE until its first digit (Asterisk's core sound, also FreePBX's). */
+export const TRANSFER_PROMPT = 'sound:pbx-transfer';
+
 /** How long a leg's old tap feeds its stream after a transfer, at most, while the new party's tap starts. */
 const TAP_SWITCH_TIMEOUT_MS = 1500;
 /**
@@ -218,6 +230,10 @@ export class CallSession {
   #streamsReported = false;
   /** PAUSE_DTMF_CODE on each leg. */
   readonly #pauseCode: Record<Leg, DtmfCodeDetector>;
+  /** BLIND_TRANSFER_CODE on each leg, and the timer of its deadline (a held digit, a target's next digit). */
+  readonly #transferCode: Record<Leg, { collector: TransferCodeCollector; durationsMs: number[]; timer?: NodeJS.Timeout }>;
+  /** The prompt playing to a leg that keyed BLIND_TRANSFER_CODE (its playback id), until its next digit. */
+  readonly #transferPrompts: Partial<Record<Leg, string>> = {};
   /** Record writes, in order, off the call's critical path. */
   #recordWrites: Promise<void> = Promise.resolve();
   /** Ends an adopted call whose B was never dialled (see #adopt). */
@@ -250,6 +266,11 @@ export class CallSession {
     for (const leg of record?.onHold ?? []) this.#onHold.add(leg);
     this.#holdPaused = deps.config.PAUSE_ON_HOLD && this.#onHold.size > 0;
     this.#pauseCode = { A: new DtmfCodeDetector(deps.config.PAUSE_DTMF_CODE), B: new DtmfCodeDetector(deps.config.PAUSE_DTMF_CODE) };
+    const transferCode = () => ({
+      collector: new TransferCodeCollector(deps.config.BLIND_TRANSFER_CODE, 2000, deps.config.TRANSFER_DIGIT_TIMEOUT_MS),
+      durationsMs: [],
+    });
+    this.#transferCode = { A: transferCode(), B: transferCode() };
     this.#logger = deps.logger.child({ callId: this.callId, channelId: legA.id });
     this.#context = {
       callId: this.callId,
@@ -548,17 +569,101 @@ export class CallSession {
   }
 
   /**
-   * STREAM_DTMF: a digit pressed on a leg goes to the streams (ARI reports it once the key is
-   * released); never while paused, when the digits are what the pause protects (a card number).
+   * A digit pressed on a leg (ARI reports it once the key is released): the feature codes
+   * (PAUSE_DTMF_CODE, BLIND_TRANSFER_CODE and the number after it) are the service's and go
+   * no further; any other digit goes to the streams with STREAM_DTMF, never while paused (when
+   * the digits are what the pause protects: a card number).
    */
-  #dtmf(leg: 'A' | 'B', digit: string, durationMs: number): void {
-    if (this.#pauseCode[leg].push(digit, Date.now())) {
+  #dtmf(leg: Leg, digit: string, durationMs: number): void {
+    const code = this.#transferCode[leg];
+    const now = Date.now();
+    this.#stopTransferPrompt(leg);
+    if (!code.collector.collecting && this.#pauseCode[leg].push(digit, now)) {
+      code.collector.reset();
+      code.durationsMs.length = 0;
       this.#setPaused(!this.#paused, 'dtmf');
-      return;
+    } else {
+      code.durationsMs.push(durationMs);
+      for (const step of code.collector.push(digit, now)) this.#onTransferCode(leg, step);
     }
+    this.#armTransferCode(leg);
+  }
+
+  /** A digit not part of a feature code. */
+  #ordinaryDtmf(leg: Leg, digit: string, durationMs: number): void {
     if (this.paused) return;
     this.#logger.debug({ leg, digit, durationMs }, 'DTMF');
     if (this.#deps.config.STREAM_DTMF) this.#streams?.dtmf(leg, digit, durationMs);
+  }
+
+  /** What the BLIND_TRANSFER_CODE collector made of a leg's digits. The code and the number are never logged here. */
+  #onTransferCode(leg: Leg, step: TransferCodeStep): void {
+    // The durations of the digits held, oldest first: passed digits are always the oldest.
+    const durations = this.#transferCode[leg].durationsMs;
+    if (step.kind !== 'pass') durations.length = 0;
+    switch (step.kind) {
+      case 'pass':
+        for (const digit of step.digits) this.#ordinaryDtmf(leg, digit, durations.shift() ?? 0);
+        break;
+      case 'code':
+        this.#logger.info({ leg }, 'transfer code keyed; collecting the number');
+        void this.#playTransferPrompt(leg);
+        break;
+      case 'abandoned':
+        this.#stopTransferPrompt(leg);
+        this.#logger.info({ leg }, 'transfer code keyed, but no number followed');
+        break;
+      case 'transfer':
+        this.#stopTransferPrompt(leg);
+        if (this.#canTransfer(leg)) void this.#blindTransfer(leg, step.number, 'feature-code');
+        break;
+    }
+  }
+
+  /**
+   * "Transfer" to the party that keyed the code, as Asterisk's own blind transfer says it. ARI
+   * plays it to that channel alone, in the call bridge; the party's tap reads what the phone
+   * sends, so the prompt is in no stream.
+   */
+  async #playTransferPrompt(leg: Leg): Promise<void> {
+    const playbackId = `transfer-prompt-${randomUUID()}`;
+    this.#transferPrompts[leg] = playbackId;
+    try {
+      await this.#deps.ari.play(this.#legId(leg), playbackId, TRANSFER_PROMPT);
+      this.#logger.debug({ leg }, 'transfer prompt playing');
+      // A digit came while the request was on its way: its stop found nothing to stop.
+      if (this.#transferPrompts[leg] !== playbackId) await this.#deps.ari.stopPlayback(playbackId);
+    } catch (error) {
+      if (this.#transferPrompts[leg] === playbackId) delete this.#transferPrompts[leg];
+      this.#logger.warn({ err: error, leg }, 'could not play the transfer prompt; collecting the number anyway');
+    }
+  }
+
+  #stopTransferPrompt(leg: Leg): void {
+    const playbackId = this.#transferPrompts[leg];
+    if (playbackId === undefined) return;
+    delete this.#transferPrompts[leg];
+    this.#deps.ari.stopPlayback(playbackId).catch((error: unknown) => {
+      this.#logger.debug({ err: error, leg }, 'could not stop the transfer prompt');
+    });
+  }
+
+  /** Wakes the leg's collector at its deadline (digits held for a code that did not come, a number complete). */
+  #armTransferCode(leg: Leg): void {
+    const code = this.#transferCode[leg];
+    clearTimeout(code.timer);
+    const deadline = code.collector.deadlineMs;
+    if (deadline === undefined || this.#closed) return;
+    code.timer = setTimeout(
+      () =>
+        runInCall(this.#context, () => {
+          const step = code.collector.expire(Date.now());
+          if (step !== undefined) this.#onTransferCode(leg, step);
+          this.#armTransferCode(leg);
+        }),
+      Math.max(0, deadline - Date.now()),
+    );
+    code.timer.unref();
   }
 
   #onLegBEvent(event: AriEvent): void {
@@ -812,9 +917,7 @@ export class CallSession {
     const { ari } = this.#deps;
     const channelId = this.#legId(leg);
     const requested = event.refer_to.requested_destination;
-    const busy = [...this.#transfers].some((transfer) => transfer.isPending);
-    if (this.#closed || this.#state !== 'answered' || busy || this.#yielded !== undefined) {
-      this.#logger.warn({ leg, state: this.#state, pendingTransfer: busy }, 'transfer refused: the call cannot be transferred now');
+    if (!this.#canTransfer(leg)) {
       await reportProgress(ari, this.#logger, channelId, 'channel_unavailable');
       return;
     }
@@ -830,7 +933,20 @@ export class CallSession {
       await reportProgress(ari, this.#logger, channelId, 'channel_unavailable');
       return;
     }
-    const transfer = new BlindTransfer(this.#deps, this.#transferHost(), leg, destination);
+    await this.#blindTransfer(leg, destination, 'refer');
+  }
+
+  /** Whether `leg` may transfer the call now (answered, not ending, no other transfer under way); logs why not. */
+  #canTransfer(leg: Leg): boolean {
+    const busy = [...this.#transfers].some((transfer) => transfer.isPending);
+    if (!this.#closed && this.#state === 'answered' && !busy && this.#yielded === undefined) return true;
+    this.#logger.warn({ leg, state: this.#state, pendingTransfer: busy }, 'transfer refused: the call cannot be transferred now');
+    return false;
+  }
+
+  /** A blind transfer of the call by `leg`'s party to `destination`, asked for by REFER or by the feature code. */
+  async #blindTransfer(leg: Leg, destination: string, request: TransferRequest): Promise<void> {
+    const transfer = new BlindTransfer(this.#deps, this.#transferHost(), leg, destination, request);
     this.#transfers.add(transfer);
     void transfer.settled.then(() => this.#transfers.delete(transfer));
     await transfer.start();
@@ -1132,6 +1248,7 @@ export class CallSession {
 
   #stopSwitching(): void {
     for (const switching of Object.values(this.#switching)) clearTimeout(switching?.timer);
+    for (const code of Object.values(this.#transferCode)) clearTimeout(code.timer);
   }
 
   #end(why: string, message: string): void {

@@ -18,6 +18,11 @@
  *     target answers → tap it, bridge it in X's place → progress 200 → hang up X
  *     target fails   → progress 603 (busy) / 503 → the call goes on (or ends, if X left)
  *
+ * The same transfer comes from a feature code keyed on the phone
+ * (BLIND_TRANSFER_CODE, transfer-code.ts): then there is no REFER, so no
+ * progress to report, and the transferer is hung up as soon as the target is
+ * in the call (no phone would hang it up on a sipfrag).
+ *
  * Attended (REFER with Replaces, after a consultation call through the app):
  * the two calls become one. The call that began first goes on with its call
  * id and streams; the other call's remaining party takes the place of the
@@ -41,6 +46,9 @@ import { LEG_A_PREFIX, LEG_B_PREFIX } from './reconcile-plan.js';
 export const TRANSFERER_GRACE_MS = 2000;
 
 export type TransferReason = 'transfer' | 'attended-transfer';
+
+/** How a party asked for a blind transfer: a REFER, or the feature code keyed on its phone. */
+export type TransferRequest = 'refer' | 'feature-code';
 
 /** What a transfer needs of its call (CallSession provides it). */
 export interface TransferHost {
@@ -84,6 +92,7 @@ export class BlindTransfer {
   readonly #transferer: Leg;
   readonly #transfererId: string;
   readonly #destination: string;
+  readonly #request: TransferRequest;
   readonly #logger: Logger;
   readonly #releases: (() => void)[] = [];
   #state: 'new' | 'dialling' | 'answered' | 'failed' | 'cancelled' = 'new';
@@ -97,15 +106,16 @@ export class BlindTransfer {
   /** Resolves once the transfer has succeeded, failed or been cancelled. */
   readonly settled: Promise<void>;
 
-  constructor(deps: TransferDeps, host: TransferHost, transferer: Leg, destination: string) {
+  constructor(deps: TransferDeps, host: TransferHost, transferer: Leg, destination: string, request: TransferRequest = 'refer') {
     this.#deps = deps;
+    this.#request = request;
     this.#host = host;
     this.#transferer = transferer;
     this.#transfererId = host.legId(transferer);
     this.#destination = destination;
     // The target takes the transferer's side: an id a new instance reads as that leg (reconcile-plan.ts).
     this.targetId = `${transferer === 'B' ? LEG_B_PREFIX : LEG_A_PREFIX}${randomUUID()}`;
-    this.#logger = host.logger.child({ transfer: 'blind', transferer, targetId: this.targetId });
+    this.#logger = host.logger.child({ transfer: 'blind', request, transferer, targetId: this.targetId });
     this.settled = new Promise((resolve) => {
       this.#done = resolve;
     });
@@ -136,7 +146,7 @@ export class BlindTransfer {
     }
     this.#number = plan.number;
     this.#logger.info({ numbers: { target: plan.number }, rule: plan.rule }, 'blind transfer: dialling the target');
-    await reportProgress(ari, this.#logger, this.#transfererId, 'channel_progress');
+    await this.#report('channel_progress');
     this.#releases.push(events.own(this.targetId, (event) => this.#onTargetEvent(event)));
     const started = events.expect(this.targetId, 'StasisStart', 5000);
     started.catch(() => {});
@@ -222,7 +232,7 @@ export class BlindTransfer {
     } catch (error) {
       this.#logger.error({ err: error }, 'could not put the transfer target into the call');
     }
-    await reportProgress(ari, this.#logger, this.#transfererId, 'channel_answered');
+    await this.#report('channel_answered');
     this.#logger.info({ numbers: { target: this.#number } }, 'blind transfer done');
     // Its phone hangs up on the 200 sipfrag; if it does not, the service does.
     this.#releases.push(
@@ -230,11 +240,12 @@ export class BlindTransfer {
         if (event.type === 'ChannelDestroyed') this.#finish();
       }),
     );
+    const hangUp = () => void ari.hangup(this.#transfererId).finally(() => this.#finish());
     if (this.#transfererGone) this.#finish();
+    // Keyed on the phone: no sipfrag tells it to hang up, so the service does at once.
+    else if (this.#request === 'feature-code') hangUp();
     else {
-      this.#graceTimer = setTimeout(() => {
-        void ari.hangup(this.#transfererId).finally(() => this.#finish());
-      }, TRANSFERER_GRACE_MS);
+      this.#graceTimer = setTimeout(hangUp, TRANSFERER_GRACE_MS);
       this.#graceTimer.unref();
     }
   }
@@ -246,7 +257,7 @@ export class BlindTransfer {
     this.#logger.info({ reason: why, numbers: { target: this.#destination } }, 'blind transfer failed; the call goes on');
     await this.#stopRingback();
     await ari.hangup(this.targetId).catch(() => {});
-    await reportProgress(ari, this.#logger, this.#transfererId, progress);
+    await this.#report(progress);
     this.#finish();
     if (this.#transfererGone && !this.#host.isClosed) {
       // Nobody is left with the party being transferred: the call ends as a call to the target would have.
@@ -267,7 +278,7 @@ export class BlindTransfer {
       this.#logger.info({ reason: why }, 'transfer cancelled');
       this.#deps.events.cancel(this.targetId);
       await Promise.allSettled([this.#creating]);
-      await Promise.allSettled([ari.hangup(this.targetId), reportProgress(ari, this.#logger, this.#transfererId, 'channel_unavailable')]);
+      await Promise.allSettled([ari.hangup(this.targetId), this.#report('channel_unavailable')]);
     } else if (this.#state === 'answered') {
       await ari.hangup(this.#transfererId).catch(() => {});
     }
@@ -278,6 +289,11 @@ export class BlindTransfer {
   detach(): void {
     if (this.isPending) this.#state = 'cancelled';
     this.#finish();
+  }
+
+  /** Tells the transferer's phone how its REFER goes (a feature code has no REFER to answer). */
+  async #report(state: TransferProgress): Promise<void> {
+    if (this.#request === 'refer') await reportProgress(this.#deps.ari, this.#logger, this.#transfererId, state);
   }
 
   #finish(): void {

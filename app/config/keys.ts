@@ -69,6 +69,19 @@ function integer(description: string, min: number, max: number, defaultText?: st
   };
 }
 
+/** A code keyed on a phone: 2 to 8 DTMF digits; empty turns it off. */
+function dtmfCode(description: string, defaultText: string): KeySpec<string> {
+  return {
+    description,
+    defaultText,
+    emptyIsValue: true,
+    parse(value) {
+      if (value !== '' && !/^[0-9*#A-D]{2,8}$/.test(value)) throw new Error(`"${value}" is not a DTMF code (2 to 8 of 0-9 * # A-D)`);
+      return value;
+    },
+  };
+}
+
 function oneOf<const T extends string>(description: string, choices: readonly T[], defaultText?: T): KeySpec<T> {
   return {
     description,
@@ -340,16 +353,20 @@ export const CONFIG_KEYS = {
     "Offer permessage-deflate compression (off by default: audio hardly compresses). Note: mod_audio_stream's variable of this name does the opposite.",
     'no',
   ),
-  PAUSE_DTMF_CODE: key({
-    description:
-      'Keyed on either phone during a call (digits less than 2 s apart), pauses the transcription, and keyed again resumes it (PCI); empty: no code.',
-    defaultText: '*81',
-    emptyIsValue: true,
-    parse(value) {
-      if (value !== '' && !/^[0-9*#A-D]{2,8}$/.test(value)) throw new Error(`"${value}" is not a DTMF code (2 to 8 of 0-9 * # A-D)`);
-      return value;
-    },
-  }),
+  PAUSE_DTMF_CODE: dtmfCode(
+    'Keyed on either phone during a call (digits less than 2 s apart), pauses the transcription, and keyed again resumes it (PCI); empty: no code.',
+    '*81',
+  ),
+  BLIND_TRANSFER_CODE: dtmfCode(
+    "Keyed on either phone of an answered call (digits less than 2 s apart), then the target's number and # (or a pause of TRANSFER_DIGIT_TIMEOUT_MS): a blind transfer, as a REFER to that number would be (docs/transfers.md); FreePBX's default blindxfer; empty: no code.",
+    '##',
+  ),
+  TRANSFER_DIGIT_TIMEOUT_MS: integer(
+    "BLIND_TRANSFER_CODE: how long the service waits for each digit of the target's number before it takes the number as complete, in ms (features.conf's transferdigittimeout).",
+    1000,
+    30_000,
+    '3000',
+  ),
   STREAM_DTMF: yesNo('Send DTMF pressed on a leg as a text message on its stream.', 'no'),
   PAUSE_ON_HOLD: yesNo(
     'Pause the transcription of a call while a party has it on hold (its streams carry silence; docs/transfers.md): yes or no.',

@@ -113,6 +113,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   resolveProvider(values, origins, problems);
   checkOpsEndpoint(values, origins, problems);
   checkSecurity(values, origins, problems);
+  checkFeatureCodes(values, origins, problems);
   values.routing = buildRouting(sources, values, origins, problems, warnings, options.requireRoute ?? false);
   for (const name of options.required ?? []) {
     if (values[name] === undefined && !problems.some((p) => p.key === name)) {
@@ -277,6 +278,19 @@ function resolveProvider(values: Record<string, unknown>, origins: Record<Config
 
 /** Loopback addresses: the only ones the operations endpoint may listen on without OPS_TOKEN. */
 export { isLoopbackHost };
+
+/** Two codes keyed on a phone where one begins the other: the shorter would always win. */
+function checkFeatureCodes(values: Record<string, unknown>, origins: Record<ConfigKey, string>, problems: ConfigProblem[]): void {
+  const pause = values.PAUSE_DTMF_CODE;
+  const transfer = values.BLIND_TRANSFER_CODE;
+  if (typeof pause !== 'string' || typeof transfer !== 'string' || pause === '' || transfer === '') return;
+  if (!pause.startsWith(transfer) && !transfer.startsWith(pause)) return;
+  problems.push({
+    key: 'BLIND_TRANSFER_CODE',
+    source: origins.BLIND_TRANSFER_CODE,
+    message: `"${transfer}" and PAUSE_DTMF_CODE "${pause}" (${origins.PAUSE_DTMF_CODE}) begin alike: keying one would run the other`,
+  });
+}
 
 /** The operations endpoint can pause and stop calls: beyond loopback, only with a token. */
 function checkOpsEndpoint(values: Record<string, unknown>, origins: Record<ConfigKey, string>, problems: ConfigProblem[]): void {

@@ -201,6 +201,35 @@ function participantSplit(stream: ReceivedStream): { event: Record<string, unkno
   return { event: events[0]!, at: Number(events[0]!.framesBefore) };
 }
 
+/**
+ * The agent (leg B) transferred the call to 4568 and hung up: CALLER1 carried the caller the
+ * whole call; CALLER2 the agent until its participant event and the target from then on,
+ * frame by frame, with one call id and no break in either stream. Returns the two streams.
+ */
+async function expectAgentReplacedByTarget(): Promise<ReceivedStream[]> {
+  const streams = await streamServer.waitForClosedStreams(2, 10_000);
+  expect(streams).toHaveLength(2);
+  for (const stream of streams) expectWellFormed(stream);
+  const caller1 = byLabel(streams, 'CALLER1');
+  const caller2 = byLabel(streams, 'CALLER2');
+  expect(caller2.metadata?.callId).toBe(caller1.metadata?.callId);
+  expectOwn(span(caller1, 0), CALLER_HZ, 'CALLER1, the whole call');
+  expect(caller1.events.filter((e) => e.event === 'participant')).toEqual([]);
+  const { event, at } = participantSplit(caller2);
+  expect(event).toMatchObject({ label: 'CALLER2', leg: 'B', callee: '4568', caller: '1001', sequence: 2, reason: 'transfer' });
+  expect(event.channelId).not.toBe(caller2.metadata?.channelId);
+  expect(event.sipCallId).toMatch(/.+/);
+  expectOwn(span(caller2, 0, at), AGENT_HZ, 'CALLER2 before the transfer');
+  expectOwn(span(caller2, at), TARGET_HZ, 'CALLER2 after the transfer');
+  expectSwitchAt(caller2, at, AGENT_HZ, TARGET_HZ, 'CALLER2');
+  expectNoneOf(caller1, [AGENT_HZ, TARGET_HZ], 'CALLER1');
+  expectNoGap(caller1, 'CALLER1');
+  // The call went on without a break on either stream.
+  expectFrameCountMatchesDuration(caller1);
+  expectFrameCountMatchesDuration(caller2);
+  return streams;
+}
+
 describe('blind transfer', () => {
   it('by the called party: CALLER1 keeps the caller, CALLER2 carries the third party after its participant event, one call id', async () => {
     await startProxy();
@@ -217,27 +246,39 @@ describe('blind transfer', () => {
     expectSippOk(agentDone, 'agent');
     expectSippOk(targetDone, 'target');
     expect(sipfrags(agentDone.messages)).toEqual([100, 200]);
+    await expectAgentReplacedByTarget();
+  });
 
-    const streams = await streamServer.waitForClosedStreams(2, 10_000);
-    expect(streams).toHaveLength(2);
-    for (const stream of streams) expectWellFormed(stream);
-    const caller1 = byLabel(streams, 'CALLER1');
-    const caller2 = byLabel(streams, 'CALLER2');
-    expect(caller2.metadata?.callId).toBe(caller1.metadata?.callId);
-    expectOwn(span(caller1, 0), CALLER_HZ, 'CALLER1, the whole call');
-    expect(caller1.events.filter((e) => e.event === 'participant')).toEqual([]);
-    const { event, at } = participantSplit(caller2);
-    expect(event).toMatchObject({ label: 'CALLER2', leg: 'B', callee: '4568', caller: '1001', sequence: 2, reason: 'transfer' });
-    expect(event.channelId).not.toBe(caller2.metadata?.channelId);
-    expect(event.sipCallId).toMatch(/.+/);
-    expectOwn(span(caller2, 0, at), AGENT_HZ, 'CALLER2 before the transfer');
-    expectOwn(span(caller2, at), TARGET_HZ, 'CALLER2 after the transfer');
-    expectSwitchAt(caller2, at, AGENT_HZ, TARGET_HZ, 'CALLER2');
-    expectNoneOf(caller1, [AGENT_HZ, TARGET_HZ], 'CALLER1');
-    expectNoGap(caller1, 'CALLER1');
-    // The call went on without a break on either stream.
-    expectFrameCountMatchesDuration(caller1);
-    expectFrameCountMatchesDuration(caller2);
+  it('by the feature code: the agent keys ## 4568 # (RFC 4733), and the call is transferred as by a REFER', async () => {
+    await startProxy({ STREAM_DTMF: 'yes' });
+    const target = await peer({ scenario: 'callee.xml', toneHz: TARGET_HZ, sipPort: ports.target });
+    const agent = await peer({
+      scenario: 'callee-feature-code.xml',
+      toneHz: AGENT_HZ,
+      sipPort: ports.agent,
+      dtmfDigits: '##4568#',
+      variables: { code_after_ms: '3000' },
+    });
+    const caller = await peer({ scenario: 'caller.xml', toneHz: CALLER_HZ, service: '4567', holdMs: 10_000, target: ASTERISK_SIP });
+    const [callerDone, agentDone, targetDone] = await Promise.all([caller.done, agent.done, target.done]);
+    expectSippOk(callerDone, 'caller');
+    expectSippOk(agentDone, 'agent');
+    expectSippOk(targetDone, 'target');
+    // No REFER, so no sipfrag: the service hung the agent up itself.
+    expect(sipfrags(agentDone.messages)).toEqual([]);
+    expect(agentDone.messages).toMatch(/message received[^\n]*\n+BYE /);
+    const streams = await expectAgentReplacedByTarget();
+    // The code and the number are the service's: not one digit on the streams, nor in the log.
+    for (const stream of streams) expect(stream.events.filter((e) => e.event === 'dtmf')).toEqual([]);
+    const log = proxy!.logTail(1000);
+    expect(log).toContain('transfer code keyed');
+    expect(log).not.toMatch(/"digit":/);
+    // "Transfer" was played to the agent in the call bridge, and stopped by its first digit.
+    expect(log).toContain('transfer prompt playing');
+    expect(log).not.toContain('could not play the transfer prompt');
+    const asterisk = cell.logTail(400);
+    expect(asterisk).toMatch(/Playing 'pbx-transfer\./);
+    expect(asterisk).toContain('Playback stopped for sound:pbx-transfer');
   });
 
   it('by the caller: CALLER1 carries the third party after its participant event, CALLER2 keeps the agent', async () => {

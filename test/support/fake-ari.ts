@@ -333,6 +333,15 @@ export class FakeAri implements AriPort {
     if (bridge !== undefined) bridge.channels = bridge.channels.filter((id) => id !== channelId);
   }
 
+  async play(channelId: string, playbackId: string, media: string): Promise<void> {
+    this.#record('play', { channelId, playbackId, media });
+    this.#get(channelId);
+  }
+
+  async stopPlayback(playbackId: string): Promise<void> {
+    this.#record('stopPlayback', { playbackId });
+  }
+
   async transferProgress(channelId: string, state: TransferProgress): Promise<void> {
     this.#record('transferProgress', { channelId, state });
     const channel = this.#get(channelId);

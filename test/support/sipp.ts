@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dtmfPcap } from './dtmf-pcap.js';
 import { auditNumbers } from './log-audit.js';
 import { makeAlawTone, makeUlawTone } from './tones.js';
 import type { LabHost } from './netns.js';
@@ -26,6 +27,8 @@ export interface SippOptions {
   extraTonesHz?: number[];
   /** A tone written as tone.alaw (G.711 A-law), for scenarios that switch to PCMA. */
   alawToneHz?: number;
+  /** Digits this peer keys out of band (RFC 4733), as dtmf.pcap in its working directory (dtmf-pcap.ts). */
+  dtmfDigits?: string;
   /** Local SIP port; a free one when absent. */
   sipPort?: number;
   /** User part of the request URI (uac). */
@@ -115,6 +118,7 @@ export async function startSipp(options: SippOptions): Promise<SippPeer> {
   if (options.toneUlaw !== undefined) writeFileSync(join(workdir, 'tone.ulaw'), options.toneUlaw);
   options.extraTonesHz?.forEach((hz, index) => makeUlawTone(workdir, hz, 30, `tone${index + 2}.ulaw`));
   if (options.alawToneHz !== undefined) makeAlawTone(workdir, options.alawToneHz);
+  if (options.dtmfDigits !== undefined) writeFileSync(join(workdir, 'dtmf.pcap'), dtmfPcap(options.dtmfDigits));
   const host = options.host;
   const address = host?.address ?? '127.0.0.1';
   const sipPort = options.sipPort ?? (host ? host.port() : await freeUdpPort());

@@ -239,6 +239,20 @@ describe('providers and stream options', () => {
     });
   });
 
+  it('feature codes: the blind-transfer code by default, off when empty, refused when malformed or when it begins like the pause code', () => {
+    expect(loadConfig({ cwd: workdir(), env: {} }).config).toMatchObject({
+      BLIND_TRANSFER_CODE: '##',
+      TRANSFER_DIGIT_TIMEOUT_MS: 3000,
+      PAUSE_DTMF_CODE: '*81',
+    });
+    expect(loadConfig({ cwd: workdir(), env: { BLIND_TRANSFER_CODE: '' } }).config.BLIND_TRANSFER_CODE).toBe('');
+    expect(keysOf({ BLIND_TRANSFER_CODE: '#x' })).toEqual(['BLIND_TRANSFER_CODE: "#x" is not a DTMF code (2 to 8 of 0-9 * # A-D)']);
+    expect(keysOf({ BLIND_TRANSFER_CODE: '*8' })).toEqual([
+      'BLIND_TRANSFER_CODE: "*8" and PAUSE_DTMF_CODE "*81" (defaults) begin alike: keying one would run the other',
+    ]);
+    expect(keysOf({ TRANSFER_DIGIT_TIMEOUT_MS: '100' })).toEqual(['TRANSFER_DIGIT_TIMEOUT_MS: 100 is outside 1000..30000']);
+  });
+
   it('fixes Voicegain to stereo at 8 kHz, and Twilio to 8 kHz', () => {
     expect(loadConfig({ cwd: workdir(), env: voicegain }).config).toMatchObject({
       PROVIDER: 'voicegain',

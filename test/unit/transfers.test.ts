@@ -17,7 +17,7 @@ import { TRANSFERER_GRACE_MS } from '../../app/calls/transfer.js';
 import { loadConfig } from '../../app/config/load-config.js';
 import { FakeAri, FakeStreams, FakeTransports, settle } from '../support/fake-ari.js';
 
-const logger = pino({ level: 'silent' });
+const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
 const configWith = (env: Record<string, string> = {}) =>
   loadConfig({ env: { ARI_PASSWORD: 'x', DESTINATION_DOMAIN: '127.0.0.1:5070', ...env }, cwd: '/nonexistent' }).config;
 
@@ -488,5 +488,117 @@ describe('adoption after a transfer', () => {
     expect(ari.ops('hangup')).toEqual([]);
     const [a, b] = streams.created[0]!.identities;
     expect([a.channelId, a.caller, a.sequence, b.channelId, b.sequence]).toEqual([legA, '4569', 2, legB, undefined]);
+  });
+});
+
+/** A party keys `digits` on its phone, one ARI ChannelDtmfReceived each. */
+async function keys(ari: FakeAri, channelId: string, digits: string): Promise<void> {
+  for (const digit of digits) {
+    ari.pressDigit(channelId, digit);
+    await settle(2);
+  }
+  await settle();
+}
+
+describe('blind transfer by the feature code (BLIND_TRANSFER_CODE)', () => {
+  it('## 4568 # by the agent: the same transfer as a REFER, no sipfrag, the agent hung up at once, no digit of it streamed', async () => {
+    const { ari, streams, transports } = await startApp({ STREAM_DTMF: 'yes' });
+    const { legA, legB } = await connectedCall(ari);
+    await keys(ari, legB, '1##');
+    // "Transfer" to the agent alone, stopped by its first digit.
+    const prompt = ari.ops('play').at(-1)!.args;
+    expect(prompt).toMatchObject({ channelId: legB, media: 'sound:pbx-transfer' });
+    expect(ari.ops('stopPlayback')).toEqual([]);
+    await keys(ari, legB, '4568#');
+    expect(ari.ops('stopPlayback').map((r) => r.args.playbackId)).toEqual([prompt.playbackId]);
+    const target = lastCreated(ari);
+    expect(target.endpoint).toBe('PJSIP/transcription-proxy-out/sip:4568@127.0.0.1:5070');
+    expect(target.channelId).toMatch(/^leg-b-/);
+    expect(target.originator).toBe(legA);
+    const targetId = target.channelId as string;
+    ari.calleeRings(targetId);
+    await settle();
+    expect(ari.ops('ring').map((r) => r.args.channelId)).toContain(legA);
+    ari.calleeAnswers(targetId);
+    await settle(30);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, targetId].sort());
+    expect(ari.ops('transferProgress')).toEqual([]);
+    expect(ari.channels.has(legB), 'the agent hung up without a grace period').toBe(false);
+    const call = streams.created[0]!;
+    transports.opened[2]!.deliver(Buffer.alloc(640));
+    expect(call.participants).toHaveLength(1);
+    expect(call.participants[0]).toMatchObject({ leg: 'B', reason: 'transfer' });
+    expect(call.participants[0]!.identity).toMatchObject({ label: 'CALLER2', channelId: targetId, callee: '4568', sequence: 2 });
+    expect(call.digits, 'only the digit before the code').toEqual(['1']);
+    expect(app!.activeCalls).toBe(1);
+    await endCall(ari, legA);
+  });
+
+  it('by the caller, the number ended by the digit timeout; a # that began no code is streamed late, in order', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { ari, streams } = await startApp({ STREAM_DTMF: 'yes', TRANSFER_DIGIT_TIMEOUT_MS: '3000' });
+    const { legA, legB } = await connectedCall(ari);
+    const created = ari.ops('createChannel').length;
+    await keys(ari, legA, '#5');
+    await keys(ari, legA, '#');
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(streams.created[0]!.digits).toEqual(['#', '5', '#']);
+    await keys(ari, legA, '##45');
+    await vi.advanceTimersByTimeAsync(2900);
+    expect(ari.ops('createChannel')).toHaveLength(created);
+    await vi.advanceTimersByTimeAsync(100);
+    await settle();
+    vi.useRealTimers();
+    const target = lastCreated(ari);
+    expect(target.endpoint).toBe('PJSIP/transcription-proxy-out/sip:45@127.0.0.1:5070');
+    expect(target.channelId).toMatch(/^leg-a-/);
+    expect(target.originator).toBe(legB);
+    ari.calleeAnswers(target.channelId as string);
+    await settle(30);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([target.channelId as string, legB].sort());
+    expect(ari.channels.has(legA)).toBe(false);
+    expect(streams.created[0]!.digits).toEqual(['#', '5', '#']);
+    await endCall(ari, legB);
+  });
+
+  it('a busy target leaves the call as it was; the code works again after; while paused it still works and streams nothing', async () => {
+    const { ari, streams } = await startApp({ STREAM_DTMF: 'yes' });
+    const { legA, legB } = await connectedCall(ari);
+    await keys(ari, legB, '##4570#');
+    const busy = lastCreated(ari).channelId as string;
+    ari.partyHangsUp(busy, 17);
+    await settle(20);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, legB].sort());
+    expect(streams.created[0]!.participants).toEqual([]);
+    expect(ari.ops('transferProgress')).toEqual([]);
+    await keys(ari, legB, '*81');
+    expect(streams.created[0]!.events.map((e) => e.event)).toEqual(['paused']);
+    await keys(ari, legB, '##4568#');
+    const target = lastCreated(ari).channelId as string;
+    expect(target).not.toBe(busy);
+    ari.calleeAnswers(target);
+    await settle(30);
+    expect(callBridge(ari)[0]!.channels.sort()).toEqual([legA, target].sort());
+    // The pause code's first digits go out before it pauses (docs/operations.md); nothing after.
+    expect(streams.created[0]!.digits).toEqual(['*', '8']);
+    await endCall(ari, legA);
+  });
+
+  it('empty: the digits are ordinary DTMF, streamed, and nothing is dialled', async () => {
+    const { ari, streams } = await startApp({ STREAM_DTMF: 'yes', BLIND_TRANSFER_CODE: '' });
+    const { legA, legB } = await connectedCall(ari);
+    const created = ari.ops('createChannel').length;
+    await keys(ari, legB, '##4568#');
+    expect(ari.ops('createChannel')).toHaveLength(created);
+    expect(streams.created[0]!.digits).toEqual([...'##4568#']);
+    await endCall(ari, legA);
+    expect(ari.channels.has(legB)).toBe(false);
+  });
+
+  it('the call ending while the number is keyed leaves nothing behind', async () => {
+    const { ari } = await startApp();
+    const { legA, legB } = await connectedCall(ari);
+    await keys(ari, legB, '##45');
+    await endCall(ari, legA);
   });
 });
