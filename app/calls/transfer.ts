@@ -149,7 +149,7 @@ export class BlindTransfer {
     await this.#report('channel_progress');
     this.#releases.push(events.own(this.targetId, (event) => this.#onTargetEvent(event)));
     const started = events.expect(this.targetId, 'StasisStart', 5000);
-    started.catch(() => {});
+    started.catch(() => {}); // handled where it is awaited, below
     this.#state = 'dialling';
     try {
       this.#creating = ari.createChannel({
@@ -217,7 +217,9 @@ export class BlindTransfer {
   async #stopRingback(): Promise<void> {
     if (!this.#ringing) return;
     this.#ringing = false;
-    await this.#deps.ari.ringStop(this.#host.legId(other(this.#transferer))).catch(() => {});
+    await this.#deps.ari.ringStop(this.#host.legId(other(this.#transferer))).catch((error: unknown) => {
+      this.#logger.debug({ err: error }, 'could not stop the ringback (the party is gone)');
+    });
   }
 
   async #answered(target: AriChannel): Promise<void> {
@@ -256,7 +258,9 @@ export class BlindTransfer {
     const { ari } = this.#deps;
     this.#logger.info({ reason: why, numbers: { target: this.#destination } }, 'blind transfer failed; the call goes on');
     await this.#stopRingback();
-    await ari.hangup(this.targetId).catch(() => {});
+    await ari.hangup(this.targetId).catch((error: unknown) => {
+      this.#logger.warn({ err: error }, 'could not hang up the transfer target');
+    });
     await this.#report(progress);
     this.#finish();
     if (this.#transfererGone && !this.#host.isClosed) {
@@ -280,7 +284,9 @@ export class BlindTransfer {
       await Promise.allSettled([this.#creating]);
       await Promise.allSettled([ari.hangup(this.targetId), this.#report('channel_unavailable')]);
     } else if (this.#state === 'answered') {
-      await ari.hangup(this.#transfererId).catch(() => {});
+      await ari.hangup(this.#transfererId).catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'could not hang up the transferer');
+      });
     }
     this.#finish();
   }
@@ -361,7 +367,10 @@ export async function mergeCalls(
   await ending.handOver(endingLeg, survivor.callId);
   // The channel the survivor gave up: the transferer's phone, or its other dialog (Replaces ends it).
   const grace = replacedInSurvivor === transfererId ? TRANSFERER_GRACE_MS : 0;
-  const hangUp = () => void ari.hangup(replacedInSurvivor).catch(() => {});
+  const hangUp = () =>
+    void ari.hangup(replacedInSurvivor).catch((error: unknown) => {
+      logger.warn({ err: error }, 'could not hang up the party the attended transfer replaced');
+    });
   if (grace === 0) hangUp();
   else setTimeout(hangUp, grace).unref();
   return true;
