@@ -4,9 +4,10 @@
  * and one tap per leg. The session owns all of them and tears all of them down
  * when the call ends: either side hanging up, B failing.
  *
- *   StasisStart(A) → plan (inbound-plan.ts: loop, host domain, number, route) → create B → dial B
+ *   StasisStart(A) → plan (inbound-plan.ts: loop, host domain, number, route) → create B → dial B,
+ *                    and build the taps of A (CALLER1) and B (CALLER2) meanwhile
  *     B rings     → ring A (a 180, or in-band ringback when A is already answered)
- *     B answers   → answer A, bridge A+B, tap A (CALLER1) and B (CALLER2)
+ *     B answers   → open the streams (the taps' audio flows to them), answer A, bridge A+B
  *     B fails     → hang A up with the matching cause (busy, no answer, ...)
  *     either ends → hang up the other, close taps, destroy bridges
  *
@@ -93,6 +94,14 @@ export interface CallDeps {
   metrics?: CallMetrics | undefined;
   /** The call of the service's that has `channelId` as a leg (an attended transfer joins two calls). */
   findCall?: ((channelId: string) => CallSession | undefined) | undefined;
+}
+
+/** The taps of a call's two legs and the identities of their streams, built before the streams open. */
+interface PreparedTaps {
+  identities: [StreamIdentity, StreamIdentity];
+  taps: LegTap[];
+  /** Settles once both taps are built (or failed: a tap logs its own failure). */
+  started: Promise<void>;
 }
 
 export type CallState = 'routing' | 'dialling' | 'ringing' | 'answered' | 'closing';
@@ -208,6 +217,8 @@ export class CallSession {
   /** PASS_HEADERS values of leg A's INVITE (also put on a transfer's target). */
   #passHeaders: Readonly<Record<string, string | undefined>> = {};
   #streams: CallStreams | undefined;
+  /** Both legs' taps, once built (#prepareTaps). */
+  #preparedTaps: Promise<PreparedTaps> | undefined;
   #state: CallState = 'routing';
   /** Creation requests still in flight: close() waits for them so nothing is created after the teardown. */
   readonly #creating = new Set<Promise<unknown>>();
@@ -392,6 +403,9 @@ export class CallSession {
     // (B rings on in Asterisk), never one it re-routes (a second B to the same callee).
     await this.#writeRecord('dialling');
     if (this.#closed) return;
+    // The taps are built while B rings (the first audio then reaches the server moments after
+    // the answer, not after a dozen ARI requests); they deliver nothing before the answer.
+    void this.#prepareTaps();
     // No `caller`: it would copy A's caller ID to B unchecked (the plan sets B's connected line).
     await ari.dial(this.legBId, { timeoutSeconds: Math.ceil(config.DIAL_TIMEOUT_MS / 1000) });
   }
@@ -727,8 +741,11 @@ export class CallSession {
     if (this.#state === 'answered' || this.#state === 'closing') return;
     const wasRinging = this.#state === 'ringing';
     this.#state = 'answered';
+    this.#answeredAt = Date.now();
     const { ari } = this.#deps;
     this.#logger.info('callee answered');
+    // The streams open while A and B are bridged: what B says at once is B's first words.
+    const taps = this.#startTaps({});
     try {
       if (wasRinging && this.legA.state === 'Up') await ari.ringStop(this.legA.id);
       if (this.legA.state !== 'Up') await ari.answer(this.legA.id);
@@ -743,17 +760,26 @@ export class CallSession {
       return;
     }
     if (this.#closed) return;
-    this.#answeredAt = Date.now();
     await Promise.all([
       ari.setVariable(this.legA.id, OUTCOME_VARIABLE, 'answered').catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'could not set the call outcome on leg A');
       }),
       this.#writeRecord('answered'),
+      taps,
     ]);
-    await this.#startTaps({});
   }
 
-  async #startTaps(options: { resumedAtMs?: number }): Promise<void> {
+  /**
+   * Builds both legs' taps, once (while B rings, or at the answer of a call adopted before
+   * it): their frames go nowhere until #startTaps opens the streams. A failure is the taps'
+   * own (logged, the call goes on untapped on that leg).
+   */
+  #prepareTaps(): Promise<PreparedTaps> {
+    this.#preparedTaps ??= this.#buildTaps();
+    return this.#preparedTaps;
+  }
+
+  async #buildTaps(): Promise<PreparedTaps> {
     const { config } = this.#deps;
     const [sipCallIdA, sipCallIdB] = await Promise.all([this.#sipCallId(this.legA.id), this.#sipCallId(this.legBId)]);
     const common = {
@@ -770,7 +796,22 @@ export class CallSession {
       { ...common, label: this.#labels[0], leg: 'A', channelId: this.legA.id, sipCallId: sipCallIdA ?? '', ...sequence('A') },
       { ...common, label: this.#labels[1], leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '', ...sequence('B') },
     ];
-    if (this.#closed) return;
+    if (this.#closed) return { identities, taps: [], started: Promise.resolve() };
+    const audioExpected = this.#state === 'answered';
+    const taps = identities.map((identity) => {
+      this.#identities[identity.leg] = identity;
+      const tap = this.#newTap(identity);
+      this.#currentTap[identity.leg] = tap;
+      return tap;
+    });
+    const started = Promise.all(taps.map((tap) => tap.start({ audioExpected }))).then(() => {});
+    return { identities, taps, started };
+  }
+
+  async #startTaps(options: { resumedAtMs?: number }): Promise<void> {
+    const { identities, taps, started } = await this.#prepareTaps();
+    if (this.#closed || taps.length === 0) return;
+    for (const tap of taps) tap.expectAudio();
     const metrics = this.#deps.metrics;
     const adopted = options.resumedAtMs !== undefined;
     const streams = this.#deps.createStreams(identities[0], identities[1], {
@@ -784,13 +825,7 @@ export class CallSession {
     streams.open();
     if (this.paused) streams.event({ event: 'paused', reason: this.#paused ? 'dialplan' : 'hold' });
     for (const leg of this.#onHold) streams.event({ event: 'hold', by: this.#labels[leg === 'A' ? 0 : 1] });
-    const taps = identities.map((identity) => {
-      this.#identities[identity.leg] = identity;
-      const tap = this.#newTap(identity);
-      this.#currentTap[identity.leg] = tap;
-      return tap;
-    });
-    await Promise.all(taps.map((tap) => tap.start()));
+    await started;
   }
 
   #sipCallId(channelId: string): Promise<string | undefined> {
@@ -815,6 +850,8 @@ export class CallSession {
     } as const;
     // While paused, not a sample of the call's audio goes on: silence keeps the streams' time.
     const onAudio = (frame: Buffer) => {
+      // A tap built while B rang: nothing before the answer opens the streams.
+      if (this.#streams === undefined) return;
       if (this.#currentTap[leg] !== tap) {
         if (this.#switching[leg]?.tap !== tap) return;
         this.#switchTap(leg);
@@ -1218,6 +1255,10 @@ export class CallSession {
       }
       await this.#finishStreams(why);
     } else {
+      // Taps built while B rang: nobody will stream them.
+      for (const result of await Promise.allSettled(this.#taps.map((tap) => tap.close(why)))) {
+        if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'tap cleanup request failed');
+      }
       await ari.hangup(this.legBId).catch((error: unknown) => this.#logger.warn({ err: error }, 'hanging up the unanswered leg B failed'));
       await handBackToDialplan(ari, this.legA.id, 'draining').catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'could not hand the call back to the dialplan');

@@ -74,6 +74,8 @@ export class LegTap {
   /** When the current transport last delivered a frame (ms since epoch; 0: not yet); the watchdog reads it. */
   #lastAudioAt = 0;
   #watchdog: NodeJS.Timeout | undefined;
+  /** When the leg was known to be up, so that a frame every 20 ms is due (ms since epoch; undefined: not yet). */
+  #audioExpectedAt: number | undefined;
   #replacements = 0;
   #closed: Promise<void> | undefined;
 
@@ -99,10 +101,23 @@ export class LegTap {
     return this.#transport?.holdsSocket ?? false;
   }
 
-  /** Builds the tap; a failure is logged and leaves the call alone. */
-  start(): Promise<void> {
+  /**
+   * Builds the tap; a failure is logged and leaves the call alone. `audioExpected: false`
+   * builds it ahead of the answer (a leg that is not up yet sends no audio, so the
+   * no-audio watchdog waits for expectAudio()).
+   */
+  start(options: { audioExpected: boolean } = { audioExpected: true }): Promise<void> {
+    if (options.audioExpected) this.#audioExpectedAt = Date.now();
     this.#starting = this.#start();
     return this.#starting;
+  }
+
+  /** The leg is up (the call was answered): from now on a tap without audio is broken. */
+  expectAudio(): void {
+    if (this.#audioExpectedAt !== undefined || this.isClosed) return;
+    this.#audioExpectedAt = Date.now();
+    this.#lastAudioAt = 0;
+    if (this.#bridgedAt !== 0) this.#startWatchdog();
   }
 
   async #start(): Promise<void> {
@@ -110,20 +125,27 @@ export class LegTap {
     try {
       // The snoop's id is known before creation, so the call can hang it up on any path.
       this.#releases.push(events.own(this.snoopId, () => {}));
-      await ari.createBridge(this.bridgeId, ari.app);
-      this.#bridgeCreated = true;
-      if (this.isClosed) return;
-
-      const snoopStarted = events.expect(this.snoopId, 'StasisStart', STASIS_START_TIMEOUT_MS);
-      snoopStarted.catch(() => {});
-      await ari.snoop({ channelId: this.identity.channelId, snoopId: this.snoopId, spy: 'in', appArgs: 'tap' });
-      await snoopStarted;
-      if (this.isClosed) return;
+      // The bridge, the snoop and the media channel are created side by side (each its own
+      // request; allSettled, so that nothing is still being created once start() is over);
+      // each channel joins the bridge only after its own StasisStart, the snoop first.
+      const bridge = ari.createBridge(this.bridgeId, ari.app).then(() => {
+        this.#bridgeCreated = true;
+      });
+      const snoop = (async () => {
+        const snoopStarted = events.expect(this.snoopId, 'StasisStart', STASIS_START_TIMEOUT_MS);
+        snoopStarted.catch(() => {});
+        await ari.snoop({ channelId: this.identity.channelId, snoopId: this.snoopId, spy: 'in', appArgs: 'tap' });
+        await snoopStarted;
+      })();
+      const media = this.#createMedia();
+      const [bridged, snooped, external] = await Promise.allSettled([bridge, snoop, media]);
+      for (const step of [bridged, snooped, external]) if (step.status === 'rejected') throw step.reason;
+      if (this.isClosed || external.status !== 'fulfilled' || external.value === undefined) return;
       await ari.addToBridge(this.bridgeId, this.snoopId);
-
-      await this.#connectMedia();
       if (this.isClosed) return;
-      this.#startWatchdog();
+      await this.#bridgeMedia(external.value);
+      if (this.isClosed) return;
+      if (this.#audioExpectedAt !== undefined) this.#startWatchdog();
     } catch (error) {
       if (this.isClosed) return;
       this.#logger.error({ err: (error as Error).message }, 'tapping the leg failed; the call goes on without this stream');
@@ -135,6 +157,12 @@ export class LegTap {
    * one that went silent. The channel is bridged only after its own StasisStart.
    */
   async #connectMedia(): Promise<void> {
+    const external = await this.#createMedia();
+    if (external !== undefined && !this.isClosed) await this.#bridgeMedia(external);
+  }
+
+  /** A new transport and its ExternalMedia channel, up to its StasisStart; undefined once the tap is closed. */
+  async #createMedia(): Promise<{ externalId: string; transport: TapTransport } | undefined> {
     const { ari, events } = this.#deps;
     const externalId = `${MEDIA_PREFIX}${randomUUID()}`;
     this.#externalIds.push(externalId);
@@ -146,7 +174,7 @@ export class LegTap {
       this.#lastAudioAt = Date.now();
       this.#onAudio(frame);
     });
-    if (this.isClosed) return;
+    if (this.isClosed) return undefined;
 
     const externalStarted = events.expect(externalId, 'StasisStart', STASIS_START_TIMEOUT_MS);
     externalStarted.catch(() => {});
@@ -155,9 +183,12 @@ export class LegTap {
     // the StasisStart wait: a WebSocket or AudioSocket channel enters Stasis only once connected.
     await transport.attach(external);
     await externalStarted;
-    if (this.isClosed) return;
+    return this.isClosed ? undefined : { externalId, transport };
+  }
+
+  async #bridgeMedia({ externalId, transport }: { externalId: string; transport: TapTransport }): Promise<void> {
     this.#lastAudioAt = 0;
-    await ari.addToBridge(this.bridgeId, externalId);
+    await this.#deps.ari.addToBridge(this.bridgeId, externalId);
     this.#bridgedAt = Date.now();
     this.#logger.info({ externalHost: transport.request.externalHost, externalId }, 'leg tapped');
   }
@@ -165,17 +196,18 @@ export class LegTap {
   /**
    * No silent leg: the snoop sends a frame every 20 ms even when the party is quiet, so a
    * transport that delivers no first frame within FIRST_AUDIO_TIMEOUT_MS of joining the
-   * bridge, or nothing for TAP_NO_AUDIO_TIMEOUT_MS later on, is broken. It is replaced
+   * bridge (of the answer, for a tap built while the leg rang: no audio before it), or nothing for TAP_NO_AUDIO_TIMEOUT_MS later on, is broken. It is replaced
    * (a new ExternalMedia channel in the same tap bridge), a bounded number of times.
    */
   #startWatchdog(): void {
+    clearInterval(this.#watchdog);
     const timeoutMs = this.#deps.noAudioTimeoutMs;
     const firstAudioTimeoutMs = Math.min(FIRST_AUDIO_TIMEOUT_MS, timeoutMs);
     this.#watchdog = setInterval(
       () => {
         if (this.isClosed) return;
         const firstFrame = this.#lastAudioAt === 0;
-        const silentMs = Date.now() - (firstFrame ? this.#bridgedAt : this.#lastAudioAt);
+        const silentMs = Date.now() - (firstFrame ? Math.max(this.#bridgedAt, this.#audioExpectedAt ?? 0) : this.#lastAudioAt);
         if (silentMs < (firstFrame ? firstAudioTimeoutMs : timeoutMs)) return;
         clearInterval(this.#watchdog);
         if (this.#replacements >= MAX_REPLACEMENTS) {

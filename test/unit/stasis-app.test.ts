@@ -92,6 +92,102 @@ describe('a call through the app', () => {
   });
 });
 
+describe('taps built while B rings', () => {
+  const tapChannels = (ari: FakeAri) => [...ari.channels.keys()].filter((id) => id.startsWith('snoop-') || id.startsWith('media-'));
+  const tapBridges = (ari: FakeAri) => [...ari.bridges.keys()].filter((id) => id.startsWith('tap-'));
+
+  it('taps both legs before the answer, streams nothing until it, and taps no leg twice', async () => {
+    const { ari, streams, transports } = await startApp();
+    const legA = ari.callerEnters({ number: '1001', args: ['number=4567'] });
+    await settle();
+    const legB = legBOf(ari);
+    ari.calleeRings(legB);
+    await settle(20);
+    // Both snoops, both media channels and both tap bridges exist while B rings.
+    expect(
+      ari
+        .ops('snoop')
+        .map((r) => r.args.channelId)
+        .sort(),
+    ).toEqual([legA.id, legB].sort());
+    expect(tapChannels(ari)).toHaveLength(4);
+    expect(tapBridges(ari)).toHaveLength(2);
+    for (const bridge of tapBridges(ari)) expect(ari.bridges.get(bridge)!.channels).toHaveLength(2);
+    expect(streams.created).toHaveLength(0);
+    // What a leg sends before the answer (an already answered caller, early media) is not streamed.
+    transports.opened[0]!.deliver(Buffer.alloc(640));
+
+    ari.calleeAnswers(legB);
+    await settle(20);
+    expect(streams.created).toHaveLength(1);
+    expect(streams.created[0]!.opened).toBe(true);
+    expect(ari.ops('snoop')).toHaveLength(2);
+    expect(transports.opened).toHaveLength(2);
+    transports.opened[0]!.deliver(Buffer.alloc(640));
+    transports.opened[1]!.deliver(Buffer.alloc(640));
+    expect(streams.created[0]!.frames).toEqual({ A: 1, B: 1 });
+  });
+
+  it('removes the taps of a call whose callee is busy', async () => {
+    const { ari, streams } = await startApp();
+    const legA = ari.callerEnters({ number: '1001', args: ['number=4567'] });
+    await settle();
+    const legB = legBOf(ari);
+    ari.calleeRings(legB);
+    await settle(20);
+    expect(tapChannels(ari)).toHaveLength(4);
+    ari.partyHangsUp(legB, 17);
+    await settle(20);
+    expect(ari.channels.has(legA.id)).toBe(false);
+    expect(tapChannels(ari)).toEqual([]);
+    expect(ari.bridges.size).toBe(0);
+    expect(streams.created).toHaveLength(0);
+    expect(app!.activeCalls).toBe(0);
+  });
+
+  it('removes the taps of a ringing call it hands back to the dialplan at the end of a drain', async () => {
+    const { ari } = await startApp();
+    const legA = ari.callerEnters({ number: '1001', args: ['number=4567'] });
+    await settle();
+    ari.calleeRings(legBOf(ari));
+    await settle(20);
+    expect(tapChannels(ari)).toHaveLength(4);
+    await app!.stop('drain over');
+    await settle(20);
+    expect(ari.ops('continueInDialplan').map((r) => r.args.channelId)).toEqual([legA.id]);
+    expect(tapChannels(ari)).toEqual([]);
+    expect(ari.bridges.size).toBe(0);
+  });
+
+  it('does not replace a silent tap while B rings, and does once the answer finds it silent', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    try {
+      const { ari, transports } = await startApp();
+      ari.callerEnters({ number: '1001', args: ['number=4567'] });
+      await settle();
+      const legB = legBOf(ari);
+      ari.calleeRings(legB);
+      await settle(20);
+      // A long ring without a frame (a leg that is not up sends none): nothing is replaced.
+      await vi.advanceTimersByTimeAsync(10_000);
+      await settle(20);
+      expect(transports.opened).toHaveLength(2);
+
+      ari.calleeAnswers(legB);
+      await settle(20);
+      transports.opened[1]!.deliver(Buffer.alloc(640));
+      await vi.advanceTimersByTimeAsync(1_000);
+      await settle(20);
+      // Leg A's tap brought no first frame within its time after the answer; leg B's did.
+      expect(transports.opened).toHaveLength(3);
+      expect(transports.opened[0]!.closed).toBe(true);
+      expect(transports.opened[1]!.closed).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe('drain', () => {
   it('hands new calls back to the dialplan with the fallback variable, and waits for calls in progress', async () => {
     const { ari } = await startApp();
