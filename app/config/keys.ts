@@ -343,6 +343,16 @@ export const CONFIG_KEYS = {
     600_000,
     '30000',
   ),
+  STREAM_BUFFER_SIZE: {
+    description:
+      "Audio per binary websocket message, in ms, a multiple of 20 (mod_audio_stream's variable): 20 sends each frame as it comes; more sends fewer, larger messages (less CPU, that much more latency). PROVIDER websocket and voicegain; Twilio Media Streams keep 20.",
+    defaultText: '20',
+    parse(value: string) {
+      const parsed = integer('', 20, 1000).parse(value);
+      if (parsed % 20 !== 0) throw new Error(`${parsed} is not a multiple of 20`);
+      return parsed;
+    },
+  },
   STREAM_HEART_BEAT: integer(
     'Seconds between websocket pings to the transcription server (0: none, and then a server that stops reading goes unnoticed); no pong within max(5 s, 3 pings) is an outage: the connection is dropped and retried, and what the server did not acknowledge is sent again.',
     0,

@@ -114,6 +114,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   checkOpsEndpoint(values, origins, problems);
   checkSecurity(values, origins, problems);
   checkFeatureCodes(values, origins, problems);
+  checkMessageSize(values, origins, problems);
   values.routing = buildRouting(sources, values, origins, problems, warnings, options.requireRoute ?? false);
   for (const name of options.required ?? []) {
     if (values[name] === undefined && !problems.some((p) => p.key === name)) {
@@ -289,6 +290,16 @@ function checkFeatureCodes(values: Record<string, unknown>, origins: Record<Conf
     key: 'BLIND_TRANSFER_CODE',
     source: origins.BLIND_TRANSFER_CODE,
     message: `"${transfer}" and PAUSE_DTMF_CODE "${pause}" (${origins.PAUSE_DTMF_CODE}) begin alike: keying one would run the other`,
+  });
+}
+
+/** Twilio Media Streams carry 20 ms per media message: a longer STREAM_BUFFER_SIZE would not be Twilio's protocol. */
+function checkMessageSize(values: Record<string, unknown>, origins: Record<ConfigKey, string>, problems: ConfigProblem[]): void {
+  if (values.PROVIDER !== 'twilio' || values.STREAM_BUFFER_SIZE === 20) return;
+  problems.push({
+    key: 'STREAM_BUFFER_SIZE',
+    source: origins.STREAM_BUFFER_SIZE,
+    message: `${String(values.STREAM_BUFFER_SIZE)} with PROVIDER=twilio (${origins.PROVIDER}): Twilio Media Streams carry 20 ms per message`,
   });
 }
 

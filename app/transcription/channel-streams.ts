@@ -34,6 +34,7 @@ export class ChannelStreams implements CallStreams {
       logger: logger.child({ stream: this.#name, mode }),
       bufferMs: config.STREAM_BUFFER_MS,
       resumedAtMs,
+      framesPerMessage: config.STREAM_BUFFER_SIZE / 20,
       ...(onConnected && { onFirstConnected: onConnected }),
       ...(onFrameSent && { onFrameSent }),
     });

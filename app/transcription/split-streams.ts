@@ -29,6 +29,7 @@ export class SplitStreams implements CallStreams {
         logger: logger.child({ stream: identity.label }),
         bufferMs: config.STREAM_BUFFER_MS,
         resumedAtMs,
+        framesPerMessage: config.STREAM_BUFFER_SIZE / 20,
         onFirstConnected: connected,
         ...(onFrameSent && { onFrameSent }),
       });

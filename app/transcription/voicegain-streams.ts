@@ -159,6 +159,7 @@ export class VoicegainStreams implements CallStreams {
       protocol: RAW_AUDIO,
       logger: this.#logger,
       bufferMs: this.#config.STREAM_BUFFER_MS,
+      framesPerMessage: this.#config.STREAM_BUFFER_SIZE / 20,
       ...(this.#onConnected && { onFirstConnected: this.#onConnected }),
       ...(this.#onFrameSent && { onFrameSent: this.#onFrameSent }),
     });

@@ -26,7 +26,10 @@
  * wire at that instant; the protocol has no acknowledgement that could say.
  *
  * What goes on the wire is the protocol's business (StreamProtocol): items are
- * queued as they are and encoded only when sent.
+ * queued as they are and encoded only when sent. With `framesPerMessage` above
+ * 1, that many consecutive frames go out as one binary message; each frame
+ * keeps its own position, buffer budget and acknowledgement (the message's
+ * write number), so outages and stalls treat them as before.
  */
 import type WebSocket from 'ws';
 import type { Logger } from 'pino';
@@ -65,6 +68,12 @@ export interface WebsocketStreamOptions<T> {
   frameMs?: number;
   /** Audio items per frame of the call (2 for a stream carrying two tracks as separate messages). */
   itemsPerFrame?: number;
+  /**
+   * Consecutive audio items sent as one binary message (STREAM_BUFFER_SIZE / 20; default 1): fewer
+   * writes, each frame that much later. The protocol must encode audio as a Buffer. An event
+   * sends the frames before it at once, so the order on the wire is the order of send().
+   */
+  framesPerMessage?: number;
   /** The stream continues one streamed before (another instance): its position at the start, in ms. */
   resumedAtMs?: number | undefined;
   /** Reconnect backoff: initialMs × 2^n, at most maxMs, each scaled by a random 0.5–1. */
@@ -150,6 +159,8 @@ export class WebsocketStream<T = Buffer> {
   readonly #logger: Logger;
   /** Items not written to any socket yet, oldest first. */
   #pending: Entry<T>[] = [];
+  /** Audio items for the current socket's next message, while framesPerMessage > 1 (fewer than that many). */
+  #batch: Entry<T>[] = [];
   /** Items written to the current socket that the server has not acknowledged yet. */
   #unacked: Entry<T>[] = [];
   #pendingAudio = 0;
@@ -178,6 +189,7 @@ export class WebsocketStream<T = Buffer> {
       bufferMs: 30_000,
       frameMs: 20,
       itemsPerFrame: 1,
+      framesPerMessage: 1,
       reconnectInitialMs: 100,
       reconnectMaxMs: 1000,
       authRetryMs: 30_000,
@@ -218,7 +230,7 @@ export class WebsocketStream<T = Buffer> {
 
   /** Audio held in memory (not yet written, or written and not yet acknowledged), in ms. */
   get bufferedMs(): number {
-    return ((this.#pendingAudio + this.#unackedAudio) * this.#options.frameMs) / this.#options.itemsPerFrame;
+    return ((this.#pendingAudio + this.#batch.length + this.#unackedAudio) * this.#options.frameMs) / this.#options.itemsPerFrame;
   }
 
   open(): void {
@@ -269,6 +281,8 @@ export class WebsocketStream<T = Buffer> {
       const wasOpen = this.#state === 'open';
       const stalled = this.#stalledSocket === socket;
       this.#stalledSocket = undefined;
+      // Frames gathered for a message that never went out are the oldest of what waits.
+      this.#unbatch();
       // A stalled server read nothing since its last pong: send that again. After a reset or
       // a close, what was written is taken as delivered (nothing could tell otherwise).
       this.#reclaim(stalled ? this.#unacked.length : 0);
@@ -333,7 +347,7 @@ export class WebsocketStream<T = Buffer> {
     this.#pending = [];
     this.#pendingAudio = 0;
     this.#pendingEvents = 0;
-    for (const entry of backlog) this.#write(socket, entry);
+    for (const entry of backlog) this.#submit(socket, entry);
     this.#startHeartbeat(socket);
   }
 
@@ -394,23 +408,61 @@ export class WebsocketStream<T = Buffer> {
     this.#trim();
   }
 
-  #write(socket: WebSocket, entry: Entry<T>): void {
+  /** One item for an open socket: written now, or (audio, framesPerMessage > 1) gathered for the next message. */
+  #submit(socket: WebSocket, entry: Entry<T>): void {
+    if (this.#options.framesPerMessage <= 1) {
+      this.#write(socket, [entry]);
+      return;
+    }
+    if (entry.audio) {
+      this.#batch.push(entry);
+      if (this.#batch.length >= this.#options.framesPerMessage) this.#write(socket, this.#batch.splice(0));
+      return;
+    }
+    if (this.#batch.length > 0) this.#write(socket, this.#batch.splice(0));
+    this.#write(socket, [entry]);
+  }
+
+  /** Frames gathered for a message that was not sent go back in front of the pending items. */
+  #unbatch(): void {
+    if (this.#batch.length === 0) return;
+    this.#pendingAudio += this.#batch.length;
+    this.#pending = [...this.#batch.splice(0), ...this.#pending];
+  }
+
+  /** One message: one item, or several audio items' Buffers end to end. */
+  #encode(entries: readonly Entry<T>[]): string | Buffer {
+    const { protocol } = this.#options;
+    if (entries.length === 1) return protocol.encode(entries[0]!.item);
+    return Buffer.concat(
+      entries.map((entry) => {
+        const encoded = protocol.encode(entry.item);
+        if (!Buffer.isBuffer(encoded)) throw new Error('framesPerMessage needs audio encoded as binary');
+        return encoded;
+      }),
+    );
+  }
+
+  #write(socket: WebSocket, entries: Entry<T>[]): void {
     let message: string | Buffer;
     try {
-      message = this.#options.protocol.encode(entry.item);
+      message = this.#encode(entries);
     } catch (error) {
       // An item the protocol cannot express is dropped; it never ends the stream or the call.
-      this.stats.framesDropped++;
+      this.stats.framesDropped += entries.length;
       this.#logger.warn({ err: error }, 'stream item dropped: the protocol cannot send it');
       return;
     }
-    entry.writeSeq = ++this.#writeSeq;
+    const writeSeq = ++this.#writeSeq;
     socket.send(message, Buffer.isBuffer(message) ? BINARY : TEXT);
-    this.#unacked.push(entry);
-    if (entry.audio) {
+    const now = performance.now();
+    for (const entry of entries) {
+      entry.writeSeq = writeSeq;
+      this.#unacked.push(entry);
+      if (!entry.audio) continue;
       this.stats.framesSent++;
       this.#unackedAudio++;
-      if (entry.receivedAtMs !== undefined) this.#options.onFrameSent?.(performance.now() - entry.receivedAtMs);
+      if (entry.receivedAtMs !== undefined) this.#options.onFrameSent?.(now - entry.receivedAtMs);
     }
     if (this.#options.heartbeatMs <= 0) {
       // Without pings nothing is ever acknowledged, and nothing is sent again.
@@ -461,7 +513,7 @@ export class WebsocketStream<T = Buffer> {
     if (audio) this.#nextPositionMs += this.#options.frameMs / this.#options.itemsPerFrame;
     // A socket that is closing (its close event not yet handled) takes nothing: it would be lost.
     if (this.#state === 'open' && this.#socket !== undefined && this.#socket.readyState === this.#socket.OPEN) {
-      this.#write(this.#socket, entry);
+      this.#submit(this.#socket, entry);
       return;
     }
     this.#pending.push(entry);
@@ -481,6 +533,9 @@ export class WebsocketStream<T = Buffer> {
     clearInterval(this.#heartbeat);
     const socket = this.#socket;
     const open = this.#state === 'open';
+    // The last frames gathered for a message go out before the close.
+    if (open && socket !== undefined && this.#batch.length > 0) this.#write(socket, this.#batch.splice(0));
+    this.#unbatch();
     this.#state = 'ended';
     // Audio that never got out: the server was unreachable to the end.
     this.#dropAll();

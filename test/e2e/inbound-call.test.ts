@@ -122,6 +122,36 @@ describe('inbound call', () => {
   });
 });
 
+describe('STREAM_BUFFER_SIZE (several frames per message)', () => {
+  it('carries 100 ms per binary message at 100, each party on its own label, the whole call', async () => {
+    showLogsOnFailure();
+    await proxy.stop();
+    proxy = await startServiceUnderTest(settings({ STREAM_BUFFER_SIZE: '100' }));
+    try {
+      const { callerResult, calleeResult } = await placeCall({ callerHz: 440, calleeHz: 1330 });
+      expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+      expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+      const streams = await streamServer.waitForClosedStreams(2);
+      const caller = streamByLabel(streams, 'CALLER1');
+      const callee = streamByLabel(streams, 'CALLER2');
+      for (const stream of [caller, callee]) {
+        expectWellFormed(stream);
+        // Five 640-byte frames per message; only the last one (the end of the call) may be shorter.
+        expect(stream.frames.slice(0, -1).every((message) => message.length === 3200)).toBe(true);
+        expect(stream.frames.at(-1)!.length % 640).toBe(0);
+        const seconds = stream.frames.reduce((sum, message) => sum + message.length, 0) / (SAMPLE_RATE * 2);
+        expect(seconds).toBeGreaterThan(HOLD_MS / 1000 - 1.5);
+        expect(seconds).toBeLessThan(HOLD_MS / 1000 + 1);
+      }
+      expectTone(caller, SAMPLE_RATE, 440, [1330]);
+      expectTone(callee, SAMPLE_RATE, 1330, [440]);
+    } finally {
+      await proxy.stop();
+      proxy = await startServiceUnderTest(settings());
+    }
+  });
+});
+
 describe('two calls at the same time', () => {
   it("keeps each party's tone on its own stream (four tones)", async () => {
     showLogsOnFailure();

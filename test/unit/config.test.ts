@@ -253,6 +253,16 @@ describe('providers and stream options', () => {
     expect(keysOf({ TRANSFER_DIGIT_TIMEOUT_MS: '100' })).toEqual(['TRANSFER_DIGIT_TIMEOUT_MS: 100 is outside 1000..30000']);
   });
 
+  it("STREAM_BUFFER_SIZE: 20 ms per message by default, multiples of 20 up to 1000, never longer with Twilio's protocol", () => {
+    expect(loadConfig({ cwd: workdir(), env: {} }).config.STREAM_BUFFER_SIZE).toBe(20);
+    expect(loadConfig({ cwd: workdir(), env: { STREAM_BUFFER_SIZE: '100' } }).config.STREAM_BUFFER_SIZE).toBe(100);
+    expect(keysOf({ STREAM_BUFFER_SIZE: '30' })).toEqual(['STREAM_BUFFER_SIZE: 30 is not a multiple of 20']);
+    expect(keysOf({ STREAM_BUFFER_SIZE: '0' })).toEqual(['STREAM_BUFFER_SIZE: 0 is outside 20..1000']);
+    expect(keysOf({ PROVIDER: 'twilio', SAMPLE_RATE: '8000', STREAM_BUFFER_SIZE: '100' })).toEqual([
+      'STREAM_BUFFER_SIZE: 100 with PROVIDER=twilio (environment): Twilio Media Streams carry 20 ms per message',
+    ]);
+  });
+
   it('fixes Voicegain to stereo at 8 kHz, and Twilio to 8 kHz', () => {
     expect(loadConfig({ cwd: workdir(), env: voicegain }).config).toMatchObject({
       PROVIDER: 'voicegain',

@@ -403,6 +403,59 @@ describe('WebsocketStream', () => {
   });
 });
 
+describe('WebsocketStream: several frames per message (STREAM_BUFFER_SIZE)', () => {
+  /** The first byte of each 640-byte frame a binary message carries. */
+  const framesIn = (frame: Frame) => {
+    expect(frame.binary).toBe(true);
+    return Array.from({ length: frame.data.length / 640 }, (_, i) => frame.data[i * 640]);
+  };
+
+  it('sends framesPerMessage frames per binary message; an event first sends the frames before it; finish() the rest', async () => {
+    const server = await startServer();
+    const stream = makeStream({ url: server.url, framesPerMessage: 5 });
+    stream.open();
+    const connection = await server.connection(0);
+    await connection.framesArrived(1); // the start metadata
+    for (let i = 1; i <= 12; i++) stream.send(audio(i));
+    stream.send({ event: 'dtmf', label: 'CALLER1', digit: '5', durationMs: 100 });
+    stream.send(audio(13));
+    const frames = await connection.framesArrived(5);
+    expect(framesIn(frames[1]!)).toEqual([1, 2, 3, 4, 5]);
+    expect(framesIn(frames[2]!)).toEqual([6, 7, 8, 9, 10]);
+    expect(framesIn(frames[3]!)).toEqual([11, 12]);
+    expect(json(frames[4])).toMatchObject({ event: 'dtmf', digit: '5' });
+    // Frame 13 waits for four more; the end of the stream sends it before the stop message.
+    expect(stream.bufferedMs).toBeGreaterThanOrEqual(20);
+    await stream.finish('hangup');
+    await connection.closed;
+    expect(framesIn(connection.frames.at(-2)!)).toEqual([13]);
+    expect(json(connection.frames.at(-1))).toMatchObject({ event: 'stop' });
+    expect(stream.stats).toMatchObject({ framesSent: 13, framesDropped: 0 });
+  });
+
+  it('frames gathered for a message when the connection drops go out first on the next, at their positions', async () => {
+    const server = await startServer();
+    const stream = makeStream({ url: server.url, framesPerMessage: 4 });
+    stream.open();
+    const first = await server.connection(0);
+    await first.framesArrived(1);
+    for (let i = 1; i <= 6; i++) stream.send(audio(i));
+    await first.framesArrived(2);
+    expect(framesIn(first.frames[1]!)).toEqual([1, 2, 3, 4]);
+    first.socket.terminate();
+    await expect.poll(() => stream.state).toBe('waiting');
+    stream.send(audio(7));
+    stream.send(audio(8));
+
+    const second = await server.connection(1);
+    const frames = await second.framesArrived(2);
+    // Frames 5 and 6 were gathered, not sent: the resumed stream starts at frame 5 (80 ms).
+    expect(json(frames[0])).toMatchObject({ resumed: true, positionMs: 80, droppedMs: 0 });
+    expect(framesIn(frames[1]!)).toEqual([5, 6, 7, 8]);
+    expect(stream.stats).toMatchObject({ framesSent: 8, framesDropped: 0 });
+  });
+});
+
 describe('WebsocketStream: stalls and refusals', () => {
   it('a server that stops reading is noticed by its unanswered pings; what it did not acknowledge is sent again', async () => {
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
