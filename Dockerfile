@@ -40,5 +40,6 @@ USER node
 STOPSIGNAL SIGTERM
 # Healthy while /ready of the ops endpoint (OPS_LISTEN) answers 200.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=40s --retries=3 CMD ["node", "dist/app/cli/healthcheck.js"]
-ENTRYPOINT ["node", "dist/app/cli/main.js"]
+# main.js itself, not `node main.js`: its first line carries node's flags for the service.
+ENTRYPOINT ["/app/dist/app/cli/main.js"]
 CMD ["serve"]

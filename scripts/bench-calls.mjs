@@ -11,6 +11,7 @@
 // --plot FILE.svg (bench-plot.mjs). Recorded in docs/benchmarks.md.
 //   npm run bench:calls -- [N ...] [--transport rtp|audiosocket|websocket] [--mode split|stereo]
 //     [--hold S] [--cpu-prof DIR] [--main CLI.js] [--no-capture] [--out FILE] [--plot FILE]
+//     [--service-env K=V,...] [--node-args "FLAGS"] [--label TEXT] (the service's environment, and what the results say it was)
 // Needs root. On the shared test bed (started and stopped unless it runs: hold its lock),
 // or on an Asterisk of its own: scripts/bench-cell.sh NAME node scripts/bench-calls.mjs ...
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -27,6 +28,7 @@ import {
   median,
   option,
   percentile,
+  serviceEnvOption,
   record,
   scrape,
   sipp,
@@ -52,6 +54,10 @@ const out = option(args, 'out', undefined);
 const plot = option(args, 'plot', undefined);
 const holdMs = Number(option(args, 'hold', '30')) * 1000;
 const capture = !args.includes('--no-capture');
+const extraEnv = serviceEnvOption(args);
+const label = option(args, 'label', undefined);
+/** Node's own flags for the service (e.g. --node-args "--max-semi-space-size=1"). */
+const nodeArgs = (option(args, 'node-args', '') || '').split(' ').filter(Boolean);
 const sizes = args.filter((a) => !a.startsWith('--')).map(Number);
 if (sizes.length === 0) sizes.push(10, 25, 50);
 
@@ -78,8 +84,9 @@ async function measure(calls, held) {
   const { service, calleePort, opsPort } = await benchService(sink, {
     transport,
     mode,
+    env: extraEnv,
     ...(main && { main }),
-    nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+    nodeArgs: [...nodeArgs, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
     onLog(line) {
       if (line.msg === 'leg tapped' && typeof line.externalHost === 'string')
         tapPorts.set(line.legChannelId, Number(line.externalHost.split(':').at(-1)));
@@ -211,6 +218,9 @@ async function measure(calls, held) {
     calls,
     transport,
     mode,
+    ...(label !== undefined && { label }),
+    ...(Object.keys(extraEnv).length > 0 && { serviceEnv: extraEnv }),
+    ...(nodeArgs.length > 0 && { nodeArgs }),
     sipp: callerResult.code === 0 && calleeResult.code === 0 ? 'ok' : `caller ${callerResult.code}, callee ${calleeResult.code}`,
     loadAverage: load,
     streams: sink.streams.length,

@@ -24,6 +24,16 @@ export function option(args, name, fallback) {
   return args.splice(at, 2)[1];
 }
 
+/** More of the service's environment: --service-env K=V,K=V (e.g. MALLOC_ARENA_MAX=2). */
+export function serviceEnvOption(args) {
+  return Object.fromEntries(
+    (option(args, 'service-env', '') || '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
 /** utime and stime of a process, in ms of CPU. */
 export function cpuSplitMs(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -212,8 +222,15 @@ export async function startSink({ onFrame } = {}) {
  * `serve` as its own process, as users run it; resolves once it logged "service ready".
  * Its JSON log lines go to `onLog(record)`. `main`: the CLI to run (default: this checkout's dist/).
  */
+/** Node's flags from main.js's first line (`#!/usr/bin/env -S node FLAGS`), as the service is shipped. */
+export function nodeFlags(main) {
+  const words = readFileSync(main, 'utf8').split('\n', 1)[0].split(/\s+/);
+  return words.slice(words.indexOf('node') + 1);
+}
+
 export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.js'), nodeArgs = [], onLog } = {}) {
-  const child = spawn(process.execPath, [...nodeArgs, main, 'serve'], {
+  // The shipped flags first, so that --node-args can override one.
+  const child = spawn(process.execPath, [...nodeFlags(main), ...nodeArgs, main, 'serve'], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

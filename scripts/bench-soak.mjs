@@ -24,6 +24,7 @@ import {
   fdKinds,
   freeUdpPort,
   option,
+  serviceEnvOption,
   record,
   scrape,
   sipp,
@@ -43,13 +44,7 @@ const maxMs = Number(option(args, 'max-s', '30')) * 1000;
 const transport = option(args, 'transport', 'rtp');
 const out = option(args, 'out', undefined);
 const main = option(args, 'main', undefined);
-/** More of the service's environment: --service-env K=V,K=V (e.g. MALLOC_ARENA_MAX=2). */
-const extraEnv = Object.fromEntries(
-  (option(args, 'service-env', '') || '')
-    .split(',')
-    .filter(Boolean)
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-);
+const extraEnv = serviceEnvOption(args);
 
 /**
  * The V8 heap the service still uses after a full garbage collection: a heap snapshot (taken on

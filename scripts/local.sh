@@ -37,7 +37,7 @@ pids+=($!)
 # Embedded defaults, plus the two values that have none: the test bed's ARI
 # password and where the called party listens.
 ARI_PASSWORD=change-me-ari-secret DESTINATION_DOMAIN=127.0.0.1:5070 \
-  node dist/app/cli/main.js serve "$@" &
+  dist/app/cli/main.js serve "$@" & # through its first line (node and its flags)
 pids+=($!)
 
 wait -n "${pids[@]}"

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 /**
  * The `transcription-proxy` command. Sub-commands parse their options, load
  * the configuration and run; this file is the only place that turns errors
@@ -7,6 +7,14 @@
  * stdout carries only JSON log lines, except for `check`, whose product is a
  * human-readable report, and `call`, which prints the call id; human-readable
  * problems go to stderr.
+ *
+ * The first line is how the service runs (npx, the npm package's bin, the
+ * systemd unit, Docker's entry point, `npm start`, the tests and benchmarks all
+ * start this file through it): V8's young generation at most 1 MiB a
+ * semi-space instead of 16. Under load, a frame's objects live a few ms, and
+ * the default lets the young generation grow to 32 MiB of memory that a
+ * scavenge every few ms would not need (docs/benchmarks.md: idle RSS 77 → 68
+ * MiB, loaded 1.8 → 0.3 MiB per call at 25 calls, CPU unchanged).
  */
 import { Command, Option } from 'commander';
 import { AppError, ConfigError } from '../errors.js';

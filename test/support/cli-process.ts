@@ -4,13 +4,19 @@
  * stdout as JSON log lines so tests can await a given line.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isSecretKey } from '../../app/config/keys.js';
 import { auditLog, auditNumbers, auditSecrets } from './log-audit.js';
 import type { LabHost } from './netns.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/app/cli/main.js', import.meta.url));
+
+/** Node's flags from main.js's first line (`#!/usr/bin/env -S node FLAGS`): the service runs as it is shipped. */
+export function nodeFlags(main = CLI): string[] {
+  const first = readFileSync(main, 'utf8').split('\n', 1)[0] ?? '';
+  return first.split(/\s+/).slice(first.split(/\s+/).indexOf('node') + 1);
+}
 
 export interface CliProcess {
   child: ChildProcessWithoutNullStreams;
@@ -47,8 +53,8 @@ export function runCli(args: string[], env: Record<string, string> = {}, cwd?: s
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" (npm test does it first)`);
   const options = { env: { PATH: process.env.PATH ?? '', ...env }, cwd };
   const child = host
-    ? (host.spawn(process.execPath, [CLI, ...args], options) as ChildProcessWithoutNullStreams)
-    : spawn(process.execPath, [CLI, ...args], options);
+    ? (host.spawn(process.execPath, [...nodeFlags(), CLI, ...args], options) as ChildProcessWithoutNullStreams)
+    : spawn(process.execPath, [...nodeFlags(), CLI, ...args], options);
   const stdoutLines: string[] = [];
   let stderr = '';
   auditCli(args, env, () => [...stdoutLines, ...stderr.split('\n')]);

@@ -6,7 +6,7 @@
  * depends on). Needs dist/ (`npm test` builds it first).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,8 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const UNIT = join(ROOT, 'deploy/transcription-proxy.service');
 const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+/** How main.js runs: node with the service's flags (app/cli/main.ts explains them). */
+const SHEBANG = '#!/usr/bin/env -S node --max-semi-space-size=1';
 const work = mkdtempSync(join(tmpdir(), 'atp-packaging-'));
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -44,7 +46,21 @@ describe('npm package', () => {
       version: string;
     };
     expect(installed.version).toBe(manifest.version);
+    // The installed bin runs node with the service's flags (its first line).
+    expect(readFileSync(join(prefix, 'lib/node_modules', manifest.name, 'dist/app/cli/main.js'), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
   }, 180_000);
+});
+
+describe("node's flags for the service", () => {
+  it("are on main.js's first line, and every way of starting the service starts it through that line", () => {
+    expect(readFileSync(join(ROOT, 'app/cli/main.ts'), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
+    expect(readFileSync(join(ROOT, 'dist/app/cli/main.js'), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
+    expect(statSync(join(ROOT, 'dist/app/cli/main.js')).mode & 0o111, 'main.js is executable').toBe(0o111);
+    // Docker runs the file itself (`node main.js` would drop the flags); so do npm start and systemd (the bin).
+    expect(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ENTRYPOINT \["\/app\/dist\/app\/cli\/main\.js"\]$/m);
+    expect(readFileSync(join(ROOT, 'scripts/local.sh'), 'utf8')).toMatch(/^\s*dist\/app\/cli\/main\.js serve /m);
+    expect(readFileSync(UNIT, 'utf8')).toMatch(/^ExecStart=\/usr\/bin\/env transcription-proxy serve /m);
+  });
 });
 
 describe('systemd unit', () => {
