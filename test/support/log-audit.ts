@@ -13,7 +13,9 @@
  * A number counts as in clear when it appears as a whole token: masked forms
  * (`**67`, `*********4567`) and longer digit runs (ports, counters) are not it.
  * UUIDs (call, channel and stream ids) and timestamps are removed first, since
- * random hex can contain any short run of digits.
+ * random hex can contain any short run of digits, and so are JSON numbers (a
+ * field's value that is a number, not a string: a counter such as an 8 s
+ * call's 400 packets; a phone number is always logged as a string).
  */
 import { readFileSync } from 'node:fs';
 
@@ -64,6 +66,8 @@ export interface Leak {
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 const ISO_TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/g;
+/** A field's value that is a JSON number: `"packets":400,`. */
+const JSON_NUMBER = /":\s*-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?=\s*[,}\]])/g;
 const DIGIT_KEYS = /"(digit|digits|dtmf)":\s*("(?!\[hidden\])[^"]*"|\{)/;
 const TEXT_KEYS = /"(serverText|transcript|text)":\s*"(?!\[hidden\])/;
 
@@ -80,7 +84,7 @@ export function leaksOf(
   const found: string[] = [];
   for (const secret of sensitive.secrets) if (line.includes(secret)) found.push(`secret ${secret.slice(0, 3)}…`);
   if (showsPii) return found;
-  const scrubbed = line.replace(UUID, '<uuid>').replace(ISO_TIME, '<time>');
+  const scrubbed = line.replace(UUID, '<uuid>').replace(ISO_TIME, '<time>').replace(JSON_NUMBER, '":<number>');
   for (const number of sensitive.numbers) {
     if (new RegExp(`(?<![0-9A-Za-z*+])${escapeRegExp(number)}(?![0-9A-Za-z*])`).test(scrubbed)) found.push(`number ${number}`);
   }

@@ -17,6 +17,7 @@ describe('leaksOf', () => {
     ['{"reason":"rule \\"x\\" produced the number \\"4567\\": empty"}', 'number 4567'],
     ['{"requestUri":"sip:4567@127.0.0.1:5060"}', 'number 4567'],
     ['{"msg":"dialling 3349301234567"}', 'number 3349301234567'],
+    ['{"packets":400,"caller":"1001"}', 'number 1001'],
     ['{"leg":"A","digit":"7"}', 'DTMF under "digit"'],
     ['{"serverText":"{\\"text\\":\\"hi\\"}"}', 'text under "serverText"'],
     ['{"message":"my card number is nine"}', 'text "my card numb…"'],
@@ -29,6 +30,7 @@ describe('leaksOf', () => {
     '{"callId":"0a4567b1-4567-4567-8567-000000004567","time":"2026-12-01T10:45:67.100Z"}',
     '{"port":34567,"bytes":"145670","file":"/tmp/atp-Ab4567x/x.wav"}',
     '{"digit":"[hidden]","serverText":"[hidden]"}',
+    '{"media":{"packets":1001,"bytes":4567},"framesSent":4567}',
   ])('lets %s pass', (line) => {
     expect(leaksOf(line, sensitive, false)).toEqual([]);
   });
