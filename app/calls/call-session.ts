@@ -424,7 +424,7 @@ export class CallSession {
       this.#state = 'answered';
       this.#answeredAt ??= Date.now();
       this.#logger.info({ transport: this.#transport, resumedAtMs: Date.now() - this.#answeredAt }, 'call adopted');
-      await this.#startTaps({ resumedAtMs: Date.now() - this.#answeredAt });
+      await this.#startTaps({ resumedAtMs: Date.now() - this.#answeredAt, bridged: true });
       return;
     }
     this.#logger.info({ legBState: legB.state }, 'call adopted before it was bridged');
@@ -745,14 +745,19 @@ export class CallSession {
     const { ari } = this.#deps;
     this.#logger.info('callee answered');
     // The streams open while A and B are bridged: what B says at once is B's first words.
-    const taps = this.#startTaps({});
+    const taps = this.#startTaps({ bridged: false });
     try {
-      if (wasRinging && this.legA.state === 'Up') await ari.ringStop(this.legA.id);
-      if (this.legA.state !== 'Up') await ari.answer(this.legA.id);
-      await this.#create(ari.createBridge(this.bridgeId, ari.app));
-      if (this.#closed) return;
-      await ari.addToBridge(this.bridgeId, this.legA.id);
-      await ari.addToBridge(this.bridgeId, this.legBId);
+      // Side by side (each channel its own request): the bridge is made while A is answered,
+      // and B (up already) joins it while A does. The taps hear a leg once it is in the bridge.
+      const bridge = this.#create(ari.createBridge(this.bridgeId, ari.app));
+      const legAUp = (async () => {
+        if (wasRinging && this.legA.state === 'Up') await ari.ringStop(this.legA.id);
+        if (this.legA.state !== 'Up') await ari.answer(this.legA.id);
+      })();
+      const join = (channelId: string) => (this.#closed ? undefined : ari.addToBridge(this.bridgeId, channelId));
+      const joinB = bridge.then(() => join(this.legBId));
+      const joinA = Promise.all([bridge, legAUp]).then(() => join(this.legA.id));
+      for (const step of await Promise.allSettled([bridge, legAUp, joinA, joinB])) if (step.status === 'rejected') throw step.reason;
     } catch (error) {
       if (this.#closed) return;
       this.#logger.error({ err: error }, 'bridging the call failed');
@@ -760,6 +765,8 @@ export class CallSession {
       return;
     }
     if (this.#closed) return;
+    // Both legs are in the bridge: their taps hear them from now on.
+    void taps.then(() => this.#expectAudio());
     await Promise.all([
       ari.setVariable(this.legA.id, OUTCOME_VARIABLE, 'answered').catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'could not set the call outcome on leg A');
@@ -797,21 +804,25 @@ export class CallSession {
       { ...common, label: this.#labels[1], leg: 'B', channelId: this.legBId, sipCallId: sipCallIdB ?? '', ...sequence('B') },
     ];
     if (this.#closed) return { identities, taps: [], started: Promise.resolve() };
-    const audioExpected = this.#state === 'answered';
     const taps = identities.map((identity) => {
       this.#identities[identity.leg] = identity;
       const tap = this.#newTap(identity);
       this.#currentTap[identity.leg] = tap;
       return tap;
     });
-    const started = Promise.all(taps.map((tap) => tap.start({ audioExpected }))).then(() => {});
+    const started = Promise.all(taps.map((tap) => tap.start({ audioExpected: false }))).then(() => {});
     return { identities, taps, started };
   }
 
-  async #startTaps(options: { resumedAtMs?: number }): Promise<void> {
+  /**
+   * Opens the streams of the call's taps (built now if they were not while B rang).
+   * `bridged`: A and B are in the call bridge already (an adopted call), so their taps
+   * hear them now; otherwise #answered says so once they are (#expectAudio).
+   */
+  async #startTaps(options: { resumedAtMs?: number; bridged: boolean }): Promise<void> {
     const { identities, taps, started } = await this.#prepareTaps();
     if (this.#closed || taps.length === 0) return;
-    for (const tap of taps) tap.expectAudio();
+    if (options.bridged) this.#expectAudio();
     const metrics = this.#deps.metrics;
     const adopted = options.resumedAtMs !== undefined;
     const streams = this.#deps.createStreams(identities[0], identities[1], {
@@ -826,6 +837,15 @@ export class CallSession {
     if (this.paused) streams.event({ event: 'paused', reason: this.#paused ? 'dialplan' : 'hold' });
     for (const leg of this.#onHold) streams.event({ event: 'hold', by: this.#labels[leg === 'A' ? 0 : 1] });
     await started;
+  }
+
+  /**
+   * A leg's audio reaches its tap only once something reads the leg: the call bridge. From
+   * then on a tap without a frame is broken (its watchdog runs); before, under load, the
+   * bridging alone could outlast the watchdog's first-frame wait.
+   */
+  #expectAudio(): void {
+    for (const leg of ['A', 'B'] as const) this.#currentTap[leg]?.expectAudio();
   }
 
   #sipCallId(channelId: string): Promise<string | undefined> {

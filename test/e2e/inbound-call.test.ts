@@ -7,7 +7,7 @@
 import { createSocket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { parseRtpPacket } from '../../app/media/rtp-packet.js';
-import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk } from '../support/testbed.js';
+import { ASTERISK_SIP, asteriskLogTail, expectNothingLeftInAsterisk, listChannels } from '../support/testbed.js';
 import { freeUdpPort, receivedRequestHeader, receivedRequestLines, receivedResponseCodes, startSipp } from '../support/sipp.js';
 import { startStrictStreamServer, type StrictStreamServer } from '../support/strict-stream-server.js';
 import { startServiceUnderTest, type ServiceUnderTest } from '../support/service-under-test.js';
@@ -270,6 +270,29 @@ describe('calls that end early or fail', () => {
       await proxy.stop();
       proxy = await startServiceUnderTest(settings());
     }
+  });
+});
+
+describe('taps built while the callee rings', () => {
+  it("has both legs tapped before the answer, streams nothing before it, and each party's tone after", async () => {
+    showLogsOnFailure();
+    const ringMs = 2000; // below DIAL_TIMEOUT_MS (3000)
+    const callee = await startSipp({ scenario: 'callee-answers-late.xml', toneHz: 1330, sipPort: calleePort, holdMs: ringMs });
+    const caller = await startSipp({ scenario: 'caller.xml', toneHz: 440, service: '4567', holdMs: 4000, target: ASTERISK_SIP });
+    // Each leg's snoop and media channel exist while B still rings, and no stream is open yet.
+    const tapped = async () => {
+      const ids = (await listChannels()).map((channel) => channel.id);
+      return ids.filter((id) => id.startsWith('snoop-')).length === 2 && ids.filter((id) => id.startsWith('media-')).length === 2;
+    };
+    await expect.poll(tapped, { timeout: ringMs - 300, interval: 50 }).toBe(true);
+    expect(streamServer.streams, 'streams open before the answer').toHaveLength(0);
+
+    const [callerResult, calleeResult] = await Promise.all([caller.done, callee.done]);
+    expect(callerResult.exitCode, callerResult.stderr).toBe(0);
+    expect(calleeResult.exitCode, calleeResult.stderr).toBe(0);
+    const streams = await streamServer.waitForClosedStreams(2);
+    expectTone(streamByLabel(streams, 'CALLER1'), SAMPLE_RATE, 440, [1330]);
+    expectTone(streamByLabel(streams, 'CALLER2'), SAMPLE_RATE, 1330, [440]);
   });
 });
 

@@ -128,6 +128,63 @@ describe('taps built while B rings', () => {
     expect(streams.created[0]!.frames).toEqual({ A: 1, B: 1 });
   });
 
+  it('does not replace a silent tap while the answer is still bridging the legs (no leg is read before)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    try {
+      const ari = new FakeAri();
+      const { transports } = await startApp(ari);
+      let release!: () => void;
+      const answering = new Promise<void>((resolve) => (release = resolve));
+      const answer = ari.answer.bind(ari);
+      ari.answer = async (channelId) => {
+        await answering;
+        await answer(channelId);
+      };
+      ari.callerEnters({ number: '1001', args: ['number=4567'] });
+      await settle();
+      const legB = legBOf(ari);
+      ari.calleeRings(legB);
+      ari.calleeAnswers(legB);
+      await settle(20);
+      // Answering A takes 5 s (a loaded Asterisk): no tap is replaced meanwhile.
+      await vi.advanceTimersByTimeAsync(5_000);
+      await settle(20);
+      expect(transports.opened).toHaveLength(2);
+      release();
+      await settle(20);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await settle(20);
+      // Bridged, and a second later still no frame on either leg: both are replaced.
+      expect(transports.opened).toHaveLength(4);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('at the answer, opens the streams, makes the bridge and joins B while A is still being answered', async () => {
+    const ari = new FakeAri();
+    const { streams } = await startApp(ari);
+    let release!: () => void;
+    const answering = new Promise<void>((resolve) => (release = resolve));
+    const answer = ari.answer.bind(ari);
+    ari.answer = async (channelId) => {
+      await answering;
+      await answer(channelId);
+    };
+    const legA = ari.callerEnters({ number: '1001', args: ['number=4567'] });
+    await settle();
+    const legB = legBOf(ari);
+    ari.calleeRings(legB);
+    ari.calleeAnswers(legB);
+    await settle(20);
+    const bridge = [...ari.bridges.values()].find((b) => b.id.startsWith('call-'))!;
+    expect(bridge.channels).toEqual([legB]);
+    expect(streams.created).toHaveLength(1);
+    release();
+    await settle(20);
+    expect(bridge.channels.sort()).toEqual([legA.id, legB].sort());
+  });
+
   it('removes the taps of a call whose callee is busy', async () => {
     const { ari, streams } = await startApp();
     const legA = ari.callerEnters({ number: '1001', args: ['number=4567'] });
