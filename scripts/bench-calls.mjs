@@ -11,7 +11,7 @@
 // --plot FILE.svg (bench-plot.mjs). Recorded in docs/benchmarks.md.
 //   npm run bench:calls -- [N ...] [--transport rtp|audiosocket|websocket] [--mode split|stereo]
 //     [--hold S] [--cpu-prof DIR] [--main CLI.js] [--no-capture] [--out FILE] [--plot FILE]
-//     [--service-env K=V,...] [--node-args "FLAGS"] [--label TEXT] (the service's environment, and what the results say it was)
+//     [--service-env K=V,...] [--node-args "FLAGS"] [--service-prefix "chrt --rr 1"] [--label TEXT] (the service's environment, and what the results say it was)
 // Needs root. On the shared test bed (started and stopped unless it runs: hold its lock),
 // or on an Asterisk of its own: scripts/bench-cell.sh NAME node scripts/bench-calls.mjs ...
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -56,6 +56,8 @@ const holdMs = Number(option(args, 'hold', '30')) * 1000;
 const capture = !args.includes('--no-capture');
 const extraEnv = serviceEnvOption(args);
 const label = option(args, 'label', undefined);
+/** A command the service runs under: --service-prefix "chrt --rr 1". */
+const servicePrefix = (option(args, 'service-prefix', '') || '').split(' ').filter(Boolean);
 /** Node's own flags for the service (e.g. --node-args "--max-semi-space-size=1"). */
 const nodeArgs = (option(args, 'node-args', '') || '').split(' ').filter(Boolean);
 const sizes = args.filter((a) => !a.startsWith('--')).map(Number);
@@ -86,6 +88,7 @@ async function measure(calls, held) {
     mode,
     env: extraEnv,
     ...(main && { main }),
+    prefix: servicePrefix,
     nodeArgs: [...nodeArgs, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
     onLog(line) {
       if (line.msg === 'leg tapped' && typeof line.externalHost === 'string')
@@ -221,6 +224,7 @@ async function measure(calls, held) {
     ...(label !== undefined && { label }),
     ...(Object.keys(extraEnv).length > 0 && { serviceEnv: extraEnv }),
     ...(nodeArgs.length > 0 && { nodeArgs }),
+    ...(servicePrefix.length > 0 && { servicePrefix: servicePrefix.join(' ') }),
     sipp: callerResult.code === 0 && calleeResult.code === 0 ? 'ok' : `caller ${callerResult.code}, callee ${calleeResult.code}`,
     loadAverage: load,
     streams: sink.streams.length,

@@ -184,6 +184,7 @@ export async function startSink({ onFrame } = {}) {
   server.on('connection', (socket, request) => {
     const stream = {
       frames: 0,
+      messages: 0,
       closed: false,
       start: undefined,
       firstFrameAtMs: undefined,
@@ -200,7 +201,11 @@ export async function startSink({ onFrame } = {}) {
       const now = wallMs();
       stream.firstFrameAtMs ??= now;
       stream.lastFrameAtMs = now;
-      stream.frames++;
+      // 20 ms frames, also when a message carries several of them (STREAM_BUFFER_SIZE).
+      const start = stream.start;
+      const frameBytes = start ? (start.sampleRate * 2 * (start.channels ?? 1) * (start.frameMs ?? 20)) / 1000 : data.length;
+      stream.frames += Math.max(1, Math.round(data.length / frameBytes));
+      stream.messages++;
       onFrame?.(stream, data);
     });
     socket.on('close', () => {
@@ -228,9 +233,14 @@ export function nodeFlags(main) {
   return words.slice(words.indexOf('node') + 1);
 }
 
-export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.js'), nodeArgs = [], onLog } = {}) {
+/**
+ * `prefix`: a command the service runs under (e.g. ['chrt', '--rr', '1'], real-time
+ * scheduling like Asterisk's highpriority); it execs node, so the pid is still the service's.
+ */
+export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.js'), nodeArgs = [], onLog, prefix = [] } = {}) {
   // The shipped flags first, so that --node-args can override one.
-  const child = spawn(process.execPath, [...nodeFlags(main), ...nodeArgs, main, 'serve'], {
+  const argv = [...nodeFlags(main), ...nodeArgs, main, 'serve'];
+  const child = spawn(prefix[0] ?? process.execPath, prefix.length > 0 ? [...prefix.slice(1), process.execPath, ...argv] : argv, {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -106,6 +106,7 @@ writeFileSync(
 );
 
 const warnings = {};
+const warningSamples = {};
 const sink = await startSink();
 const { service, calleePort, opsPort } = await benchService(sink, {
   transport,
@@ -115,7 +116,12 @@ const { service, calleePort, opsPort } = await benchService(sink, {
   nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${work}`],
   // What went wrong, by message: the service's warnings and errors.
   onLog(line) {
-    if (line.level >= 40) warnings[line.msg] = (warnings[line.msg] ?? 0) + 1;
+    if (line.level < 40) return;
+    warnings[line.msg] = (warnings[line.msg] ?? 0) + 1;
+    // Why, for the first few of each message.
+    const why = typeof line.err === 'object' ? (line.err?.message ?? JSON.stringify(line.err)) : line.err;
+    const samples = (warningSamples[line.msg] ??= []);
+    if (samples.length < 3 && why !== undefined) samples.push(String(why).slice(0, 300));
   },
 });
 const asterisk = asteriskPid();
@@ -229,6 +235,7 @@ const result = {
   leaks,
   rssWithin10Percent,
   serviceWarnings: warnings,
+  serviceWarningSamples: warningSamples,
   servicePeakRssMiB: peakKiB / 1024,
   serviceCpuPercent: (100 * (cpu1.service - cpu0.service)) / elapsedMs,
   asteriskCpuPercent: (100 * (cpu1.asterisk - cpu0.asterisk)) / elapsedMs,
