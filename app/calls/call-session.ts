@@ -765,7 +765,7 @@ export class CallSession {
       return;
     }
     if (this.#closed) return;
-    // Both legs are in the bridge: their taps hear them from now on.
+    // Both legs are up and bridged: their taps must hear them from now on.
     void taps.then(() => this.#expectAudio());
     await Promise.all([
       ari.setVariable(this.legA.id, OUTCOME_VARIABLE, 'answered').catch((error: unknown) => {
@@ -840,9 +840,10 @@ export class CallSession {
   }
 
   /**
-   * A leg's audio reaches its tap only once something reads the leg: the call bridge. From
-   * then on a tap without a frame is broken (its watchdog runs); before, under load, the
-   * bridging alone could outlast the watchdog's first-frame wait.
+   * A leg has audio for its tap only once it is up: leg A only after #answered answered it,
+   * and its caller's phone got the 200 OK. Once both legs are up and bridged, a tap without
+   * a frame is broken (its watchdog runs); counted from the answer instead, under load the
+   * answering and bridging alone outlasted the watchdog's first-frame wait.
    */
   #expectAudio(): void {
     for (const leg of ['A', 'B'] as const) this.#currentTap[leg]?.expectAudio();

@@ -128,7 +128,7 @@ describe('taps built while B rings', () => {
     expect(streams.created[0]!.frames).toEqual({ A: 1, B: 1 });
   });
 
-  it('does not replace a silent tap while the answer is still bridging the legs (no leg is read before)', async () => {
+  it('does not replace a silent tap while the answer is still answering A and bridging the legs', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
     try {
       const ari = new FakeAri();
