@@ -177,7 +177,24 @@ export const wallMs = () => performance.timeOrigin + performance.now();
  * A transcription server that counts: per stream its start metadata, frames, first and last
  * frame times (wallMs), whether it closed; `onFrame(stream, data)` sees each binary frame.
  */
-export async function startSink({ onFrame } = {}) {
+/**
+ * The stream's frame rate against the clock, robustly: the median time per frame over
+ * spans of half the stream (the e2e check's measure, test/support/stream-checks.ts).
+ * Audio buffered while the websocket opened arrives in a burst at the start, and a
+ * stall caught up in one burst mid-stream, move first-to-last spans but not this;
+ * frames missing or doubled mid-stream do. 1 is exact; undefined below 50 frames.
+ */
+export function frameRateRatio(arrivalsMs) {
+  if (arrivalsMs.length < 50) return undefined;
+  const half = Math.floor(arrivalsMs.length / 2);
+  const msPerFrame = [];
+  for (let i = 0; i + half < arrivalsMs.length; i++) msPerFrame.push((arrivalsMs[i + half] - arrivalsMs[i]) / half);
+  msPerFrame.sort((a, b) => a - b);
+  return 20 / msPerFrame[Math.floor(msPerFrame.length / 2)];
+}
+
+/** `keepArrivals`: each stream keeps the arrival time of each 20 ms frame (`arrivalsMs`, for frameRateRatio). */
+export async function startSink({ onFrame, keepArrivals = false } = {}) {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await once(server, 'listening');
   const streams = [];
@@ -185,6 +202,7 @@ export async function startSink({ onFrame } = {}) {
     const stream = {
       frames: 0,
       messages: 0,
+      arrivalsMs: [],
       closed: false,
       start: undefined,
       firstFrameAtMs: undefined,
@@ -204,8 +222,10 @@ export async function startSink({ onFrame } = {}) {
       // 20 ms frames, also when a message carries several of them (STREAM_BUFFER_SIZE).
       const start = stream.start;
       const frameBytes = start ? (start.sampleRate * 2 * (start.channels ?? 1) * (start.frameMs ?? 20)) / 1000 : data.length;
-      stream.frames += Math.max(1, Math.round(data.length / frameBytes));
+      const frames = Math.max(1, Math.round(data.length / frameBytes));
+      stream.frames += frames;
       stream.messages++;
+      if (keepArrivals) for (let i = 0; i < frames; i++) stream.arrivalsMs.push(now);
       onFrame?.(stream, data);
     });
     socket.on('close', () => {
