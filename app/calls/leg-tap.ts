@@ -133,7 +133,7 @@ export class LegTap {
       });
       const snoop = (async () => {
         const snoopStarted = events.expect(this.snoopId, 'StasisStart', STASIS_START_TIMEOUT_MS);
-        snoopStarted.catch(() => {});
+        snoopStarted.catch(() => {}); // awaited just below; this only keeps a rejection before then from going unhandled
         await ari.snoop({ channelId: this.identity.channelId, snoopId: this.snoopId, spy: 'in', appArgs: 'tap' });
         await snoopStarted;
       })();
@@ -177,7 +177,7 @@ export class LegTap {
     if (this.isClosed) return undefined;
 
     const externalStarted = events.expect(externalId, 'StasisStart', STASIS_START_TIMEOUT_MS);
-    externalStarted.catch(() => {});
+    externalStarted.catch(() => {}); // awaited below, as snoopStarted
     const external = await ari.externalMedia({ channelId: externalId, ...transport.request });
     // The transport's side (RTP: lock onto Asterisk's source; WebSocket: connect) comes before
     // the StasisStart wait: a WebSocket or AudioSocket channel enters Stasis only once connected.

@@ -92,6 +92,18 @@ describe('a call through the app', () => {
   });
 });
 
+/** Answers of a channel (leg A) wait until the returned function is called: a slow Asterisk. */
+function holdAnswers(ari: FakeAri): () => void {
+  let release!: () => void;
+  const answering = new Promise<void>((resolve) => (release = resolve));
+  const answer = ari.answer.bind(ari);
+  ari.answer = async (channelId) => {
+    await answering;
+    await answer(channelId);
+  };
+  return release;
+}
+
 describe('taps built while B rings', () => {
   const tapChannels = (ari: FakeAri) => [...ari.channels.keys()].filter((id) => id.startsWith('snoop-') || id.startsWith('media-'));
   const tapBridges = (ari: FakeAri) => [...ari.bridges.keys()].filter((id) => id.startsWith('tap-'));
@@ -133,13 +145,7 @@ describe('taps built while B rings', () => {
     try {
       const ari = new FakeAri();
       const { transports } = await startApp(ari);
-      let release!: () => void;
-      const answering = new Promise<void>((resolve) => (release = resolve));
-      const answer = ari.answer.bind(ari);
-      ari.answer = async (channelId) => {
-        await answering;
-        await answer(channelId);
-      };
+      const release = holdAnswers(ari);
       ari.callerEnters({ number: '1001', args: ['number=4567'] });
       await settle();
       const legB = legBOf(ari);
@@ -164,13 +170,7 @@ describe('taps built while B rings', () => {
   it('at the answer, opens the streams, makes the bridge and joins B while A is still being answered', async () => {
     const ari = new FakeAri();
     const { streams } = await startApp(ari);
-    let release!: () => void;
-    const answering = new Promise<void>((resolve) => (release = resolve));
-    const answer = ari.answer.bind(ari);
-    ari.answer = async (channelId) => {
-      await answering;
-      await answer(channelId);
-    };
+    const release = holdAnswers(ari);
     const legA = ari.callerEnters({ number: '1001', args: ['number=4567'] });
     await settle();
     const legB = legBOf(ari);
