@@ -59,7 +59,8 @@ function panel(x0, title, xLabel, yLabel, xs, yMax, series, yMin) {
     );
     for (const [x, y] of points)
       parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(Math.min(y, yMax)).toFixed(1)}" r="3" fill="${s.colour}"/>`);
-    const ly = top + 14 + i * 15;
+    // The legend goes under the panel, where it covers no line.
+    const ly = top + h + 58 + i * 14;
     parts.push(
       `<line x1="${x0 + 8}" y1="${ly - 4}" x2="${x0 + 28}" y2="${ly - 4}" stroke="${s.colour}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
     );
@@ -92,19 +93,20 @@ export function plotSvg(results, caption = '') {
       points: rs.map((r) => [r.calls, r.latency?.histogramP99Ms]),
     });
   });
-  const cpuMax = niceMax(Math.max(...cpu.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite)) * 1.5);
+  const cpuMax = niceMax(Math.max(...cpu.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite)) * 1.1);
   const latencyMin = 0.1;
   const latencyMax =
     10 ** Math.ceil(Math.log10(Math.max(10, ...latency.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite)) * 1.5));
   const goalY =
     PANEL.top + PANEL.h - ((Math.log10(2) - Math.log10(latencyMin)) / (Math.log10(latencyMax) - Math.log10(latencyMin))) * PANEL.h;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
-<rect width="${W}" height="${H}" fill="#fff"/>
+  const height = H + 14 * Math.max(cpu.length, latency.length);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif">
+<rect width="${W}" height="${height}" fill="#fff"/>
 ${panel(LEFT_X, 'CPU against concurrent calls', 'concurrent calls', '% of one core', xs, cpuMax, cpu)}
 ${panel(RIGHT_X, 'Added latency per frame, p99', 'concurrent calls', 'ms (logarithmic)', xs, latencyMax, latency, latencyMin)}
 <line x1="${RIGHT_X}" y1="${goalY}" x2="${RIGHT_X + PANEL.w}" y2="${goalY}" stroke="#888" stroke-dasharray="2 3"/>
 <text x="${RIGHT_X + PANEL.w - 4}" y="${goalY - 4}" text-anchor="end" font-size="10" fill="#666">goal: p99 2 ms</text>
-<text x="${W / 2}" y="${H - 8}" text-anchor="middle" font-size="11" fill="#444">${esc(caption)}</text>
+<text x="${W / 2}" y="${height - 8}" text-anchor="middle" font-size="11" fill="#444">${esc(caption)}</text>
 </svg>
 `;
 }
