@@ -112,7 +112,7 @@ export class LegTap {
     return this.#starting;
   }
 
-  /** The leg is up (the call was answered): from now on a tap without audio is broken. */
+  /** The legs are up and bridged: from now on a tap without audio is broken. */
   expectAudio(): void {
     if (this.#audioExpectedAt !== undefined || this.isClosed) return;
     this.#audioExpectedAt = Date.now();
@@ -196,8 +196,9 @@ export class LegTap {
   /**
    * No silent leg: the snoop sends a frame every 20 ms even when the party is quiet, so a
    * transport that delivers no first frame within FIRST_AUDIO_TIMEOUT_MS of joining the
-   * bridge (of the answer, for a tap built while the leg rang: no audio before it), or nothing for TAP_NO_AUDIO_TIMEOUT_MS later on, is broken. It is replaced
-   * (a new ExternalMedia channel in the same tap bridge), a bounded number of times.
+   * bridge (of expectAudio(), for a tap built before the legs were up), or nothing for
+   * TAP_NO_AUDIO_TIMEOUT_MS later on, is broken. It is replaced (a new ExternalMedia
+   * channel in the same tap bridge), a bounded number of times.
    */
   #startWatchdog(): void {
     clearInterval(this.#watchdog);
