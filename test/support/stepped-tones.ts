@@ -3,8 +3,9 @@
  * (eight frequencies of 250 ms each, repeating), so every 20 ms of a stream
  * has an expected frequency given where it sits in the party's audio. A frame
  * lost, repeated or out of order shifts everything after it against the
- * steps, which the check finds at the next step boundary. Frames whose 20 ms
- * straddle a boundary are not judged; every other frame must carry its step.
+ * steps, which the check finds at the next step boundary. A frame with a
+ * boundary close to its middle is not judged; every other frame must carry the
+ * step that fills most of it.
  */
 import { encodeUlaw } from '../../app/media/g711.js';
 import { tonePowerDb } from './tones.js';
@@ -47,6 +48,12 @@ export function detectStep(
 
 /** Below this a frame is silence (before the party's audio starts, after it ends): not judged. */
 const SILENCE_DB = -45;
+/**
+ * A frame whose middle is this close to a step boundary holds both steps about equally: not
+ * judged. Any other frame must carry the step that fills more of it, so a boundary pins the
+ * offset to within a few ms and a frame lost or repeated anywhere shows at the next one.
+ */
+const UNCLEAR_MS = 4;
 /** The first frames of a stream carry Asterisk's resampler settling in: not judged. */
 const SETTLING_MS = 100;
 
@@ -83,9 +90,15 @@ export function checkSteps(
   const frameMs = 20;
   const detections = connections.map((c) => c.frames.map((frame) => detectStep(frame, sampleRate, stepsHz)));
   const detected = detections.map((list) => list.map((d) => (d.powerDb < SILENCE_DB ? -1 : d.step)));
-  const straddles = (positionMs: number, offsetMs: number) =>
-    Math.floor((positionMs + offsetMs) / STEP_MS) !== Math.floor((positionMs + offsetMs + frameMs - 1) / STEP_MS);
-  const expected = (positionMs: number, offsetMs: number) => Math.floor(((positionMs + offsetMs) % PERIOD_MS) / STEP_MS);
+  // How far a frame's middle is from the nearest step boundary: under half a frame, the
+  // boundary is inside the frame, and the step that fills more of it is the louder.
+  const fromBoundary = (positionMs: number, offsetMs: number) => {
+    const middle = positionMs + offsetMs + frameMs / 2;
+    return Math.abs(middle - Math.round(middle / STEP_MS) * STEP_MS);
+  };
+  const straddles = (positionMs: number, offsetMs: number) => fromBoundary(positionMs, offsetMs) < frameMs / 2;
+  const unclear = (positionMs: number, offsetMs: number) => fromBoundary(positionMs, offsetMs) < UNCLEAR_MS;
+  const expected = (positionMs: number, offsetMs: number) => Math.floor(((positionMs + offsetMs + frameMs / 2) % PERIOD_MS) / STEP_MS);
   // The offset that explains the most frames (a frame out of place shifts all after it, so
   // a damaged stream leaves many frames unexplained whatever the offset).
   const all = connections.flatMap((connection, c) =>
@@ -94,7 +107,7 @@ export function checkSteps(
   const sample = all.filter(({ step, positionMs }) => step >= 0 && positionMs >= SETTLING_MS);
   const scores = Array.from({ length: PERIOD_MS }, (_, offsetMs) => {
     let score = 0;
-    for (const { step, positionMs } of sample) if (!straddles(positionMs, offsetMs) && expected(positionMs, offsetMs) === step) score++;
+    for (const { step, positionMs } of sample) if (!unclear(positionMs, offsetMs) && expected(positionMs, offsetMs) === step) score++;
     return score;
   });
   // Every offset of a plateau explains the judged frames alike; its middle keeps the frames
@@ -115,10 +128,12 @@ export function checkSteps(
   connections.forEach((connection, c) => {
     detected[c]!.forEach((step, i) => {
       const positionMs = connection.positionMs + i * frameMs;
-      if (step < 0 || positionMs < SETTLING_MS || straddles(positionMs, best.offsetMs)) return;
+      if (step < 0 || positionMs < SETTLING_MS || unclear(positionMs, best.offsetMs)) return;
       judged++;
       const want = expected(positionMs, best.offsetMs);
       if (want !== step) wrong.push({ connection: c, index: i, positionMs, expected: want, got: step });
+      // A frame holding two of the party's steps is too weak in either to judge a leak by.
+      if (straddles(positionMs, best.offsetMs)) return;
       const frame = connection.frames[i]!;
       const loudestOther = Math.max(...otherHz.map((hz) => tonePowerDb(frame, sampleRate, hz)));
       if (otherHz.length > 0 && detections[c]![i]!.powerDb - loudestOther < 20) leaking[c]![i] = true;
@@ -136,34 +151,45 @@ export function checkSteps(
   return { offsetMs: best.offsetMs, judged, wrong, leaks, glitches };
 }
 
+/** Frames judged on each side of a joint (see checkJoints): two step boundaries at least. */
+export const JOINT_FRAMES = 25;
+
+export interface JointCheck extends StepCheck {
+  /**
+   * One side of the joint does not fit one offset by itself: the audio slipped inside that
+   * side (Asterisk's snoop under load), not at the joint, so the joint cannot be judged.
+   */
+  slipped: boolean;
+}
+
 /**
  * The steps across each joint between connections (`frames` frames before and after it),
  * each joint fitted on its own. Where a stream is joined after an outage is where frames
- * could be lost, repeated or reordered by the buffering; a joint whose two sides do not fit
- * one offset shows it. (Elsewhere, Asterisk's snoop may itself slip a frame now and then
- * when the machine is loaded: that is no fault of the stream, so it is not judged there.)
+ * could be lost, repeated or reordered by the buffering; a joint whose two sides each fit
+ * an offset, but not the same one, shows it.
+ *
+ * Elsewhere, Asterisk's snoop may itself slip a frame now and then when the machine is
+ * loaded: no fault of the stream. The window is therefore short (500 ms a side, enough for
+ * two step boundaries, which pin a side's offset to within a frame at any phase), and a
+ * joint with a slip inside one of its sides is reported as `slipped` rather than wrong.
  */
 export function checkJoints(
   connections: readonly PositionedFrames[],
   sampleRate: number,
   stepsHz: readonly number[],
-  frames = 40,
-): StepCheck[] {
-  const checks: StepCheck[] = [];
+  frames = JOINT_FRAMES,
+): JointCheck[] {
+  const checks: JointCheck[] = [];
   for (let k = 1; k < connections.length; k++) {
     const before = connections[k - 1]!;
     const after = connections[k]!;
     const tail = before.frames.slice(-frames);
-    checks.push(
-      checkSteps(
-        [
-          { positionMs: before.positionMs + (before.frames.length - tail.length) * 20, frames: tail },
-          { positionMs: after.positionMs, frames: after.frames.slice(0, frames) },
-        ],
-        sampleRate,
-        stepsHz,
-      ),
-    );
+    const sides = [
+      { positionMs: before.positionMs + (before.frames.length - tail.length) * 20, frames: tail },
+      { positionMs: after.positionMs, frames: after.frames.slice(0, frames) },
+    ];
+    const slipped = sides.some((side) => checkSteps([side], sampleRate, stepsHz).wrong.length > 0);
+    checks.push({ ...checkSteps(sides, sampleRate, stepsHz), slipped });
   }
   return checks;
 }

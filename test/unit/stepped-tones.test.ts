@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeUlaw } from '../../app/media/g711.js';
-import { CALLEE_STEPS_HZ, CALLER_STEPS_HZ, checkJoints, checkSteps, steppedToneUlaw } from '../support/stepped-tones.js';
+import { CALLEE_STEPS_HZ, CALLER_STEPS_HZ, checkJoints, checkSteps, JOINT_FRAMES, steppedToneUlaw } from '../support/stepped-tones.js';
 
 const pcm = decodeUlaw(steppedToneUlaw(CALLER_STEPS_HZ, 10));
 // 20 ms frames at 8 kHz, starting 37 ms into the signal (a tap does not start on a step).
@@ -92,5 +92,53 @@ describe('stepped tones', () => {
       CALLER_STEPS_HZ,
     );
     expect(lost[0]!.wrong.length).toBeGreaterThan(0);
+  });
+
+  // A joint may fall anywhere against the steps: every one of a step's 12 frame phases.
+  it.each(Array.from({ length: 13 }, (_, k) => 190 + k))(
+    'tells a frame lost or repeated at a joint after frame %i, in its short window',
+    (at) => {
+      const atMs = at * 20;
+      const joint = (after: readonly Buffer[]) =>
+        checkJoints(
+          [
+            { positionMs: 0, frames: frames.slice(0, at) },
+            { positionMs: atMs, frames: after },
+          ],
+          8000,
+          CALLER_STEPS_HZ,
+        )[0]!;
+      expect(joint(frames.slice(at)).wrong).toEqual([]);
+      expect(joint(frames.slice(at)).judged).toBeGreaterThanOrEqual(JOINT_FRAMES * 1.5);
+      expect(joint(frames.slice(at)).slipped).toBe(false);
+      for (const [what, after] of [
+        ['lost', frames.slice(at + 1)],
+        ['repeated', [frames[at - 1]!, ...frames.slice(at)]],
+      ] as const) {
+        expect(joint(after).wrong.length, what).toBeGreaterThan(0);
+        expect(joint(after).slipped, what).toBe(false);
+      }
+    },
+  );
+
+  it('does not blame a joint for a slip of the audio itself: beyond its window it is not seen, inside a side it is reported as such', () => {
+    const slipAt = (frame: number) => [...frames.slice(200, frame), ...frames.slice(frame + 1)];
+    const joint = (after: readonly Buffer[]) =>
+      checkJoints(
+        [
+          { positionMs: 0, frames: frames.slice(0, 200) },
+          { positionMs: 4000, frames: after },
+        ],
+        8000,
+        CALLER_STEPS_HZ,
+      )[0]!;
+    expect(joint(slipAt(200 + JOINT_FRAMES + 5))).toMatchObject({ wrong: [], slipped: false });
+    // The whole stream still shows that slip.
+    expect(checkSteps([{ positionMs: 4000, frames: slipAt(200 + JOINT_FRAMES + 5) }], 8000, CALLER_STEPS_HZ).wrong.length).toBeGreaterThan(
+      0,
+    );
+    expect(joint(slipAt(200 + Math.floor(JOINT_FRAMES / 2))).slipped).toBe(true);
+    // A frame lost at the joint is not a slip: each side fits, just not together.
+    expect(joint(frames.slice(201))).toMatchObject({ slipped: false });
   });
 });
