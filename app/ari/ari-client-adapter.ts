@@ -65,6 +65,11 @@ function isGone(error: unknown): boolean {
   return /not found|Channel not in Stasis|No such channel/i.test(String((error as Error)?.message ?? error));
 }
 
+/** Asterisk's 409 body for POST /bridges/{id} on an id in use (it does not update the bridge). */
+function isExistingBridge(error: unknown): boolean {
+  return /Bridge with id '.*' already exists/.test(String((error as Error)?.message ?? error));
+}
+
 function requestFailed(operation: string, error: unknown): AppError {
   return new AppError('ARI_REQUEST_FAILED', `ARI ${operation} failed: ${String((error as Error)?.message ?? error)}`, { cause: error });
 }
@@ -347,7 +352,14 @@ export class AriClientAdapter implements AriPort, AriAsteriskPort {
   }
 
   async createBridge(bridgeId: string, name: string): Promise<void> {
-    await this.#call('bridges.createWithId', () => this.#client.bridges.createWithId({ bridgeId, type: 'mixing', name }));
+    try {
+      await withTimeout('bridges.createWithId', this.#client.bridges.createWithId({ bridgeId, type: 'mixing', name }));
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      // Our ids are ours alone: the bridge exists because an earlier request made it (one
+      // that timed out and was asked again).
+      if (!isExistingBridge(error)) throw requestFailed('bridges.createWithId', error);
+    }
   }
 
   async addToBridge(bridgeId: string, channelId: string): Promise<void> {

@@ -169,6 +169,7 @@ export interface AriPort {
   setVariable(channelId: string, name: string, value: string): Promise<void>;
   /** A channel variable or dialplan function; undefined when unset or the channel is gone. */
   getVariable(channelId: string, name: string): Promise<string | undefined>;
+  /** Creates a mixing bridge; one of that id existing already is not an error (a request asked again). */
   createBridge(bridgeId: string, name: string): Promise<void>;
   /** Adds a channel to a bridge (taking it out of the bridge it is in). */
   addToBridge(bridgeId: string, channelId: string): Promise<void>;

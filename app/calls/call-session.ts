@@ -37,6 +37,7 @@ import type { MediaTransportKind } from '../media/tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { CallStreams, CallStreamsFactory, Leg } from '../transcription/call-streams.js';
 import type { StreamSummary } from '../transcription/websocket-stream.js';
+import { AppError } from '../errors.js';
 import { parseStasisArgs } from '../routing/stasis-args.js';
 import { isAgentCall } from '../routing/call-origin.js';
 import { runInCall, type CallContext } from './call-context.js';
@@ -170,6 +171,14 @@ export const TRANSFER_PROMPT = 'sound:pbx-transfer';
 
 /** How long a leg's old tap feeds its stream after a transfer, at most, while the new party's tap starts. */
 const TAP_SWITCH_TIMEOUT_MS = 1500;
+/**
+ * Times each step of bridging an answered call is asked of Asterisk when it does not answer in
+ * time (the adapter's 10 s): an Asterisk that slow is overloaded, not failed, and the callee is
+ * on the line; giving up would drop the call. The steps are safe to ask again (an existing
+ * bridge is success, answering an answered channel and adding a channel to its own bridge
+ * change nothing).
+ */
+const ANSWER_ATTEMPTS = 3;
 /**
  * PAUSE_ON_HOLD: how long after the unhold the streams stay silent. A phone's last audio of the
  * hold is still on its way through Asterisk's bridge, the snoop and the tap when its re-INVITE's
@@ -749,12 +758,13 @@ export class CallSession {
     try {
       // Side by side (each channel its own request): the bridge is made while A is answered,
       // and B (up already) joins it while A does. The taps hear a leg once it is in the bridge.
-      const bridge = this.#create(ari.createBridge(this.bridgeId, ari.app));
+      const bridge = this.#create(this.#patiently('createBridge', () => ari.createBridge(this.bridgeId, ari.app)));
       const legAUp = (async () => {
-        if (wasRinging && this.legA.state === 'Up') await ari.ringStop(this.legA.id);
-        if (this.legA.state !== 'Up') await ari.answer(this.legA.id);
+        if (wasRinging && this.legA.state === 'Up') await this.#patiently('ringStop', () => ari.ringStop(this.legA.id));
+        if (this.legA.state !== 'Up') await this.#patiently('answer', () => ari.answer(this.legA.id));
       })();
-      const join = (channelId: string) => (this.#closed ? undefined : ari.addToBridge(this.bridgeId, channelId));
+      const join = (channelId: string) =>
+        this.#closed ? undefined : this.#patiently('addToBridge', () => ari.addToBridge(this.bridgeId, channelId));
       const joinB = bridge.then(() => join(this.legBId));
       const joinA = Promise.all([bridge, legAUp]).then(() => join(this.legA.id));
       for (const step of await Promise.allSettled([bridge, legAUp, joinA, joinB])) if (step.status === 'rejected') throw step.reason;
@@ -774,6 +784,18 @@ export class CallSession {
       this.#writeRecord('answered'),
       taps,
     ]);
+  }
+
+  /** A step of the answer, asked again while Asterisk times out (ANSWER_ATTEMPTS) and the call is on. */
+  async #patiently<T>(step: string, request: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request();
+      } catch (error) {
+        if (!(error instanceof AppError && error.retryable) || attempt >= ANSWER_ATTEMPTS || this.#closed) throw error;
+        this.#logger.warn({ err: error, step, attempt }, 'Asterisk is slow to answer; asking again');
+      }
+    }
   }
 
   /**
@@ -870,17 +892,19 @@ export class CallSession {
       onReplaced: () => metrics?.tapReplaced(this.#transport),
     } as const;
     // While paused, not a sample of the call's audio goes on: silence keeps the streams' time.
-    const onAudio = (frame: Buffer) => {
+    const onAudio = (frame: Buffer, lostBefore: number | undefined) => {
       // A tap built while B rang: nothing before the answer opens the streams.
       if (this.#streams === undefined) return;
       if (this.#currentTap[leg] !== tap) {
         if (this.#switching[leg]?.tap !== tap) return;
         this.#switchTap(leg);
+        // Its frames so far went nowhere: what came before this one is not this leg's to count.
+        lostBefore = undefined;
       }
       metrics?.framesReceived(leg);
       const now = performance.now();
       if (this.#holdResumeAt !== undefined && now - this.#holdResumeAt >= HOLD_RESUME_DELAY_MS) this.#endHoldPause();
-      this.#streams?.audio(leg, this.paused ? silenceLike(frame) : frame, now);
+      this.#streams?.audio(leg, this.paused ? silenceLike(frame) : frame, now, lostBefore);
     };
     const tap: LegTap = new LegTap({ ...tapDeps, logger: logger.child({ callId: this.callId }) }, identity, this.#transport, onAudio);
     this.#taps.push(tap);

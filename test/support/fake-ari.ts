@@ -8,6 +8,7 @@
  * the connection drops or is replaced. The real behaviour is proven by the
  * end-to-end tests; this is for the state machines.
  */
+import { AppError } from '../../app/errors.js';
 import type {
   AriBridge,
   AriChannel,
@@ -18,7 +19,7 @@ import type {
   HangupReason,
   TransferProgress,
 } from '../../app/ari/ari-port.js';
-import type { TapTransport } from '../../app/media/tap-transport.js';
+import type { AudioHandler, TapTransport } from '../../app/media/tap-transport.js';
 import type { TapTransportFactory } from '../../app/media/tap-transports.js';
 import type { CallStreams, CallStreamsFactory } from '../../app/transcription/call-streams.js';
 import type { StreamIdentity } from '../../app/transcription/stream-messages.js';
@@ -56,6 +57,11 @@ export class FakeAri implements AriPort {
   readonly bridges = new Map<string, AriBridge>();
   /** Requests of these operations fail with this error (e.g. to model a lost connection). */
   readonly failing = new Map<string, Error>();
+  /**
+   * The next N requests of these operations take effect but answer too late: the adapter's
+   * timeout error (an overloaded Asterisk). createBridge, answer, ringStop, addToBridge.
+   */
+  readonly answeringLate = new Map<string, number>();
   readonly #eventListeners = new Set<(event: AriEvent) => void>();
   readonly #connectionListeners = new Set<(change: AriConnectionChange) => void>();
   #eventsOpen = false;
@@ -256,6 +262,7 @@ export class FakeAri implements AriPort {
   async answer(channelId: string): Promise<void> {
     this.#record('answer', { channelId });
     this.#get(channelId).state = 'Up';
+    this.#lateIf('answer');
   }
 
   async ring(channelId: string): Promise<void> {
@@ -264,6 +271,7 @@ export class FakeAri implements AriPort {
 
   async ringStop(channelId: string): Promise<void> {
     this.#record('ringStop', { channelId });
+    this.#lateIf('ringStop');
   }
 
   async hangup(channelId: string, reason: HangupReason = 'normal'): Promise<void> {
@@ -313,8 +321,9 @@ export class FakeAri implements AriPort {
 
   async createBridge(bridgeId: string, name: string): Promise<void> {
     this.#record('createBridge', { bridgeId, name });
-    if (this.bridges.has(bridgeId)) throw new Error(`bridge ${bridgeId} exists`);
-    this.bridges.set(bridgeId, { id: bridgeId, name, channels: [] });
+    // As the adapter: an existing bridge of that id is success (Asterisk's 409, nothing updated).
+    if (!this.bridges.has(bridgeId)) this.bridges.set(bridgeId, { id: bridgeId, name, channels: [] });
+    this.#lateIf('createBridge');
   }
 
   async addToBridge(bridgeId: string, channelId: string): Promise<void> {
@@ -325,6 +334,7 @@ export class FakeAri implements AriPort {
     if (!channel.inApp) throw new Error('Channel not in Stasis application');
     for (const other of this.bridges.values()) other.channels = other.channels.filter((id) => id !== channelId);
     bridge.channels.push(channelId);
+    this.#lateIf('addToBridge');
   }
 
   async removeFromBridge(bridgeId: string, channelId: string): Promise<void> {
@@ -388,6 +398,13 @@ export class FakeAri implements AriPort {
   #record(op: string, args: object): void {
     this.requests.push({ op, args: { ...args } as Record<string, unknown> });
     this.#failIf(op);
+  }
+
+  #lateIf(op: string): void {
+    const late = this.answeringLate.get(op) ?? 0;
+    if (late === 0) return;
+    this.answeringLate.set(op, late - 1);
+    throw new AppError('ARI_REQUEST_FAILED', `ARI ${op}: no answer within 10000 ms`, { retryable: true });
   }
 
   #failIf(op: string): void {
@@ -463,17 +480,18 @@ export class FakeAri implements AriPort {
 export class FakeTapTransport implements TapTransport {
   readonly kind = 'rtp';
   readonly request = { externalHost: '127.0.0.1:40000', format: 'slin16', encapsulation: 'rtp', transport: 'udp' } as const;
-  #handler: ((frame: Buffer) => void) | undefined;
+  #handler: AudioHandler | undefined;
   closed = false;
 
   async attach(): Promise<void> {}
 
-  onAudio(handler: (frame: Buffer) => void): void {
+  onAudio(handler: AudioHandler): void {
     this.#handler = handler;
   }
 
-  deliver(frame: Buffer): void {
-    if (!this.closed) this.#handler?.(frame);
+  /** A frame, with the losses the transport would report before it (undefined: cannot say). */
+  deliver(frame: Buffer, lostBefore?: number): void {
+    if (!this.closed) this.#handler?.(frame, lostBefore);
   }
 
   stats(): Record<string, number> {
@@ -513,6 +531,8 @@ export interface FakeCallStreams extends CallStreams {
   participants: { leg: 'A' | 'B'; identity: StreamIdentity; reason: string }[];
   /** Frames of each leg since its last party change (its party's audio). */
   framesSinceParticipant: Record<'A' | 'B', number>;
+  /** What came with each leg's frames as lost before them (the transport's count, as the session passed it on). */
+  lostBefore: Record<'A' | 'B', (number | undefined)[]>;
   finishedWith: string | undefined;
 }
 
@@ -530,6 +550,7 @@ export class FakeStreams {
       digits: [],
       participants: [],
       framesSinceParticipant: { A: 0, B: 0 },
+      lostBefore: { A: [], B: [] },
       finishedWith: undefined,
       holdsSockets: false,
       provider: 'websocket',
@@ -537,7 +558,8 @@ export class FakeStreams {
         streams.opened = true;
         options.onConnected?.();
       },
-      audio(leg, frame) {
+      audio(leg, frame, _receivedAtMs, lostBefore) {
+        streams.lostBefore[leg].push(lostBefore);
         streams.frames[leg]++;
         streams.framesSinceParticipant[leg]++;
         if (frame.every((byte) => byte === 0)) streams.silentFrames[leg]++;

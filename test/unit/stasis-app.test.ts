@@ -245,6 +245,47 @@ describe('taps built while B rings', () => {
   });
 });
 
+describe('an overloaded Asterisk at the answer', () => {
+  /** A caller enters and B rings (its taps built); the answer is the test's to give. */
+  async function ringingCall(ari: FakeAri) {
+    const legA = ari.callerEnters({ number: '1001', args: ['number=4567'] });
+    await settle();
+    const legB = legBOf(ari);
+    ari.calleeRings(legB);
+    await settle(20);
+    return { legA: legA.id, legB };
+  }
+  const callBridge = (ari: FakeAri) => [...ari.bridges.values()].find((b) => b.id.startsWith('call-'));
+
+  it('bridges the call although each step of the answer was answered too late once: each is asked again', async () => {
+    const { ari, streams } = await startApp();
+    const { legA, legB } = await ringingCall(ari);
+    for (const op of ['createBridge', 'answer', 'addToBridge']) ari.answeringLate.set(op, 1);
+    ari.calleeAnswers(legB);
+    await settle(40);
+    expect(callBridge(ari)?.channels.sort()).toEqual([legA, legB].sort());
+    expect(ari.ops('createBridge').filter((r) => String(r.args.bridgeId).startsWith('call-'))).toHaveLength(2);
+    expect(ari.ops('answer').filter((r) => r.args.channelId === legA)).toHaveLength(2);
+    expect(ari.ops('hangup')).toEqual([]);
+    expect(streams.created).toHaveLength(1);
+    expect(streams.created[0]!.finishedWith).toBeUndefined();
+    expect(app!.activeCalls).toBe(1);
+  });
+
+  it(`gives up when Asterisk answers none of three requests in time: the call ends as congestion, nothing left`, async () => {
+    const { ari } = await startApp();
+    const { legA } = await ringingCall(ari);
+    ari.answeringLate.set('answer', 3);
+    ari.calleeAnswers(legBOf(ari));
+    await settle(40);
+    expect(ari.ops('answer').filter((r) => r.args.channelId === legA)).toHaveLength(3);
+    expect(ari.ops('hangup').map((r) => r.args.reason)).toContain('congestion');
+    expect(ari.channels.size).toBe(0);
+    expect(ari.bridges.size).toBe(0);
+    expect(app!.activeCalls).toBe(0);
+  });
+});
+
 describe('drain', () => {
   it('hands new calls back to the dialplan with the fallback variable, and waits for calls in progress', async () => {
     const { ari } = await startApp();
