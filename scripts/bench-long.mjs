@@ -88,11 +88,16 @@ const sink = await startSink({
     trackers.right.push(k, data, { offset: 1, stride: 2 });
   },
 });
+// The aligner's closing counters (stereo): silence it gave each leg, frames it dropped, resyncs.
+let aligner;
 const { service, calleePort, opsPort } = await benchService(sink, {
   transport,
   mode,
   env: { SAMPLE_RATE: String(SAMPLE_RATE) },
   ...(main && { main }),
+  onLog: (record) => {
+    if (record.msg === 'stream aligned') aligner = record.alignment;
+  },
 });
 const asterisk = asteriskPid();
 const rssIdleKiB = statusKiB(service.pid, 'VmRSS');
@@ -179,6 +184,7 @@ const result = {
           leftMinusRightLastMs: last && last.left.offsetMs - last.right.offsetMs,
         }
       : undefined,
+  aligner,
   rssIdleMiB: rssIdleKiB / 1024,
   rssAt5MinMiB: steady[0]?.rssMiB,
   rssEndMiB: rssEndKiB / 1024,

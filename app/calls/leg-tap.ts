@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AriPort } from '../ari/ari-port.js';
 import type { TapFormat, TapTransportFactory } from '../media/tap-transports.js';
-import type { MediaTransportKind, TapTransport } from '../media/tap-transport.js';
+import type { AudioHandler, MediaTransportKind, TapTransport } from '../media/tap-transport.js';
 import type { StreamIdentity } from '../transcription/stream-messages.js';
 import type { ChannelEvents } from './channel-events.js';
 import { MEDIA_PREFIX, SNOOP_PREFIX, TAP_BRIDGE_PREFIX } from './reconcile-plan.js';
@@ -65,7 +65,7 @@ export class LegTap {
   readonly #logger: Logger;
   readonly #releases: (() => void)[] = [];
   readonly #transportKind: MediaTransportKind;
-  readonly #onAudio: (frame: Buffer) => void;
+  readonly #onAudio: AudioHandler;
   #transport: TapTransport | undefined;
   #bridgeCreated = false;
   #starting: Promise<void> = Promise.resolve();
@@ -79,7 +79,7 @@ export class LegTap {
   #replacements = 0;
   #closed: Promise<void> | undefined;
 
-  constructor(deps: LegTapDeps, identity: StreamIdentity, transport: MediaTransportKind, onAudio: (frame: Buffer) => void) {
+  constructor(deps: LegTapDeps, identity: StreamIdentity, transport: MediaTransportKind, onAudio: AudioHandler) {
     this.#deps = deps;
     this.#onAudio = onAudio;
     this.identity = identity;
@@ -170,9 +170,10 @@ export class LegTap {
     const transport = await this.#openTransport(externalId);
     this.#transport?.close();
     this.#transport = transport;
-    transport.onAudio((frame) => {
+    // A replacement transport's first frame says nothing of what was lost before it (undefined).
+    transport.onAudio((frame, lostBefore) => {
       this.#lastAudioAt = Date.now();
-      this.#onAudio(frame);
+      this.#onAudio(frame, lostBefore);
     });
     if (this.isClosed) return undefined;
 

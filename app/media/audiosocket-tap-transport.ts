@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { encodeAudio, KIND_SLIN } from './audiosocket-codec.js';
 import type { AudioSocketServer } from './audiosocket-server.js';
-import type { TapTransport } from './tap-transport.js';
+import type { AudioHandler, TapTransport } from './tap-transport.js';
 
 const KEEPALIVE_MS = 100;
 /** 20 ms of 8 kHz silence as kind 0x10, the audio kind every Asterisk version reads. */
@@ -30,7 +30,9 @@ export class AudioSocketTapTransport implements TapTransport {
   readonly #counters = { frames: 0, bytes: 0, droppedOddFrames: 0 };
   readonly #unregister: () => void;
   #socket: Socket | undefined;
-  #onAudio: ((frame: Buffer) => void) | undefined;
+  #onAudio: AudioHandler | undefined;
+  /** Frames dropped since the last one delivered; undefined before a connection's first. */
+  #lost: number | undefined;
 
   constructor(server: AudioSocketServer, advertiseHost: string, format: 'slin' | 'slin16') {
     this.request = {
@@ -43,6 +45,7 @@ export class AudioSocketTapTransport implements TapTransport {
     this.#unregister = server.register(this.uuid, {
       onConnection: (socket) => {
         this.#socket = socket;
+        this.#lost = undefined;
         const keepalive = setInterval(() => socket.write(KEEPALIVE_FRAME), KEEPALIVE_MS);
         keepalive.unref();
         socket.once('close', () => {
@@ -53,11 +56,14 @@ export class AudioSocketTapTransport implements TapTransport {
       onAudio: (frame) => {
         if (frame.length % 2 !== 0) {
           this.#counters.droppedOddFrames++;
+          if (this.#lost !== undefined) this.#lost++;
           return;
         }
         this.#counters.frames++;
         this.#counters.bytes += frame.length;
-        this.#onAudio?.(frame);
+        const lost = this.#lost;
+        this.#lost = 0;
+        this.#onAudio?.(frame, lost);
       },
     });
   }
@@ -70,7 +76,7 @@ export class AudioSocketTapTransport implements TapTransport {
     // Asterisk connects to us by itself.
   }
 
-  onAudio(handler: (frame: Buffer) => void): void {
+  onAudio(handler: AudioHandler): void {
     this.#onAudio = handler;
   }
 

@@ -10,6 +10,7 @@ import type { Socket } from 'node:dgram';
 import type { RtpPortPool } from './rtp-port-pool.js';
 import { parseRtpPacket } from './rtp-packet.js';
 import { swap16InPlace } from './pcm.js';
+import type { AudioHandler } from './tap-transport.js';
 
 export interface RtpReceiverStats {
   packets: number;
@@ -37,7 +38,7 @@ export class RtpTapReceiver {
   #source: { address: string; port: number } | undefined;
   #ssrc: number | undefined;
   #lastSequence: number | undefined;
-  #onAudio: ((frame: Buffer) => void) | undefined;
+  #onAudio: AudioHandler | undefined;
   #closed = false;
 
   private constructor(pool: RtpPortPool, socket: Socket, port: number) {
@@ -58,8 +59,8 @@ export class RtpTapReceiver {
     this.#source = { address, port };
   }
 
-  /** Where little-endian audio frames go. */
-  onAudio(handler: (frame: Buffer) => void): void {
+  /** Where little-endian audio frames go, with the packets lost just before each (see TapTransport.onAudio). */
+  onAudio(handler: AudioHandler): void {
     this.#onAudio = handler;
   }
 
@@ -84,17 +85,21 @@ export class RtpTapReceiver {
       this.stats.droppedWrongSsrc++;
       return;
     }
-    // Loss is counted from forward jumps only; a late packet (negative gap) is delivered but moves nothing.
-    const gap = this.#lastSequence === undefined ? 1 : (rtp.sequenceNumber - this.#lastSequence + 0x10000) & 0xffff;
+    // Loss is counted from forward jumps only; a late packet (negative gap) is delivered but moves
+    // nothing, and nothing is known of what was lost before it (nor before the first packet).
+    const first = this.#lastSequence === undefined;
+    const gap = first ? 1 : (rtp.sequenceNumber - this.#lastSequence! + 0x10000) & 0xffff;
+    let lostBefore: number | undefined;
     if (gap > 0 && gap < 0x8000) {
       if (gap > 1) this.stats.lostPackets += gap - 1;
       this.#lastSequence = rtp.sequenceNumber;
+      if (!first) lostBefore = gap - 1;
     }
     this.stats.packets++;
     this.stats.bytes += rtp.payload.length;
     // The datagram's buffer is this packet's alone (dgram allocates one per message): the
     // samples are swapped where they are, and the frame is a view into it.
-    this.#onAudio?.(swap16InPlace(rtp.payload));
+    this.#onAudio?.(swap16InPlace(rtp.payload), lostBefore);
   }
 
   close(): void {

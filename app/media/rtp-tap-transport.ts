@@ -6,7 +6,7 @@
 import type { AriChannel } from '../ari/ari-port.js';
 import type { RtpPortPool } from './rtp-port-pool.js';
 import { RtpTapReceiver } from './rtp-tap-receiver.js';
-import type { TapTransport } from './tap-transport.js';
+import type { AudioHandler, TapTransport } from './tap-transport.js';
 
 export class RtpTapTransport implements TapTransport {
   readonly kind = 'rtp';
@@ -47,7 +47,7 @@ export class RtpTapTransport implements TapTransport {
     this.#receiver.expectSource(address, Number(port));
   }
 
-  onAudio(handler: (frame: Buffer) => void): void {
+  onAudio(handler: AudioHandler): void {
     this.#receiver.onAudio(handler);
   }
 

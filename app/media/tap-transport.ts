@@ -16,14 +16,20 @@ import type { AriChannel, ExternalMediaRequest } from '../ari/ari-port.js';
 export type MediaTransportKind = 'rtp' | 'audiosocket' | 'websocket';
 export const MEDIA_TRANSPORTS: readonly MediaTransportKind[] = ['rtp', 'audiosocket', 'websocket'];
 
+export type AudioHandler = (frame: Buffer, lostBefore: number | undefined) => void;
+
 export interface TapTransport {
   readonly kind: MediaTransportKind;
   /** The ExternalMedia request for this transport (without the channel id). */
   readonly request: Omit<ExternalMediaRequest, 'channelId'>;
   /** Finishes the transport's side once Asterisk created the channel (before its StasisStart). */
   attach(external: AriChannel): Promise<void>;
-  /** Where little-endian audio frames go. */
-  onAudio(handler: (frame: Buffer) => void): void;
+  /**
+   * Where little-endian audio frames go, each with the number of frames the transport knows
+   * were lost just before it: an RTP sequence gap; on TCP only what we dropped ourselves (a
+   * malformed frame); undefined for a connection's first frame, or where it cannot say.
+   */
+  onAudio(handler: AudioHandler): void;
   /** Counters for the leg's closing summary. */
   stats(): Record<string, number>;
   /** True while it holds a socket or port. */

@@ -18,7 +18,7 @@
  */
 import WebSocket from 'ws';
 import type { AriChannel } from '../ari/ari-port.js';
-import type { TapTransport } from './tap-transport.js';
+import type { AudioHandler, TapTransport } from './tap-transport.js';
 
 /** How long close() waits for Asterisk's answering CLOSE before it drops the connection anyway. */
 export const CLOSE_HANDSHAKE_MS = 2000;
@@ -30,7 +30,9 @@ export class WebsocketTapTransport implements TapTransport {
   readonly #counters = { frames: 0, bytes: 0, controlMessages: 0, droppedOddFrames: 0, droppedBeforeStart: 0 };
   #socket: WebSocket | undefined;
   #started = false;
-  #onAudio: ((frame: Buffer) => void) | undefined;
+  #onAudio: AudioHandler | undefined;
+  /** Frames dropped since the last one delivered; undefined before the first. */
+  #lost: number | undefined;
   #closed = false;
   readonly #closeHandshakeMs: number;
 
@@ -85,14 +87,17 @@ export class WebsocketTapTransport implements TapTransport {
     }
     if (data.length % 2 !== 0) {
       this.#counters.droppedOddFrames++;
+      if (this.#lost !== undefined) this.#lost++;
       return;
     }
     this.#counters.frames++;
     this.#counters.bytes += data.length;
-    this.#onAudio?.(data);
+    const lost = this.#lost;
+    this.#lost = 0;
+    this.#onAudio?.(data, lost);
   }
 
-  onAudio(handler: (frame: Buffer) => void): void {
+  onAudio(handler: AudioHandler): void {
     this.#onAudio = handler;
   }
 

@@ -31,8 +31,12 @@ export interface CallStreams {
   readonly provider: Config['PROVIDER'];
   /** Opens the connections (or requests the provider's session); returns at once. */
   open(): void;
-  /** One 20 ms frame of little-endian L16 from a leg; `receivedAtMs`: when it reached the service (performance.now()). */
-  audio(leg: Leg, frame: Buffer, receivedAtMs?: number): void;
+  /**
+   * One 20 ms frame of little-endian L16 from a leg; `receivedAtMs`: when it reached the service
+   * (performance.now()); `lostBefore`: the leg's frames its transport knows were lost just before
+   * this one (0 on TCP; undefined where it cannot say: see FrameAligner.push).
+   */
+  audio(leg: Leg, frame: Buffer, receivedAtMs?: number, lostBefore?: number): void;
   /** A DTMF digit pressed on a leg (only called when STREAM_DTMF is on). */
   dtmf(leg: Leg, digit: string, durationMs: number): void;
   /** A text event on the call's stream(s) where the wire format has a place for it; false where it has none. */

@@ -16,6 +16,7 @@ export class ChannelStreams implements CallStreams {
   readonly #aligner: FrameAligner;
   readonly #labels: Record<Leg, string>;
   readonly #name: string;
+  readonly #logger: CallStreamsDeps['logger'];
   /** Each leg's party, as the metadata describes it (a transfer changes it). */
   readonly #identities: Record<Leg, StreamIdentity>;
 
@@ -26,6 +27,7 @@ export class ChannelStreams implements CallStreams {
     mode: 'stereo' | 'mixed',
   ) {
     this.#name = `${a.label}+${b.label}`;
+    this.#logger = logger;
     this.#identities = { A: a, B: b };
     this.#stream = new WebsocketStream<StreamItem>({
       url: config.STREAM_URL,
@@ -50,8 +52,8 @@ export class ChannelStreams implements CallStreams {
     this.#stream.open();
   }
 
-  audio(leg: Leg, frame: Buffer): void {
-    this.#aligner.push(leg === 'A' ? 0 : 1, frame);
+  audio(leg: Leg, frame: Buffer, _receivedAtMs?: number, lostBefore?: number): void {
+    this.#aligner.push(leg === 'A' ? 0 : 1, frame, lostBefore);
   }
 
   dtmf(leg: Leg, digit: string, durationMs: number): void {
@@ -78,6 +80,8 @@ export class ChannelStreams implements CallStreams {
 
   async finish(reason: string): Promise<void> {
     this.#aligner.flush();
+    // What the pairing cost each leg (silence where it had no frame, frames too late or too early).
+    this.#logger.info({ stream: this.#name, alignment: this.#aligner.stats }, 'stream aligned');
     await this.#stream.finish(reason);
   }
 }

@@ -187,8 +187,8 @@ export class VoicegainStreams implements CallStreams {
     }
   }
 
-  audio(leg: Leg, frame: Buffer): void {
-    this.#aligner.push(leg === 'A' ? 0 : 1, frame);
+  audio(leg: Leg, frame: Buffer, _receivedAtMs?: number, lostBefore?: number): void {
+    this.#aligner.push(leg === 'A' ? 0 : 1, frame, lostBefore);
   }
 
   /** Voicegain's audio websocket carries audio only: no place for events (a paused call sends silence). */
@@ -235,6 +235,7 @@ export class VoicegainStreams implements CallStreams {
     // The last aligned frames go out first; a request still in flight is abandoned
     // (a session Voicegain opens anyway ends by itself after NOAUDIOTIMEOUT).
     this.#aligner.flush();
+    this.#logger.info({ alignment: this.#aligner.stats }, 'stream aligned');
     if (this.#state !== 'streaming') {
       this.#abort.abort();
       this.#state = 'finished';

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeAudio, encodeUuid, KIND_SLIN16 } from '../../app/media/audiosocket-codec.js';
+import { encodeAudio, encodeMessage, encodeUuid, KIND_SLIN16 } from '../../app/media/audiosocket-codec.js';
 import { AudioSocketListener } from '../../app/media/audiosocket-listener.js';
 import { AudioSocketServer } from '../../app/media/audiosocket-server.js';
 import { AudioSocketTapTransport } from '../../app/media/audiosocket-tap-transport.js';
@@ -100,6 +100,32 @@ describe('AudioSocketServer', () => {
 });
 
 describe('AudioSocketTapTransport', () => {
+  it('tells with each frame how many it dropped just before it (TCP loses none): nothing for the first', async () => {
+    const server = await listen();
+    const transport = new AudioSocketTapTransport(server, '127.0.0.1', 'slin16');
+    const seen: [number, number | undefined][] = [];
+    const third = new Promise<void>((resolve) =>
+      transport.onAudio((frame, lostBefore) => {
+        seen.push([frame[0]!, lostBefore]);
+        if (seen.length === 3) resolve();
+      }),
+    );
+    const client = await dial(server.port);
+    client.write(encodeUuid(transport.uuid));
+    client.write(encodeAudio(KIND_SLIN16, Buffer.alloc(640, 1)));
+    client.write(encodeMessage(KIND_SLIN16, Buffer.alloc(639, 9))); // odd length: not L16, dropped
+    client.write(encodeAudio(KIND_SLIN16, Buffer.alloc(640, 2)));
+    client.write(encodeAudio(KIND_SLIN16, Buffer.alloc(640, 3)));
+    await third;
+    expect(seen).toEqual([
+      [1, undefined],
+      [2, 1],
+      [3, 0],
+    ]);
+    transport.close();
+    await closed(client);
+  });
+
   it('sends Asterisk 20 ms of silence (kind 0x10) every 100 ms, so its reader never waits on us holding the channel lock', async () => {
     const server = await listen();
     const transport = new AudioSocketTapTransport(server, '127.0.0.1', 'slin16');

@@ -42,6 +42,8 @@ interface Push {
   seq: number;
   /** A frame of this many bytes instead of a tagged one. */
   badBytes?: number;
+  /** What the transport says was lost before the frame (see FrameAligner.push). */
+  lostBefore?: number;
 }
 
 type Rng = () => number;
@@ -118,7 +120,7 @@ class Bench {
         this.arrivedMs[push.leg].set(push.seq, push.atMs);
         this.#arrivalOrder[push.leg].push(push);
         this.pushed[push.leg]++;
-        this.aligner.push(push.leg, frameOf(push.leg, push.seq));
+        this.aligner.push(push.leg, frameOf(push.leg, push.seq), push.lostBefore);
       }
       expect(this.aligner.stats.slots).toBe(this.slots.length);
       afterEach?.(push);
@@ -460,6 +462,83 @@ describe('FrameAligner: late frames and bursts', () => {
     expect(bench.aligner.stats.droppedLate[1]).toBeGreaterThanOrEqual(2);
     for (const seq of bench.emitted(B)) expect(bench.slotOf(B, seq)).toBe(bench.slotOf(A, seq));
     expect(bench.aligner.stats.resyncs).toEqual([0, 0]);
+  });
+});
+
+describe('FrameAligner: transports that count their losses', () => {
+  /** As a transport that counts its losses says it: nothing before a leg's first frame, then the frames missing since the last. */
+  function counted(pushes: Push[]): Push[] {
+    const last: Partial<Record<Leg, number>> = {};
+    return pushes.map((push) => {
+      const before = last[push.leg];
+      last[push.leg] = push.seq;
+      return before === undefined ? push : { ...push, lostBefore: push.seq - before - 1 };
+    });
+  }
+
+  /** B's latency steps up by `stepMs` for 2 s, then back, again and again (TCP under load): nothing lost, nothing reordered. */
+  function steppingLatency(stepMs: number, count: number): Push[] {
+    let lastMs = -Infinity;
+    return steady(B, { count, startMs: 1006 }).map((push) => {
+      lastMs = Math.max(lastMs, push.atMs + (Math.floor(push.seq / 100) % 2 === 1 ? stepMs : 0));
+      return { ...push, atMs: lastMs };
+    });
+  }
+
+  // Steps up to the 1.5 frames at which the legs' phases are re-paired (B's 6 ms of phase included).
+  for (const stepMs of [15, 20]) {
+    it(`keeps the stream as long as the call when B's latency steps up by ${stepMs} ms and back, fifteen times, with nothing lost`, () => {
+      const bench = new Bench();
+      bench.run(counted([...steady(A, { count: 3000 }), ...steppingLatency(stepMs, 3000)])).flush();
+      expectNoLossOrSilence(bench);
+      expectPairedByIndex(bench, 3000);
+    });
+  }
+
+  it('without the count, takes each step for lost frames: silence the leg never had, and a stream longer than the call', () => {
+    const bench = new Bench();
+    bench.run([...steady(A, { count: 3000 }), ...steppingLatency(15, 3000)]).flush();
+    expect(bench.slots.length).toBeGreaterThan(3000);
+    expect(bench.aligner.stats.silenceSlots[1]).toBeGreaterThan(0);
+  });
+
+  it("keeps the counted lost frames' slots, silent, however the next frame's arrival jitters", () => {
+    for (const earlyMs of [-15, 0, 9, 15]) {
+      const b = steady(B, { count: 300, startMs: 1004 })
+        .filter((push) => push.seq < 100 || push.seq > 102)
+        .map((push) => (push.seq === 103 ? { ...push, atMs: push.atMs - earlyMs } : push));
+      const bench = new Bench();
+      bench.run(counted([...steady(A, { count: 300 }), ...b])).flush();
+      expect(bench.slots.length, `${earlyMs} ms early`).toBe(300);
+      for (const seq of bench.emitted(B)) expect(bench.slotOf(B, seq), `B ${seq}, ${earlyMs} ms early`).toBe(bench.slotOf(A, seq));
+      expect(bench.aligner.stats.silenceSlots).toEqual([0, 3]);
+    }
+  });
+
+  it("keeps the counted lost frames' slots in a burst after a stall, too", () => {
+    // B's frames 100..109 come at once 120 ms late, 104 and 105 lost on the way.
+    const b = steady(B, { count: 300, startMs: 1004 })
+      .filter((push) => push.seq !== 104 && push.seq !== 105)
+      .map((push) => (push.seq >= 100 && push.seq < 110 ? { ...push, atMs: 1004 + 109 * FRAME_MS } : push));
+    const bench = new Bench();
+    bench.run(counted([...steady(A, { count: 300 }), ...b])).flush();
+    for (const seq of bench.emitted(B)) expect(bench.slotOf(B, seq), `B ${seq}`).toBe(bench.slotOf(A, seq));
+    expect(bench.slots.length).toBe(300);
+  });
+
+  it("still bounds how far apart the legs drift when one leg's audio went missing before the transport (its count says 0)", () => {
+    // Asterisk lost B's frames 100..103 before the tap: the tap's count is unbroken, the time is not.
+    const b = steady(B, { count: 1000, startMs: 1004 })
+      .filter((push) => push.seq < 100 || push.seq > 103)
+      .map((push) => ({ ...push, seq: push.seq > 103 ? push.seq - 4 : push.seq }));
+    const bench = new Bench();
+    bench.run(counted([...steady(A, { count: 1000 }), ...b])).flush();
+    for (const [a, bSeq] of bench.slots) {
+      if (a === undefined || bSeq === undefined || bSeq < 150) continue;
+      expect(Math.abs(bench.arrivedMs[B].get(bSeq)! - bench.arrivedMs[A].get(a)!), `slot of A ${a}`).toBeLessThanOrEqual(
+        1.5 * FRAME_MS + 10,
+      );
+    }
   });
 });
 

@@ -44,6 +44,8 @@ interface Harness {
   /** The next little-endian frame handed to onAudio. */
   nextFrame(): Promise<Buffer>;
   frames: Buffer[];
+  /** What the receiver said was lost before each frame. */
+  lostBefore: (number | undefined)[];
 }
 
 /** A receiver on a one-port pool whose port the kernel just chose as free. */
@@ -62,10 +64,12 @@ async function openReceiver(): Promise<Harness> {
     }
     cleanups.push(() => receiver.close());
     const frames: Buffer[] = [];
+    const lostBefore: (number | undefined)[] = [];
     const waiting: ((frame: Buffer) => void)[] = [];
     let delivered = 0;
-    receiver.onAudio((frame) => {
+    receiver.onAudio((frame, lost) => {
       frames.push(frame);
+      lostBefore.push(lost);
       waiting.shift()?.(frame);
     });
     const nextFrame = (): Promise<Buffer> => {
@@ -74,7 +78,7 @@ async function openReceiver(): Promise<Harness> {
       if (ready !== undefined) return Promise.resolve(ready);
       return new Promise((resolve) => waiting.push(resolve));
     };
-    return { pool, receiver, nextFrame, frames };
+    return { pool, receiver, nextFrame, frames, lostBefore };
   }
   throw new Error('no free UDP port for the receiver');
 }
@@ -197,6 +201,15 @@ describe('RtpTapReceiver', () => {
     for (let i = 0; i < 4; i++) await nextFrame();
     expect(receiver.stats.packets).toBe(4);
     expect(receiver.stats.lostPackets).toBe(1);
+  });
+
+  it('tells with each frame how many packets were lost just before it; nothing for the first, nor for a late one', async () => {
+    const { receiver, nextFrame, lostBefore } = await openReceiver();
+    const asterisk = await udpSocket();
+    receiver.expectSource(HOST, asterisk.port);
+    for (const sequence of [18, 20, 19, 21, 25, 26]) await send(asterisk, rtp(sequence, 7, '0000'), receiver.port);
+    for (let i = 0; i < 6; i++) await nextFrame();
+    expect(lostBefore).toEqual([undefined, 1, undefined, 0, 3, 0]);
   });
 
   it('does not count a repeated sequence number as loss', async () => {

@@ -136,7 +136,9 @@ describe('blind transfer by the called party', () => {
     // The old tap feeds CALLER2 until the target's tap delivers; then the stream is told.
     const call = streams.created[0]!;
     expect(call.participants).toEqual([]);
-    transports.opened[2]!.deliver(Buffer.alloc(640));
+    transports.opened[2]!.deliver(Buffer.alloc(640), 0);
+    // What the new tap delivered before it took over went nowhere: its first frame on the stream counts nothing lost.
+    expect(call.lostBefore.B.at(-1)).toBeUndefined();
     expect(call.participants).toHaveLength(1);
     expect(call.participants[0]).toMatchObject({ leg: 'B', reason: 'transfer' });
     expect(call.participants[0]!.identity).toMatchObject({ label: 'CALLER2', channelId: targetId, callee: '4568', sequence: 2 });

@@ -47,9 +47,11 @@ describe('WebsocketTapTransport', () => {
     const transport = new WebsocketTapTransport(asterisk.ariUrl, 'slin16');
     cleanups.push(() => transport.close());
     const received: Buffer[] = [];
+    const lostBefore: (number | undefined)[] = [];
     const lastFrame = new Promise<void>((resolve) =>
-      transport.onAudio((audio) => {
+      transport.onAudio((audio, lost) => {
         received.push(audio);
+        lostBefore.push(lost);
         if (audio[0] === 3) resolve();
       }),
     );
@@ -69,6 +71,8 @@ describe('WebsocketTapTransport', () => {
     await lastFrame;
 
     expect(received.map((audio) => audio[0])).toEqual([1, 2, 3]);
+    // The frame dropped as odd is counted before the next; nothing is known before the first.
+    expect(lostBefore).toEqual([undefined, 1, 0]);
     expect(transport.stats()).toEqual({ frames: 3, bytes: 3 * 640, controlMessages: 3, droppedOddFrames: 1, droppedBeforeStart: 1 });
   });
 
