@@ -236,7 +236,9 @@ export class FrameAligner {
   push(leg: LegIndex, frame: Buffer, lostBefore?: number): void {
     const nowMs = this.#now();
     this.#commitStaleJumps(nowMs);
-    if (frame.length === this.#frameBytes) this.#place(leg, frame, nowMs, lostBefore);
+    // A count beyond what could be held is a sender that started again, not a loss to keep slots for.
+    const counted = lostBefore !== undefined && lostBefore >= 0 && lostBefore <= this.#maxAheadSlots ? lostBefore : undefined;
+    if (frame.length === this.#frameBytes) this.#place(leg, frame, nowMs, counted);
     else this.#stats.droppedBadSize[leg]++;
     this.#emitDue(nowMs);
   }

@@ -526,6 +526,14 @@ describe('FrameAligner: transports that count their losses', () => {
     expect(bench.slots.length).toBe(300);
   });
 
+  it('does not trust a count beyond maxAheadSlots (a sender that started again): the frame is placed by its time', () => {
+    const b = counted(steady(B, { count: 300, startMs: 1004 })).map((push) => (push.seq === 150 ? { ...push, lostBefore: 30_000 } : push));
+    const bench = new Bench();
+    bench.run(counted([...steady(A, { count: 300 }), ...b])).flush();
+    expectNoLossOrSilence(bench);
+    expectPairedByIndex(bench, 300);
+  });
+
   it("still bounds how far apart the legs drift when one leg's audio went missing before the transport (its count says 0)", () => {
     // Asterisk lost B's frames 100..103 before the tap: the tap's count is unbroken, the time is not.
     const b = steady(B, { count: 1000, startMs: 1004 })
