@@ -527,9 +527,11 @@ describe('FrameAligner: transports that count their losses', () => {
   });
 
   it('does not trust a count beyond maxAheadSlots (a sender that started again): the frame is placed by its time', () => {
-    const b = counted(steady(B, { count: 300, startMs: 1004 })).map((push) => (push.seq === 150 ? { ...push, lostBefore: 30_000 } : push));
+    const pushes = counted([...steady(A, { count: 300 }), ...steady(B, { count: 300, startMs: 1004 })]).map((push) =>
+      push.leg === B && push.seq === 150 ? { ...push, lostBefore: 30_000 } : push,
+    );
     const bench = new Bench();
-    bench.run(counted([...steady(A, { count: 300 }), ...b])).flush();
+    bench.run(pushes).flush();
     expectNoLossOrSilence(bench);
     expectPairedByIndex(bench, 300);
   });
