@@ -52,11 +52,13 @@
  *
  * Drift between the legs. Their phases are compared; when one leg's frames come
  * more than 1.5 frames after the other's, that leg moves to the nearest
- * pairing by taking slots of silence, never by dropping audio. Legs on
- * Asterisk's single clock need it only where audio went missing before the
- * tap (a counted transport cannot see that: its count is unbroken, the time
- * is not), which keeps such a leg within 1.5 frames of the other; a latency
- * step of more than that which later steps back costs both legs its slots.
+ * pairing by taking slots of silence, never by dropping audio. Legs whose
+ * frames are all counted since their timelines were set are paired by number,
+ * which is exact: Asterisk's snoop sends a frame on every 20 ms tick of its
+ * timer, silence when the party's audio is late, so a leg's frames keep its
+ * time however late they reach us, and a rise in one leg's latency is not
+ * drift. They move only when their phases are more than maxWaitMs apart.
+ * (At 1.5 frames, a latency step up and back cost both legs its slots.)
  *
  * Long gaps. When both legs went quiet (a pause, taps being replaced) and one
  * comes back, the slots of the gap go out as silence, at once, so the stream
@@ -141,6 +143,8 @@ class LegTimeline {
   lastArrivalMs: number | undefined;
   /** Frames at the normal pace since the timeline was last set. */
   pacedFrames = 0;
+  /** Every frame since the timeline was last set came with its transport's loss count: its slots are exact. */
+  counted = true;
   /** Mean distance of paced arrivals from the timeline, over jitterSamples; it starts high, so a new leg's jitter is not taken for loss. */
   jitterMs: number;
   jitterSamples = 0;
@@ -268,7 +272,8 @@ export class FrameAligner {
       return;
     }
     // Frames the transport counted as lost keep their slots, silent; the leg's clock is unchanged.
-    if (lostBefore !== undefined && lostBefore > 0) timeline.next += lostBefore;
+    if (lostBefore === undefined) timeline.counted = false;
+    else if (lostBefore > 0) timeline.next += lostBefore;
     const lateMs = nowMs - (timeline.phaseMs + timeline.next * this.#frameMs);
     if (paced) {
       // After more than maxWaitMs the leg may have restarted on another phase: place it by the other leg.
@@ -312,6 +317,7 @@ export class FrameAligner {
     timeline.phaseMs = nowMs - slot * this.#frameMs;
     timeline.next = slot + 1;
     timeline.pacedFrames = 0;
+    timeline.counted = true;
     this.#hold(leg, slot, frame, nowMs);
   }
 
@@ -388,7 +394,10 @@ export class FrameAligner {
     const [a, b] = this.#legs;
     if (!this.#isSteady(a, nowMs) || !this.#isSteady(b, nowMs) || a.pacedFrames < SETTLED_FRAMES || b.pacedFrames < SETTLED_FRAMES) return;
     const bLaterMs = b.phaseMs - a.phaseMs;
-    if (Math.abs(bLaterMs) <= SLIP_FRAMES * this.#frameMs) return;
+    // Counted legs are paired by their frames' numbers, exactly: one's latency rising is not
+    // drift, and only a gap the wait cannot bridge moves them.
+    const slipMs = a.counted && b.counted ? this.#maxWaitMs : SLIP_FRAMES * this.#frameMs;
+    if (Math.abs(bLaterMs) <= slipMs) return;
     const leg = bLaterMs > 0 ? 1 : 0;
     const slots = Math.round(Math.abs(bLaterMs) / this.#frameMs);
     const later = this.#legs[leg];
