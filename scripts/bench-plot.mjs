@@ -6,7 +6,7 @@
 //   node scripts/bench-plot.mjs RESULTS.jsonl OUT.svg    (or bench-calls.mjs --plot OUT.svg)
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 const W = 960;
 const H = 420;
 const PANEL = { w: 380, h: 280, top: 60 };
