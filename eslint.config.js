@@ -6,7 +6,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'recordings/'] },
+  { ignores: ['dist/', 'node_modules/', 'recordings/', '.bench-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
