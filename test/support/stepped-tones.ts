@@ -156,8 +156,9 @@ export const JOINT_FRAMES = 25;
 
 export interface JointCheck extends StepCheck {
   /**
-   * One side of the joint does not fit one offset by itself: the audio slipped inside that
-   * side (Asterisk's snoop under load), not at the joint, so the joint cannot be judged.
+   * One side of the joint, over twice the judged frames, does not fit one offset by itself:
+   * the audio slipped there (Asterisk's snoop under load), not at the joint, and a slip near
+   * the judged frames' far end can look like a fault at the joint, so it is not judged.
    */
   slipped: boolean;
 }
@@ -171,7 +172,8 @@ export interface JointCheck extends StepCheck {
  * Elsewhere, Asterisk's snoop may itself slip a frame now and then when the machine is
  * loaded: no fault of the stream. The window is therefore short (500 ms a side, enough for
  * two step boundaries, which pin a side's offset to within a frame at any phase), and a
- * joint with a slip inside one of its sides is reported as `slipped` rather than wrong.
+ * joint with a slip near it (within twice that, where the judged frames alone cannot
+ * place it) is reported as `slipped` rather than wrong.
  */
 export function checkJoints(
   connections: readonly PositionedFrames[],
@@ -183,13 +185,15 @@ export function checkJoints(
   for (let k = 1; k < connections.length; k++) {
     const before = connections[k - 1]!;
     const after = connections[k]!;
-    const tail = before.frames.slice(-frames);
-    const sides = [
-      { positionMs: before.positionMs + (before.frames.length - tail.length) * 20, frames: tail },
-      { positionMs: after.positionMs, frames: after.frames.slice(0, frames) },
-    ];
-    const slipped = sides.some((side) => checkSteps([side], sampleRate, stepsHz).wrong.length > 0);
-    checks.push({ ...checkSteps(sides, sampleRate, stepsHz), slipped });
+    const sides = (count: number) => {
+      const tail = before.frames.slice(-count);
+      return [
+        { positionMs: before.positionMs + (before.frames.length - tail.length) * 20, frames: tail },
+        { positionMs: after.positionMs, frames: after.frames.slice(0, count) },
+      ];
+    };
+    const slipped = sides(2 * frames).some((side) => checkSteps([side], sampleRate, stepsHz).wrong.length > 0);
+    checks.push({ ...checkSteps(sides(frames), sampleRate, stepsHz), slipped });
   }
   return checks;
 }
