@@ -55,6 +55,20 @@ export function tonePowerDb(samples: Buffer, sampleRate: number, hz: number): nu
   return 10 * Math.log10(power / (count * count) + 1e-20);
 }
 
+/**
+ * The tone's level as the median over 100 ms blocks: what a party's level is when its tone
+ * jumps in phase somewhere (Asterisk's snoop sends silence for audio that is late, under
+ * load), where the power over the whole buffer would add the parts out of phase and fall.
+ */
+export function blockTonePowerDb(samples: Buffer, sampleRate: number, hz: number, blockMs = 100): number {
+  const blockBytes = Math.round((sampleRate * blockMs) / 1000) * 2;
+  const levels: number[] = [];
+  for (let at = 0; at + blockBytes <= samples.length; at += blockBytes)
+    levels.push(tonePowerDb(samples.subarray(at, at + blockBytes), sampleRate, hz));
+  levels.sort((x, y) => x - y);
+  return levels.length === 0 ? -Infinity : levels[Math.floor(levels.length / 2)]!;
+}
+
 /** How many dB `hz` stands above `otherHz` in these samples. */
 export function toneMarginDb(samples: Buffer, sampleRate: number, hz: number, otherHz: number): number {
   return tonePowerDb(samples, sampleRate, hz) - tonePowerDb(samples, sampleRate, otherHz);
