@@ -83,7 +83,7 @@ async function measure(calls, held) {
   const sink = (held.sink = await startSink());
   /** RTP port of each leg's tap, from the service's "leg tapped" lines. */
   const tapPorts = new Map();
-  const { service, calleePort, opsPort } = await benchService(sink, {
+  const { service, calleePort, opsPort, allocator } = await benchService(sink, {
     transport,
     mode,
     env: extraEnv,
@@ -222,6 +222,7 @@ async function measure(calls, held) {
     transport,
     mode,
     ...(label !== undefined && { label }),
+    allocator,
     ...(Object.keys(extraEnv).length > 0 && { serviceEnv: extraEnv }),
     ...(nodeArgs.length > 0 && { nodeArgs }),
     ...(servicePrefix.length > 0 && { servicePrefix: servicePrefix.join(' ') }),

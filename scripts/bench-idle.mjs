@@ -5,16 +5,17 @@
 // memory) and its file-backed part (mostly the node binary's code, shared by
 // every node process and reclaimable), and at the end which mappings hold the
 // resident memory. Results: stdout, --out FILE (a JSON line, bench-lib record()).
-//   npm run bench:idle -- [--rounds N] [--node-args "FLAGS"] [--out FILE]
+//   npm run bench:idle -- [--rounds N] [--node-args "FLAGS"] [--service-env K=V,...] [--out FILE]
 // Needs root (the test bed); starts and stops it unless it runs (hold its lock).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { TESTBED, benchService, option, record, sleep, startSink, statusKiB, stopService } from './bench-lib.mjs';
+import { TESTBED, benchService, option, record, serviceEnvOption, sleep, startSink, statusKiB, stopService } from './bench-lib.mjs';
 
 const args = process.argv.slice(2);
 const rounds = Number(option(args, 'rounds', '3'));
 const out = option(args, 'out', undefined);
 const nodeArgs = (option(args, 'node-args', '') || '').split(' ').filter(Boolean);
+const extraEnv = serviceEnvOption(args);
 const AT_S = [2, 10, 20, 30, 45, 60];
 
 /** Resident KiB per mapping (the binary, [anon], [heap], libraries), largest first. */
@@ -35,7 +36,7 @@ function residentByMapping(pid) {
 
 async function round() {
   const sink = await startSink();
-  const { service } = await benchService(sink, { transport: 'rtp', mode: 'split', nodeArgs });
+  const { service, allocator } = await benchService(sink, { transport: 'rtp', mode: 'split', env: extraEnv, nodeArgs });
   try {
     const t0 = Date.now();
     const samples = [];
@@ -49,7 +50,7 @@ async function round() {
       });
     }
     const mappings = residentByMapping(service.pid).map(([name, kib]) => ({ name, MiB: kib / 1024 }));
-    return { samples, mappings };
+    return { samples, mappings, allocator };
   } finally {
     await stopService(service);
     await sink.close();
@@ -60,8 +61,16 @@ const running = spawnSync('bash', [TESTBED, 'status'], { stdio: 'ignore' }).stat
 if (!running) execFileSync('bash', [TESTBED, 'start'], { stdio: 'inherit' });
 try {
   for (let i = 0; i < rounds; i++) {
-    const { samples, mappings } = await round();
-    const result = { date: new Date().toISOString(), bench: 'idle', ...(nodeArgs.length > 0 && { nodeArgs }), samples, mappings };
+    const { samples, mappings, allocator } = await round();
+    const result = {
+      date: new Date().toISOString(),
+      bench: 'idle',
+      allocator,
+      ...(nodeArgs.length > 0 && { nodeArgs }),
+      ...(Object.keys(extraEnv).length > 0 && { serviceEnv: extraEnv }),
+      samples,
+      mappings,
+    };
     record(out, result);
     console.log(
       samples.map((s) => `${s.atS} s: ${s.rssMiB.toFixed(1)} (anon ${s.anonMiB.toFixed(1)}, file ${s.fileMiB.toFixed(1)})`).join(' | '),

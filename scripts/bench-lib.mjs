@@ -24,11 +24,15 @@ export function option(args, name, fallback) {
   return args.splice(at, 2)[1];
 }
 
-/** More of the service's environment: --service-env K=V,K=V (e.g. MALLOC_ARENA_MAX=2). */
+/**
+ * More of the service's environment: --service-env K=V,K=V (e.g. MALLOC_ARENA_MAX=2). A comma
+ * starts the next variable only where NAME= follows, so values may hold commas
+ * (MALLOC_CONF=narenas:1,background_thread:true).
+ */
 export function serviceEnvOption(args) {
   return Object.fromEntries(
     (option(args, 'service-env', '') || '')
-      .split(',')
+      .split(/,(?=[A-Za-z_][A-Za-z0-9_]*=)/)
       .filter(Boolean)
       .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
   );
@@ -296,23 +300,22 @@ export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.j
 
 /**
  * `serve` for a benchmark: the test bed's Asterisk, streams to `sink`, leg B's calls to a callee
- * on a free port, the ops endpoint on another. Resolves with the process and those ports.
+ * on a free port, the ops endpoint on another. Resolves with the process, those ports and the
+ * allocator it runs on (the shipped one, shippedAllocatorEnv, unless `env` says otherwise).
  */
 export async function benchService(sink, { transport, mode, env = {}, ...options }) {
   const calleePort = await freeUdpPort();
   const opsPort = await freeTcpPort();
-  const service = await startService(
-    serviceEnv({
-      DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
-      STREAM_URL: sink.url,
-      MEDIA_TRANSPORT: transport,
-      STREAM_MODE: mode,
-      OPS_LISTEN: `127.0.0.1:${opsPort}`,
-      ...env,
-    }),
-    options,
-  );
-  return { service, calleePort, opsPort };
+  const environment = serviceEnv({
+    DESTINATION_DOMAIN: `127.0.0.1:${calleePort}`,
+    STREAM_URL: sink.url,
+    MEDIA_TRANSPORT: transport,
+    STREAM_MODE: mode,
+    OPS_LISTEN: `127.0.0.1:${opsPort}`,
+    ...env,
+  });
+  const service = await startService(environment, options);
+  return { service, calleePort, opsPort, allocator: allocatorOf(environment) };
 }
 
 export async function stopService(service) {
@@ -359,9 +362,33 @@ export function median(values) {
   return percentile(values, 50);
 }
 
+/**
+ * The allocator the service ships with: the systemd unit's LD_PRELOAD and MALLOC_CONF (jemalloc;
+ * the image sets the same), where this machine has the library (Debian's libjemalloc2), so that
+ * the benchmarks run the service as users run it; {} where it has not. `--service-env
+ * LD_PRELOAD=` runs a benchmark on glibc's allocator instead.
+ */
+export function shippedAllocatorEnv() {
+  const unit = readFileSync(join(ROOT, 'deploy/transcription-proxy.service'), 'utf8');
+  const env = Object.fromEntries([...unit.matchAll(/^Environment=(LD_PRELOAD|MALLOC_CONF)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  let libraries = '';
+  try {
+    libraries = execFileSync('ldconfig', ['-p'], { encoding: 'utf8' });
+  } catch {
+    // No ldconfig on PATH: as if the library were missing.
+  }
+  return libraries.includes(`\t${env.LD_PRELOAD} `) ? env : {};
+}
+
+/** What a service started with `env` allocates with, for the results. */
+export function allocatorOf(env) {
+  return env.LD_PRELOAD ? env.LD_PRELOAD.replace(/^.*\/|\.so.*$/g, '').replace(/^lib/, '') : 'glibc';
+}
+
 /** The service's environment for the Asterisk on 127.0.0.1 (the test bed's credentials). */
 export function serviceEnv(extra) {
   return {
+    ...shippedAllocatorEnv(),
     ARI_URL: 'http://127.0.0.1:8088',
     ARI_USERNAME: 'transcription-proxy',
     ARI_PASSWORD: 'change-me-ari-secret',

@@ -90,7 +90,7 @@ const sink = await startSink({
 });
 // The aligner's closing counters (stereo): silence it gave each leg, frames it dropped, resyncs.
 let aligner;
-const { service, calleePort, opsPort } = await benchService(sink, {
+const { service, calleePort, opsPort, allocator } = await benchService(sink, {
   transport,
   mode,
   env: { SAMPLE_RATE: String(SAMPLE_RATE) },
@@ -185,6 +185,7 @@ const result = {
         }
       : undefined,
   aligner,
+  allocator,
   rssIdleMiB: rssIdleKiB / 1024,
   rssAt5MinMiB: steady[0]?.rssMiB,
   rssEndMiB: rssEndKiB / 1024,

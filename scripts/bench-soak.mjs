@@ -11,7 +11,7 @@
 // nodejs_active_resources), and its RSS is back within 10 % of idle. Exits 1
 // when a check fails. Results: stdout, and with --out as a JSON line.
 //   npm run bench:soak -- [--calls 1000] [--concurrent 50] [--min-s 10] [--max-s 30]
-//     [--transport rtp|audiosocket|websocket] [--service-env K=V,...] [--out FILE] [--main CLI.js]
+//     [--transport rtp|audiosocket|websocket] [--service-env K=V,...] [--settle-s 30] [--out FILE] [--main CLI.js]
 // Run it on an Asterisk of its own: scripts/bench-cell.sh soak node scripts/bench-soak.mjs ...
 // (npm run bench:soak does), or on the test bed under its lock for a short one.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,6 +44,7 @@ const calls = Number(option(args, 'calls', '1000'));
 const concurrent = Number(option(args, 'concurrent', '50'));
 const minMs = Number(option(args, 'min-s', '10')) * 1000;
 const maxMs = Number(option(args, 'max-s', '30')) * 1000;
+const SETTLE_MS = Number(option(args, 'settle-s', '30')) * 1000;
 const transport = option(args, 'transport', 'rtp');
 const out = option(args, 'out', undefined);
 const main = option(args, 'main', undefined);
@@ -111,7 +112,7 @@ writeFileSync(
 const warnings = {};
 const warningSamples = {};
 const sink = await startSink({ keepArrivals: true });
-const { service, calleePort, opsPort } = await benchService(sink, {
+const { service, calleePort, opsPort, allocator } = await benchService(sink, {
   transport,
   mode: 'split',
   env: extraEnv,
@@ -128,7 +129,9 @@ const { service, calleePort, opsPort } = await benchService(sink, {
   },
 });
 const asterisk = asteriskPid();
-await sleep(5000);
+// Idle and after are both taken once the service has been idle SETTLE_MS: V8 hands back what
+// start-up used after 20 to 30 s of idleness (bench:idle), and the allocator its freed pages.
+await sleep(SETTLE_MS);
 const idle = await holdings(service.pid, opsPort);
 
 // Calls arrive at the rate that keeps `concurrent` up at the mean hold time; -l caps them.
@@ -176,7 +179,7 @@ const elapsedMs = performance.now() - started;
 const cpu1 = { service: cpuMs(service.pid), asterisk: cpuMs(asterisk) };
 for (let i = 0; i < 300 && sink.streams.some((s) => !s.closed); i++) await sleep(100);
 // Let the service finish its teardown and the garbage collector catch up, as an idle service would.
-await sleep(15_000);
+await sleep(SETTLE_MS);
 const after = await holdings(service.pid, opsPort, { collect: true });
 const peakKiB = statusKiB(service.pid, 'VmHWM');
 const channels = await ari('/channels');
@@ -221,6 +224,7 @@ const result = {
   date: new Date().toISOString(),
   bench: 'soak',
   transport,
+  allocator,
   serviceEnv: extraEnv,
   calls,
   concurrent,

@@ -16,7 +16,7 @@ if [[ $(id -u) -ne 0 ]]; then
   SUDO="sudo"
 fi
 
-packages=(debootstrap sip-tester sox espeak-ng curl ca-certificates iproute2 openssl docker.io docker-compose systemd)
+packages=(debootstrap sip-tester sox espeak-ng curl ca-certificates iproute2 openssl docker.io docker-compose systemd libjemalloc2)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -81,6 +81,17 @@ describe('the image', () => {
     expect(config.User).toBe('node');
     expect(config.StopSignal).toBe('SIGTERM');
     expect(config.Healthcheck?.Test).toEqual(['CMD', 'node', 'dist/app/cli/healthcheck.js']);
+    // Its node runs on jemalloc (the image's LD_PRELOAD), with background purging on.
+    const allocator = await docker([
+      'run',
+      '--rm',
+      '--entrypoint',
+      'node',
+      SERVICE_IMAGE,
+      '-e',
+      "const maps = require('fs').readFileSync('/proc/self/maps', 'utf8'); console.log(/libjemalloc\\.so\\.2$/m.test(maps), process.env.MALLOC_CONF)",
+    ]);
+    expect(allocator.stdout.trim()).toMatch(/^true .*background_thread:true/);
   });
 
   it("runs the seed's `docker run -v config.ini:/etc/config.ini --network=host` unchanged: a call is transcribed, also through `docker stop`", async () => {

@@ -24,9 +24,13 @@ interface SoakResult {
 }
 
 it(`${CALLS} calls, 10 at a time: both streams of every call whole, nothing left in Asterisk or the service`, async () => {
-  const child = spawn(process.execPath, [SCRIPT, '--calls', String(CALLS), '--concurrent', '10', '--min-s', '3', '--max-s', '5'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [SCRIPT, '--calls', String(CALLS), '--concurrent', '10', '--min-s', '3', '--max-s', '5', '--settle-s', '15'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

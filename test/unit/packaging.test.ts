@@ -76,6 +76,19 @@ describe('systemd unit', () => {
     expect(stdout + stderr).toBe('');
   });
 
+  it("preloads jemalloc with the image's settings (the memory of ended calls goes back to the system)", () => {
+    const environment = new Map(
+      (settings.get('Environment') ?? []).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    );
+    expect(environment.get('LD_PRELOAD')).toBe('libjemalloc.so.2');
+    expect(environment.get('MALLOC_CONF')).toMatch(/(^|,)background_thread:true(,|$)/);
+    // The image's ENV (one instruction, continued over lines) says the same.
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\s*\\\n\s*/g, ' ');
+    const env = /^ENV LD_PRELOAD=(\S+) MALLOC_CONF=(\S+)$/m.exec(dockerfile);
+    expect(env?.slice(1)).toEqual([environment.get('LD_PRELOAD'), environment.get('MALLOC_CONF')]);
+    expect(dockerfile).toMatch(/apt-get install .*libjemalloc2/);
+  });
+
   it('restarts always, drains on stop (SIGTERM to the service alone, more time than DRAIN_TIMEOUT_MS) and logs to the journal', () => {
     expect(setting('ExecStart')).toMatch(/ transcription-proxy serve --config \/etc\/transcription-proxy\/config\.ini$/);
     expect(setting('Restart')).toBe('always');
