@@ -449,14 +449,15 @@ export async function steppedTone(dir, stepsHz, seconds) {
  * Follows where one channel's stepped tone sits against the stream's frames: each clean frame
  * k carrying step s puts the pattern's offset within [20k − 250s − 230, 20k − 250s] (mod 2 s).
  * `estimate()` intersects those windows (robustly: 1st and 99th percentiles) for the frames
- * seen since the last call; a constant estimate means no frame of this channel was lost,
- * repeated or shifted.
+ * seen since the last call, each frame's offset taken within half a period of the previous
+ * estimate; a constant estimate means no frame of this channel was lost, repeated or shifted.
  */
 export class StepTracker {
   constructor(stepsHz, sampleRate) {
     this.stepsHz = stepsHz;
     this.sampleRate = sampleRate;
     this.reference = undefined;
+    this.centre = undefined;
     this.window = [];
     this.judged = 0;
   }
@@ -471,7 +472,10 @@ export class StepTracker {
     const period = STEP_MS * this.stepsHz.length;
     const p = (((20 * k - STEP_MS * best) % period) + period) % period;
     this.reference ??= p;
-    this.window.push(((((p - this.reference + period / 2) % period) + period) % period) - period / 2);
+    // Within half a period of the last estimate, so that an offset that moves past ±1 s over
+    // the call (a channel falling behind under overload) stays one number instead of wrapping.
+    const centre = this.centre ?? 0;
+    this.window.push(((((p - this.reference - centre + period / 2) % period) + period) % period) - period / 2 + centre);
     this.judged++;
   }
 
@@ -481,6 +485,7 @@ export class StepTracker {
     const low = percentile(this.window, 99) - (STEP_MS - 20);
     const high = percentile(this.window, 1);
     this.window = [];
-    return { offsetMs: (low + high) / 2, widthMs: high - low };
+    this.centre = (low + high) / 2;
+    return { offsetMs: this.centre, widthMs: high - low };
   }
 }

@@ -77,17 +77,24 @@ async function holdings(pid, opsPort, { collect = false } = {}) {
   // Only once, at the end: a snapshot's own memory stays in RSS after it.
   const heapGcMiB = collect ? await heapAfterGcMiB(pid, opsPort) : undefined;
   const metrics = await scrape(opsPort);
+  // Not the connections to the ops endpoint: those are this script's own scrapes (fetch keeps them).
   const sockets = socketsOf(pid);
+  const scrapes = sockets.tcp.filter((socket) => socket.local === opsPort).length;
+  sockets.tcp = sockets.tcp.filter((socket) => socket.local !== opsPort);
   // What keeps the event loop alive, by type (Timeout, UDPWrap, TCPSocketWrap, ...): process.getActiveResourcesInfo().
   const resources = {};
   for (const [key, value] of Object.entries(metrics)) {
     const type = /^transcription_proxy_nodejs_active_resources\{type="([^"]+)"\}$/.exec(key)?.[1];
     if (type !== undefined) resources[type] = value;
   }
+  const kinds = fdKinds(pid);
+  kinds.socket -= scrapes;
   return {
-    fds: Object.values(fdKinds(pid)).reduce((a, b) => a + b, 0),
+    fds: Object.values(kinds).reduce((a, b) => a + b, 0),
+    fdKinds: kinds,
     udpPorts: sockets.udpPorts.length,
     tcp: sockets.tcp.length,
+    tcpSockets: sockets.tcp,
     timers: resources.Timeout ?? 0,
     resources,
     rssMiB,

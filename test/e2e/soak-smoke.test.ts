@@ -26,7 +26,7 @@ interface SoakResult {
 it(`${CALLS} calls, 10 at a time: both streams of every call whole, nothing left in Asterisk or the service`, async () => {
   const child = spawn(
     process.execPath,
-    [SCRIPT, '--calls', String(CALLS), '--concurrent', '10', '--min-s', '3', '--max-s', '5', '--settle-s', '15'],
+    [SCRIPT, '--calls', String(CALLS), '--concurrent', '10', '--min-s', '3', '--max-s', '5', '--settle-s', '20'],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
