@@ -369,6 +369,12 @@ export function median(values) {
  * LD_PRELOAD=` runs a benchmark on glibc's allocator instead.
  */
 export function shippedAllocatorEnv() {
+  shippedAllocator ??= readShippedAllocator();
+  return shippedAllocator;
+}
+let shippedAllocator;
+
+function readShippedAllocator() {
   const unit = readFileSync(join(ROOT, 'deploy/transcription-proxy.service'), 'utf8');
   const env = Object.fromEntries([...unit.matchAll(/^Environment=(LD_PRELOAD|MALLOC_CONF)=(.*)$/gm)].map((m) => [m[1], m[2]]));
   let libraries = '';

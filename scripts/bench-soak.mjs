@@ -44,7 +44,7 @@ const calls = Number(option(args, 'calls', '1000'));
 const concurrent = Number(option(args, 'concurrent', '50'));
 const minMs = Number(option(args, 'min-s', '10')) * 1000;
 const maxMs = Number(option(args, 'max-s', '30')) * 1000;
-const SETTLE_MS = Number(option(args, 'settle-s', '30')) * 1000;
+const settleMs = Number(option(args, 'settle-s', '30')) * 1000;
 const transport = option(args, 'transport', 'rtp');
 const out = option(args, 'out', undefined);
 const main = option(args, 'main', undefined);
@@ -136,9 +136,9 @@ const { service, calleePort, opsPort, allocator } = await benchService(sink, {
   },
 });
 const asterisk = asteriskPid();
-// Idle and after are both taken once the service has been idle SETTLE_MS: V8 hands back what
+// Idle and after are both taken once the service has been idle --settle-s: V8 hands back what
 // start-up used after 20 to 30 s of idleness (bench:idle), and the allocator its freed pages.
-await sleep(SETTLE_MS);
+await sleep(settleMs);
 const idle = await holdings(service.pid, opsPort);
 
 // Calls arrive at the rate that keeps `concurrent` up at the mean hold time; -l caps them.
@@ -186,7 +186,7 @@ const elapsedMs = performance.now() - started;
 const cpu1 = { service: cpuMs(service.pid), asterisk: cpuMs(asterisk) };
 for (let i = 0; i < 300 && sink.streams.some((s) => !s.closed); i++) await sleep(100);
 // Let the service finish its teardown and the garbage collector catch up, as an idle service would.
-await sleep(SETTLE_MS);
+await sleep(settleMs);
 const after = await holdings(service.pid, opsPort, { collect: true });
 const peakKiB = statusKiB(service.pid, 'VmHWM');
 const channels = await ari('/channels');
