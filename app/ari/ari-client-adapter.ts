@@ -28,6 +28,7 @@ import type {
   AriModule,
   AriPort,
   ExternalMediaRequest,
+  OriginateRequest,
   HangupReason,
   TransferProgress,
 } from './ari-port.js';
@@ -191,14 +192,7 @@ export class AriClientAdapter implements AriPort, AriAsteriskPort {
     }
   }
 
-  async originate(request: {
-    channelId: string;
-    endpoint: string;
-    app: string;
-    appArgs: string;
-    callerId?: string;
-    timeoutSeconds: number;
-  }): Promise<AriChannel> {
+  async originate(request: OriginateRequest): Promise<AriChannel> {
     const channel = await this.#call('channels.originateWithId', () =>
       this.#client.channels.originateWithId({
         channelId: request.channelId,

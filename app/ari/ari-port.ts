@@ -107,6 +107,16 @@ export interface AriAsteriskPort {
 /** Hangup reasons ARI accepts; each maps to a Q.850 cause and so to a SIP response. */
 export type HangupReason = 'normal' | 'busy' | 'congestion' | 'no_answer' | 'timeout' | 'rejected' | 'unallocated' | 'failure';
 
+/** A channel for AriPort.originate to dial. */
+export interface OriginateRequest {
+  channelId: string;
+  endpoint: string;
+  app: string;
+  appArgs: string;
+  callerId?: string;
+  timeoutSeconds: number;
+}
+
 export interface ExternalMediaRequest {
   channelId: string;
   externalHost: string;
@@ -133,14 +143,7 @@ export interface AriPort {
    * Originates a channel (POST /channels): it is dialled at once and enters `app`
    * with `appArgs` when answered.
    */
-  originate(request: {
-    channelId: string;
-    endpoint: string;
-    app: string;
-    appArgs: string;
-    callerId?: string;
-    timeoutSeconds: number;
-  }): Promise<AriChannel>;
+  originate(request: OriginateRequest): Promise<AriChannel>;
   /** Subscribes this connection's app to an event source, e.g. `channel:ID`. */
   subscribe(eventSource: string): Promise<void>;
   /** Creates a channel in Stasis without dialling it (POST /channels/create). */

@@ -28,6 +28,14 @@ export interface KeySpec<T> {
   parse(text: string): T;
 }
 
+/** A comma-separated value's items, trimmed, empty ones left out. */
+function commaList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
 function key<T>(spec: KeySpec<T>): KeySpec<T> {
   return spec;
 }
@@ -206,10 +214,7 @@ export const CONFIG_KEYS = {
     description: 'X- headers of leg A passed on to leg B, comma-separated (X-Customer-Id,X-Campaign).',
     defaultText: '',
     parse(value) {
-      const names = value
-        .split(',')
-        .map((name) => name.trim())
-        .filter((name) => name !== '');
+      const names = commaList(value);
       for (const name of names) {
         if (!/^X-/i.test(name)) throw new Error(`"${name}" is not an X- header`);
         const verdict = checkHeaderName(name);
@@ -313,10 +318,7 @@ export const CONFIG_KEYS = {
     description: 'Websocket subprotocol(s) to ask for (Sec-WebSocket-Protocol), comma-separated, each once.',
     defaultText: '',
     parse(value) {
-      const names = value
-        .split(',')
-        .map((name) => name.trim())
-        .filter((name) => name !== '');
+      const names = commaList(value);
       const problem = subprotocolsProblem(names);
       if (problem !== undefined) throw new Error(problem);
       return names;
@@ -393,10 +395,7 @@ export const CONFIG_KEYS = {
     description: 'What Voicegain sends to WEBSOCKET_SERVER as it goes: words or segments (comma-separated).',
     defaultText: 'words',
     parse(value) {
-      const kinds = value
-        .split(',')
-        .map((kind) => kind.trim().toLowerCase())
-        .filter((kind) => kind !== '');
+      const kinds = commaList(value).map((kind) => kind.toLowerCase());
       const allowed = ['words', 'segments', 'progress', 'word-tree', 'transcript', 'captions', 'metadata'];
       for (const kind of kinds) if (!allowed.includes(kind)) throw new Error(`"${kind}" is not one of ${allowed.join(', ')}`);
       if (kinds.length === 0) throw new Error('name at least one of words, segments');

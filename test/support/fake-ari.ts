@@ -16,6 +16,7 @@ import type {
   AriEvent,
   AriPort,
   ExternalMediaRequest,
+  OriginateRequest,
   HangupReason,
   TransferProgress,
 } from '../../app/ari/ari-port.js';
@@ -225,14 +226,7 @@ export class FakeAri implements AriPort {
     this.#connection({ state: 'up', reconnected: false });
   }
 
-  async originate(request: {
-    channelId: string;
-    endpoint: string;
-    app: string;
-    appArgs: string;
-    callerId?: string;
-    timeoutSeconds: number;
-  }): Promise<AriChannel> {
+  async originate(request: OriginateRequest): Promise<AriChannel> {
     this.#record('originate', request);
     return this.#snapshot(this.#addChannel(request.channelId, { state: 'Down', exten: 's', app_data: '' }));
   }
