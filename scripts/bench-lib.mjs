@@ -332,11 +332,11 @@ export function asteriskPid() {
 
 const ARI_AUTH = `Basic ${Buffer.from('transcription-proxy:change-me-ari-secret').toString('base64')}`;
 
-/** A plain ARI GET to the Asterisk on 127.0.0.1. */
-export async function ari(path) {
-  const response = await fetch(`http://127.0.0.1:8088/ari${path}`, { headers: { Authorization: ARI_AUTH } });
-  if (!response.ok) throw new Error(`ARI ${path}: HTTP ${response.status}`);
-  return response.json();
+/** A plain ARI request (GET unless `method` says otherwise) to the Asterisk on 127.0.0.1. */
+export async function ari(path, { method = 'GET' } = {}) {
+  const response = await fetch(`http://127.0.0.1:8088/ari${path}`, { method, headers: { Authorization: ARI_AUTH } });
+  if (!response.ok) throw new Error(`ARI ${method} ${path}: HTTP ${response.status}`);
+  return response.status === 204 ? undefined : response.json();
 }
 
 /** Prometheus text of the ops endpoint, parsed into { 'name{labels}': value }. */
