@@ -12,7 +12,7 @@
  * name is found on disk). Stream messages are logged by the personal-data
  * policy (logging/pii.ts): numbers masked, DTMF digits left out, unless LOG_PII.
  */
-import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -45,11 +45,27 @@ export interface StreamSummary {
 
 /** The largest message a stream may send: far above a 20 ms frame (1,280 bytes at 16 kHz stereo) or a metadata text. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
-/** Files per stream name (reconnections of one call's stream) before the last one is reused. */
+/** Files per stream name (reconnections of one call's stream); beyond them the stream is refused (1011), no file overwritten. */
 const MAX_FILES_PER_STREAM = 1000;
 
 function safeName(text: string): string {
   return text.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 80) || 'stream';
+}
+
+/**
+ * Creates the first of nameOf(1), nameOf(2), ... that does not exist yet, atomically (O_EXCL):
+ * two connections of one stream at once (a reconnection while the old one is still closing)
+ * never get the same file, which a check for the name followed by an open could give them.
+ */
+function createUniqueFile(nameOf: (seen: number) => string): { fd: number; path: string } {
+  for (let seen = 1; ; seen++) {
+    const path = nameOf(seen);
+    try {
+      return { fd: openSync(path, 'wx'), path };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || seen >= MAX_FILES_PER_STREAM) throw error;
+    }
+  }
 }
 
 export async function startReceiver(options: ReceiverOptions): Promise<RunningReceiver> {
@@ -93,16 +109,21 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
           // A stream that reconnects sends its metadata again: keep each connection's audio in its own file.
           const base = `${safeName(String(message.callId))}-${safeName(String(message.label))}`;
           const nameOf = (seen: number) => join(options.directory, seen === 1 ? `${base}.wav` : `${base}-${seen}.wav`);
-          let seen = 1;
-          while (seen < MAX_FILES_PER_STREAM && existsSync(nameOf(seen))) seen++;
-          path = nameOf(seen);
-          const opened = createWriteStream(path);
-          file = opened;
-          opened.on('error', (error) => {
+          const cannotWrite = (error: unknown) => {
             logger.error({ err: error, file: path }, 'could not write the WAV file; the stream is closed');
             failed = true;
             socket.close(1011, 'cannot write the file');
-          });
+          };
+          let fd: number;
+          try {
+            ({ fd, path } = createUniqueFile(nameOf));
+          } catch (error) {
+            cannotWrite(error);
+            return;
+          }
+          const opened = createWriteStream(path, { fd });
+          file = opened;
+          opened.on('error', cannotWrite);
           opened.write(wavHeader(sampleRate, channels, 0));
           logger.info({ metadata: message, file: path }, 'stream started');
         } else {
@@ -110,11 +131,11 @@ export async function startReceiver(options: ReceiverOptions): Promise<RunningRe
         }
         return;
       }
+      if (failed) return;
       if (file === undefined) {
         logger.warn('audio before metadata; dropped');
         return;
       }
-      if (failed) return;
       frames++;
       bytes += buffer.length;
       sumSquares += sumOfSquares(buffer);

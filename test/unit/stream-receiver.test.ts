@@ -204,6 +204,20 @@ describe('startReceiver', () => {
     expect(sizes).toEqual([44 + 3 * 320, 44 + 10 * 320]);
   });
 
+  it('gives connections of one stream at once a file each (the name is taken atomically)', async () => {
+    const { receiver, closedStream } = await receiverInTempDir();
+    const meta = JSON.stringify(startMessage(identity('call-t', 'CALLER1'), 8000));
+    const clients = await Promise.all(Array.from({ length: 8 }, () => connect(receiver.port)));
+    // Every start message in one turn of the event loop, before any file is open.
+    for (const client of clients) client.send(meta);
+    await Promise.all(clients.map((client, i) => sendAll(client, sineFrames(8000, 440, i + 1))));
+    for (const client of clients) client.close(1000);
+    const streams = await Promise.all(clients.map(() => closedStream()));
+    expect(new Set(streams.map((stream) => stream.file)).size).toBe(clients.length);
+    const sizes = await Promise.all(streams.map(async (stream) => (await readFile(stream.file)).length));
+    expect(sizes.sort((a, b) => a - b)).toEqual(clients.map((_, i) => 44 + (i + 1) * 320));
+  });
+
   it('takes the sample rate from the metadata (8 kHz)', async () => {
     const { receiver, closedStream } = await receiverInTempDir();
     const frames = sineFrames(8000, 500, 10);
