@@ -12,6 +12,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/bundle.mjs ./scripts/
 COPY app ./app
 RUN npm run build
 
@@ -32,21 +33,21 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libjemalloc2 \
  && rm -rf /var/lib/apt/lists/*
 ENV LD_PRELOAD=libjemalloc.so.2 \
-    MALLOC_CONF=background_thread:true,narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0
+    MALLOC_CONF=background_thread:true,narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0,tcache:false
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
-COPY --from=build /src/dist/app ./dist/app
+# The commands, one file each (scripts/bundle.mjs).
+COPY --from=build /src/dist/transcription-proxy.cjs /src/dist/healthcheck.cjs ./dist/
 # ./config.ini -> /etc/config.ini, the path the Voicegain proxy's image read,
 # so its `docker run -v .../config.ini:/etc/config.ini` line works unchanged.
-RUN chmod 0755 dist/app/cli/main.js \
- && ln -s /app/dist/app/cli/main.js /usr/local/bin/transcription-proxy \
+RUN ln -s /app/dist/transcription-proxy.cjs /usr/local/bin/transcription-proxy \
  && ln -s /etc/config.ini /app/config.ini
 USER node
 # SIGTERM starts the drain; a second one ends it at once.
 STOPSIGNAL SIGTERM
 # Healthy while /ready of the ops endpoint (OPS_LISTEN) answers 200.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=40s --retries=3 CMD ["node", "dist/app/cli/healthcheck.js"]
-# main.js itself, not `node main.js`: its first line carries node's flags for the service.
-ENTRYPOINT ["/app/dist/app/cli/main.js"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=40s --retries=3 CMD ["node", "dist/healthcheck.cjs"]
+# The file itself, not `node FILE`: its first line carries node's flags for the service.
+ENTRYPOINT ["/app/dist/transcription-proxy.cjs"]
 CMD ["serve"]

@@ -23,6 +23,17 @@ export default tseslint.config(
     },
   },
   {
+    // Node's fetch loads undici and a WebAssembly HTTP parser, 4.5 MiB of the
+    // idle service that stay resident (app/net/http-request.ts); node:http it is.
+    files: ['app/**/*.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'fetch', message: 'use requestText (app/net/http-request.ts): fetch costs the idle service 4.5 MiB' },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
       globals: {

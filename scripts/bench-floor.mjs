@@ -14,14 +14,15 @@
 // the service's code adds. Each configuration reports the measured process's
 // CPU (user + sys) as a share of one core.
 //   npm run bench:floor -- [--streams 50,100] [--batch 1,5] [--modes recv,relay,service] [--seconds 20]
-//                          [--node-args "FLAGS"] [--out FILE]      (FLAGS: the measured process's node flags)
+//                          [--node-args "FLAGS"] [--service-env K=V,...] [--out FILE]
+// (FLAGS: the measured process's node flags; --service-env: its environment beside the shipped allocator's)
 // Needs the built service (npm run build); no Asterisk, no root; loopback only, ports chosen by the kernel.
 import { fork } from 'node:child_process';
 import dgram from 'node:dgram';
 import { createWriteStream } from 'node:fs';
 import { cpus } from 'node:os';
 import { WebSocket, WebSocketServer } from 'ws';
-import { allocatorOf, option, record, shippedAllocatorEnv } from './bench-lib.mjs';
+import { allocatorOf, option, record, serviceEnvOption, shippedAllocatorEnv } from './bench-lib.mjs';
 
 const FRAME_MS = 20;
 const DATAGRAM_BYTES = 12 + 640;
@@ -207,12 +208,12 @@ async function source(ports) {
   tick();
 }
 
-async function run({ mode, streams, batch, seconds, nodeArgs }) {
+async function run({ mode, streams, batch, seconds, nodeArgs, env }) {
   const here = new URL(import.meta.url).pathname;
   const sinkProcess = fork(here, ['sink']);
   const { port: sinkPort } = await once(sinkProcess, 'message');
   const relayProcess = fork(here, ['relay', mode, String(streams), String(batch), String(sinkPort)], {
-    env: { ...process.env, ...shippedAllocatorEnv() },
+    env: { ...process.env, ...env },
     execArgv: nodeArgs,
   });
   const { ports } = await once(relayProcess, 'message');
@@ -237,6 +238,7 @@ async function run({ mode, streams, batch, seconds, nodeArgs }) {
       batch,
       seconds,
       nodeArgs,
+      ...(env.MALLOC_CONF !== shippedAllocatorEnv().MALLOC_CONF && { mallocConf: env.MALLOC_CONF }),
       cpuPercent: Number(cpuPercent.toFixed(2)),
       userPercent: Number(((usage.userMs / (seconds * 1000)) * 100).toFixed(2)),
       sysPercent: Number(((usage.sysMs / (seconds * 1000)) * 100).toFixed(2)),
@@ -261,6 +263,7 @@ else {
   const out = option(args, 'out', undefined);
   const nodeArgs = (option(args, 'node-args', '') || '').split(' ').filter(Boolean);
   const modes = option(args, 'modes', 'recv,relay,service').split(',');
+  const env = { ...shippedAllocatorEnv(), ...serviceEnvOption(args) };
   const configurations = [];
   for (const streams of streamCounts) {
     if (modes.includes('recv')) configurations.push({ mode: 'recv', streams, batch: 1 });
@@ -269,7 +272,7 @@ else {
   }
   const results = [];
   for (const configuration of configurations) {
-    const result = await run({ ...configuration, seconds, nodeArgs });
+    const result = await run({ ...configuration, seconds, nodeArgs, env });
     results.push(result);
     console.log(
       `${result.mode.padEnd(5)} ${String(result.streams).padStart(4)} streams, batch ${result.batch}: ` +
@@ -282,7 +285,7 @@ else {
     node: process.version,
     cpu: cpus()[0]?.model,
     cores: cpus().length,
-    allocator: allocatorOf(shippedAllocatorEnv()),
+    allocator: allocatorOf(env),
     results,
   });
 }

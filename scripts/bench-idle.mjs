@@ -5,38 +5,33 @@
 // memory) and its file-backed part (mostly the node binary's code, shared by
 // every node process and reclaimable), and at the end which mappings hold the
 // resident memory. Results: stdout, --out FILE (a JSON line, bench-lib record()).
-//   npm run bench:idle -- [--rounds N] [--node-args "FLAGS"] [--service-env K=V,...] [--out FILE]
+//   npm run bench:idle -- [--rounds N] [--node-args "FLAGS"] [--service-env K=V,...] [--main CLI] [--out FILE]
 // Needs root (the test bed); starts and stops it unless it runs (hold its lock).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { TESTBED, benchService, option, record, serviceEnvOption, sleep, startSink, statusKiB, stopService } from './bench-lib.mjs';
+import {
+  TESTBED,
+  benchService,
+  option,
+  record,
+  residentByMapping,
+  serviceEnvOption,
+  sleep,
+  startSink,
+  statusKiB,
+  stopService,
+} from './bench-lib.mjs';
 
 const args = process.argv.slice(2);
 const rounds = Number(option(args, 'rounds', '3'));
 const out = option(args, 'out', undefined);
 const nodeArgs = (option(args, 'node-args', '') || '').split(' ').filter(Boolean);
 const extraEnv = serviceEnvOption(args);
+const main = option(args, 'main', undefined);
 const AT_S = [2, 10, 20, 30, 45, 60];
-
-/** Resident KiB per mapping (the binary, [anon], [heap], libraries), largest first. */
-function residentByMapping(pid) {
-  const by = new Map();
-  let current = '';
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head) {
-      current = head[1] || '[anon]';
-      continue;
-    }
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) by.set(current, (by.get(current) ?? 0) + Number(rss[1]));
-  }
-  return [...by].sort((a, b) => b[1] - a[1]).slice(0, 5);
-}
 
 async function round() {
   const sink = await startSink();
-  const { service, allocator } = await benchService(sink, { transport: 'rtp', mode: 'split', env: extraEnv, nodeArgs });
+  const { service, allocator } = await benchService(sink, { transport: 'rtp', mode: 'split', env: extraEnv, nodeArgs, main });
   try {
     const t0 = Date.now();
     const samples = [];
@@ -49,7 +44,7 @@ async function round() {
         fileMiB: statusKiB(service.pid, 'RssFile') / 1024,
       });
     }
-    const mappings = residentByMapping(service.pid).map(([name, kib]) => ({ name, MiB: kib / 1024 }));
+    const mappings = residentByMapping(service.pid);
     return { samples, mappings, allocator };
   } finally {
     await stopService(service);
@@ -66,6 +61,7 @@ try {
       date: new Date().toISOString(),
       bench: 'idle',
       allocator,
+      ...(main !== undefined && { main }),
       ...(nodeArgs.length > 0 && { nodeArgs }),
       ...(Object.keys(extraEnv).length > 0 && { serviceEnv: extraEnv }),
       samples,

@@ -56,6 +56,25 @@ export function statusKiB(pid, key) {
   return Number(line?.match(/(\d+)/)?.[1] ?? NaN);
 }
 
+/** Resident MiB per mapping (the binary, [anon], [heap], [stack], libraries), the `top` largest first. */
+export function residentByMapping(pid, top = 5) {
+  const by = new Map();
+  let current = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      current = head[1] || '[anon]';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) by.set(current, (by.get(current) ?? 0) + Number(rss[1]));
+  }
+  return [...by]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, kib]) => ({ name, MiB: kib / 1024 }));
+}
+
 /** The process's file descriptors by kind (socket, pipe, anon_inode:[eventfd], file), from /proc. */
 export function fdKinds(pid) {
   const kinds = {};
@@ -247,21 +266,22 @@ export async function startSink({ onFrame, keepArrivals = false } = {}) {
   };
 }
 
-/**
- * `serve` as its own process, as users run it; resolves once it logged "service ready".
- * Its JSON log lines go to `onLog(record)`. `main`: the CLI to run (default: this checkout's dist/).
- */
-/** Node's flags from main.js's first line (`#!/usr/bin/env -S node FLAGS`), as the service is shipped. */
+/** Node's flags from the command's first line (`#!/usr/bin/env -S node FLAGS`), as the service is shipped. */
 export function nodeFlags(main) {
   const words = readFileSync(main, 'utf8').split('\n', 1)[0].split(/\s+/);
   return words.slice(words.indexOf('node') + 1);
 }
 
+/** The command as shipped (scripts/bundle.mjs, run by `npm run build`). */
+export const SHIPPED_CLI = join(ROOT, 'dist/transcription-proxy.cjs');
+
 /**
+ * `serve` as its own process, as users run it; resolves once it logged "service ready".
+ * Its JSON log lines go to `onLog(record)`. `main`: the command to run (default: this checkout's, as shipped).
  * `prefix`: a command the service runs under (e.g. ['chrt', '--rr', '1'], real-time
  * scheduling like Asterisk's highpriority); it execs node, so the pid is still the service's.
  */
-export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.js'), nodeArgs = [], onLog, prefix = [] } = {}) {
+export async function startService(env, { main = SHIPPED_CLI, nodeArgs = [], onLog, prefix = [] } = {}) {
   // The shipped flags first, so that --node-args can override one.
   const argv = [...nodeFlags(main), ...nodeArgs, main, 'serve'];
   const child = spawn(prefix[0] ?? process.execPath, prefix.length > 0 ? [...prefix.slice(1), process.execPath, ...argv] : argv, {

@@ -11,7 +11,9 @@
 // nodejs_active_resources), and its RSS is back within 10 % of idle. Exits 1
 // when a check fails. Results: stdout, and with --out as a JSON line.
 //   npm run bench:soak -- [--calls 1000] [--concurrent 50] [--min-s 10] [--max-s 30]
-//     [--transport rtp|audiosocket|websocket] [--service-env K=V,...] [--settle-s 30] [--out FILE] [--main CLI.js]
+//     [--transport rtp|audiosocket|websocket] [--service-env K=V,...] [--settle-s 30] [--watch-s 0] [--out FILE] [--main CLI]
+// (--watch-s: after the reading at --settle-s, RSS every 10 s for that long more, as rssLater; the
+// verdict stays the reading at --settle-s. Idle and after also list the largest resident mappings.)
 // Run it on an Asterisk of its own: scripts/bench-cell.sh soak node scripts/bench-soak.mjs ...
 // (npm run bench:soak does), or on the test bed under its lock for a short one.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ import {
   option,
   serviceEnvOption,
   record,
+  residentByMapping,
   scrape,
   sipp,
   sleep,
@@ -45,6 +48,8 @@ const concurrent = Number(option(args, 'concurrent', '50'));
 const minMs = Number(option(args, 'min-s', '10')) * 1000;
 const maxMs = Number(option(args, 'max-s', '30')) * 1000;
 const settleMs = Number(option(args, 'settle-s', '30')) * 1000;
+// After the verdict's reading (--settle-s after the calls): RSS every 10 s for this long more, to see where it goes.
+const watchMs = Number(option(args, 'watch-s', '0')) * 1000;
 const transport = option(args, 'transport', 'rtp');
 const out = option(args, 'out', undefined);
 const main = option(args, 'main', undefined);
@@ -71,11 +76,8 @@ async function heapAfterGcMiB(pid, opsPort) {
 }
 
 /** What the service holds that a call could leave behind. */
-async function holdings(pid, opsPort, { collect = false } = {}) {
-  // RSS first: the snapshot itself takes memory.
+async function holdings(pid, opsPort) {
   const rssMiB = statusKiB(pid, 'VmRSS') / 1024;
-  // Only once, at the end: a snapshot's own memory stays in RSS after it.
-  const heapGcMiB = collect ? await heapAfterGcMiB(pid, opsPort) : undefined;
   const metrics = await scrape(opsPort);
   // Not the connections to the ops endpoint: those are this script's own scrapes (fetch keeps them).
   const sockets = socketsOf(pid);
@@ -98,8 +100,8 @@ async function holdings(pid, opsPort, { collect = false } = {}) {
     timers: resources.Timeout ?? 0,
     resources,
     rssMiB,
+    mappings: residentByMapping(pid),
     heapUsedMiB: (metrics['transcription_proxy_nodejs_heap_size_used_bytes'] ?? NaN) / 2 ** 20,
-    heapAfterGcMiB: heapGcMiB,
     heapTotalMiB: (metrics['transcription_proxy_nodejs_heap_size_total_bytes'] ?? NaN) / 2 ** 20,
     externalMiB: (metrics['transcription_proxy_nodejs_external_memory_bytes'] ?? NaN) / 2 ** 20,
   };
@@ -187,7 +189,14 @@ const cpu1 = { service: cpuMs(service.pid), asterisk: cpuMs(asterisk) };
 for (let i = 0; i < 300 && sink.streams.some((s) => !s.closed); i++) await sleep(100);
 // Let the service finish its teardown and the garbage collector catch up, as an idle service would.
 await sleep(settleMs);
-const after = await holdings(service.pid, opsPort, { collect: true });
+const after = await holdings(service.pid, opsPort);
+const rssLater = [];
+for (let atS = 10; atS * 1000 <= watchMs; atS += 10) {
+  await sleep(10_000);
+  rssLater.push({ atS: settleMs / 1000 + atS, rssMiB: statusKiB(service.pid, 'VmRSS') / 1024 });
+}
+// Last: a snapshot's own memory stays in RSS after it.
+after.heapAfterGcMiB = await heapAfterGcMiB(service.pid, opsPort);
 const peakKiB = statusKiB(service.pid, 'VmHWM');
 const channels = await ari('/channels');
 const bridges = await ari('/bridges');
@@ -249,6 +258,7 @@ const result = {
   after,
   leaks,
   rssWithin10Percent,
+  ...(rssLater.length > 0 && { rssLater }),
   serviceWarnings: warnings,
   serviceWarningSamples: warningSamples,
   servicePeakRssMiB: peakKiB / 1024,

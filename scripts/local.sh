@@ -31,13 +31,21 @@ sox "$work/speech.wav" -r 8000 -c 1 -e u-law -t raw "$work/tone.ulaw"
 (cd "$work" && exec sipp -sf "$OLDPWD/test/sipp/callee.xml" -i 127.0.0.1 -p 5070 -mp 30000 -nostdin -d 600000 >/dev/null 2>&1) &
 pids+=($!)
 
-node dist/app/cli/main.js receive --port 8090 --dir recordings &
+node dist/transcription-proxy.cjs receive --port 8090 --dir recordings &
 pids+=($!)
+
+# On jemalloc with the systemd unit's settings, as the image and the unit run
+# it (docs/deployment.md, "Memory"), when Debian's libjemalloc2 is installed
+# (scripts/setup.sh installs it).
+allocator=()
+if ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
+  allocator=(LD_PRELOAD=libjemalloc.so.2 "$(grep -m1 '^Environment=MALLOC_CONF=' deploy/transcription-proxy.service | cut -d= -f2-)")
+fi
 
 # Embedded defaults, plus the two values that have none: the test bed's ARI
 # password and where the called party listens.
-ARI_PASSWORD=change-me-ari-secret DESTINATION_DOMAIN=127.0.0.1:5070 \
-  dist/app/cli/main.js serve "$@" & # through its first line (node and its flags)
+env "${allocator[@]}" ARI_PASSWORD=change-me-ari-secret DESTINATION_DOMAIN=127.0.0.1:5070 \
+  dist/transcription-proxy.cjs serve "$@" & # through its first line (node and its flags)
 pids+=($!)
 
 wait -n "${pids[@]}"

@@ -10,26 +10,23 @@
  * a wrong password: `401 : undefined http://.../resources.json`). The request
  * below is the one ari-client makes first, so a failing status stops here.
  */
+import { requestText, type HttpAnswer } from '../net/http-request.js';
 
 export type AriPreflight = { ok: true } | { ok: false; kind: 'unreachable' | 'unauthorized' | 'not-ari'; reason: string; hint?: string };
 
 export async function preflightAri(options: { url: URL; username: string; password: string; timeoutMs: number }): Promise<AriPreflight> {
   // ari-client builds its URLs from the origin alone; so do we.
   const target = new URL('/ari/api-docs/resources.json', options.url.origin);
-  let response: Response;
+  let response: HttpAnswer;
   try {
-    response = await fetch(target, {
+    response = await requestText(target, {
       headers: { Authorization: `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}` },
-      signal: AbortSignal.timeout(options.timeoutMs),
+      timeoutMs: options.timeoutMs,
     });
   } catch (error) {
-    const cause = (error as { cause?: { message?: string } }).cause;
-    const timedOut = (error as Error).name === 'TimeoutError';
-    const why = timedOut ? `no answer within ${options.timeoutMs} ms` : (cause?.message ?? (error as Error).message);
-    return { ok: false, kind: 'unreachable', reason: `cannot reach ARI at ${options.url.origin}: ${why}` };
+    return { ok: false, kind: 'unreachable', reason: `cannot reach ARI at ${options.url.origin}: ${(error as Error).message}` };
   }
-  await response.body?.cancel();
-  if (response.ok) return { ok: true };
+  if (response.status >= 200 && response.status < 300) return { ok: true };
   if (response.status === 401) {
     return {
       ok: false,

@@ -7,10 +7,11 @@
  * environment), so moving it needs no second setting. With OPS_LISTEN empty
  * (endpoint disabled) there is nothing to ask: exit 0. The image has no curl;
  * this is the whole probe.
- *   node dist/app/cli/healthcheck.js [--config FILE]
+ *   node dist/healthcheck.cjs [--config FILE]   (the image's; dist/app/cli/healthcheck.js before bundling)
  */
 import { loadConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
+import { requestText } from '../net/http-request.js';
 
 const TIMEOUT_MS = 3000;
 
@@ -31,8 +32,8 @@ async function main(): Promise<number> {
   if (config.OPS_LISTEN.port === 0)
     throw new Error('OPS_LISTEN has port 0 (any free port): the health check cannot know it; set a fixed port');
   const url = readyUrl(config.OPS_LISTEN);
-  const response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
-  const body = (await response.text()).slice(0, 500);
+  const response = await requestText(url, { timeoutMs: TIMEOUT_MS });
+  const body = response.text.slice(0, 500);
   process.stdout.write(`${url.href}: ${response.status} ${body}\n`);
   return response.status === 200 ? 0 : 1;
 }

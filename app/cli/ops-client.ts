@@ -5,6 +5,7 @@
  * A wildcard listen address is reached on loopback.
  */
 import { AppError } from '../errors.js';
+import { requestText, type HttpAnswer } from '../net/http-request.js';
 
 export interface OpsTarget {
   baseUrl: URL;
@@ -34,24 +35,25 @@ export interface OpsAnswer {
 
 /** One request to the endpoint; an unreachable service is an OPS_UNREACHABLE error. */
 export async function opsRequest(target: OpsTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<OpsAnswer> {
-  let response: Response;
+  let response: HttpAnswer;
   try {
-    response = await fetch(new URL(path, target.baseUrl), {
+    response = await requestText(new URL(path, target.baseUrl), {
       method,
       headers: {
         ...(target.token !== undefined && { Authorization: `Bearer ${target.token}` }),
         ...(body !== undefined && { 'Content-Type': 'application/json' }),
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(5000),
+      timeoutMs: 5000,
     });
   } catch (error) {
-    const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message;
-    throw new AppError('OPS_UNREACHABLE', `the service's operations endpoint at ${target.baseUrl.origin} did not answer: ${cause}`, {
-      cause: error,
-    });
+    throw new AppError(
+      'OPS_UNREACHABLE',
+      `the service's operations endpoint at ${target.baseUrl.origin} did not answer: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
-  const text = await response.text();
+  const text = response.text;
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(text) as Record<string, unknown>;

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/keys.js';
 import { interleave } from '../media/pcm-channels.js';
 import { frameBytes } from '../media/pcm.js';
+import { requestText } from '../net/http-request.js';
 import type { CallStreams, CallStreamsDeps, Leg } from './call-streams.js';
 import { FrameAligner } from './frame-aligner.js';
 import type { StreamIdentity } from './stream-messages.js';
@@ -115,9 +116,8 @@ export class VoicegainStreams implements CallStreams {
     url: URL,
     body: unknown,
   ): Promise<{ kind: 'answer'; status: number; text: string; retryAfter: string | null } | { kind: 'failed'; why: string }> {
-    const timeout = AbortSignal.timeout(this.#config.VG_REQUEST_TIMEOUT_MS);
     try {
-      const response = await fetch(url, {
+      const response = await requestText(url, {
         method: 'POST',
         headers: {
           'Content-Type': 'application/json',
@@ -125,14 +125,13 @@ export class VoicegainStreams implements CallStreams {
           Authorization: `Bearer ${this.#config.JWT_TOKEN ?? ''}`,
         },
         body: JSON.stringify(body),
-        signal: AbortSignal.any([timeout, this.#abort.signal]),
+        timeoutMs: this.#config.VG_REQUEST_TIMEOUT_MS,
+        signal: this.#abort.signal,
       });
-      return { kind: 'answer', status: response.status, text: await response.text(), retryAfter: response.headers.get('retry-after') };
+      const retryAfter = response.headers['retry-after'];
+      return { kind: 'answer', status: response.status, text: response.text, retryAfter: retryAfter ?? null };
     } catch (error) {
-      return {
-        kind: 'failed',
-        why: timeout.aborted ? `no answer within ${this.#config.VG_REQUEST_TIMEOUT_MS} ms` : (error as Error).message,
-      };
+      return { kind: 'failed', why: (error as Error).message };
     }
   }
 

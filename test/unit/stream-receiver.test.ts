@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -216,6 +216,18 @@ describe('startReceiver', () => {
     expect(new Set(streams.map((stream) => stream.file)).size).toBe(clients.length);
     const sizes = await Promise.all(streams.map(async (stream) => (await readFile(stream.file)).length));
     expect(sizes.sort((a, b) => a - b)).toEqual(clients.map((_, i) => 44 + (i + 1) * 320));
+  });
+
+  it('refuses a stream (1011) whose 1,000 file names are all taken, and overwrites none of them', async () => {
+    const { receiver, directory } = await receiverInTempDir();
+    const taken = ['call-u-CALLER1.wav', ...Array.from({ length: 999 }, (_, i) => `call-u-CALLER1-${i + 2}.wav`)];
+    await Promise.all(taken.map((name) => writeFile(join(directory, name), 'kept')));
+    const client = await connect(receiver.port);
+    const closed = new Promise<number>((resolve) => client.once('close', (code) => resolve(code)));
+    await sendAll(client, [JSON.stringify(startMessage(identity('call-u', 'CALLER1'), 8000)), ...sineFrames(8000, 440, 3)]);
+    expect(await closed).toBe(1011);
+    expect((await readdir(directory)).sort()).toEqual([...taken].sort());
+    expect(await readFile(join(directory, 'call-u-CALLER1-1000.wav'), 'utf8')).toBe('kept');
   });
 
   it('takes the sample rate from the metadata (8 kHz)', async () => {
