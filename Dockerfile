@@ -12,7 +12,6 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
-COPY scripts/bundle.mjs ./scripts/
 COPY app ./app
 RUN npm run build
 
@@ -37,17 +36,17 @@ ENV LD_PRELOAD=libjemalloc.so.2 \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
-# The commands, one file each (scripts/bundle.mjs).
-COPY --from=build /src/dist/transcription-proxy.cjs /src/dist/healthcheck.cjs ./dist/
+COPY --from=build /src/dist/app ./dist/app
 # ./config.ini -> /etc/config.ini, the path the Voicegain proxy's image read,
 # so its `docker run -v .../config.ini:/etc/config.ini` line works unchanged.
-RUN ln -s /app/dist/transcription-proxy.cjs /usr/local/bin/transcription-proxy \
+RUN chmod 0755 dist/app/cli/main.js \
+ && ln -s /app/dist/app/cli/main.js /usr/local/bin/transcription-proxy \
  && ln -s /etc/config.ini /app/config.ini
 USER node
 # SIGTERM starts the drain; a second one ends it at once.
 STOPSIGNAL SIGTERM
 # Healthy while /ready of the ops endpoint (OPS_LISTEN) answers 200.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=40s --retries=3 CMD ["node", "dist/healthcheck.cjs"]
-# The file itself, not `node FILE`: its first line carries node's flags for the service.
-ENTRYPOINT ["/app/dist/transcription-proxy.cjs"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=40s --retries=3 CMD ["node", "dist/app/cli/healthcheck.js"]
+# main.js itself, not `node main.js`: its first line carries node's flags for the service.
+ENTRYPOINT ["/app/dist/app/cli/main.js"]
 CMD ["serve"]

@@ -141,13 +141,22 @@ async function measure(calls, held) {
   }
   await sleep(1000);
   const [split0, asterisk0, wall0] = [cpuSplitMs(service.pid), cpuMs(asterisk), performance.now()];
-  await sleep(SAMPLE_MS);
+  // RSS through the sample, every 250 ms: under load it is a sawtooth (garbage, Buffers among it,
+  // piles up in V8's old space until a full collection), and one reading can fall anywhere on it.
+  const rssDuringKiB = [];
+  while (performance.now() - wall0 < SAMPLE_MS) {
+    rssDuringKiB.push(statusKiB(service.pid, 'VmRSS'));
+    await sleep(Math.min(250, SAMPLE_MS - (performance.now() - wall0)));
+  }
   const [split1, asterisk1, wall1] = [cpuSplitMs(service.pid), cpuMs(asterisk), performance.now()];
   const stillOpen = open();
   // Others' work on the machine during the sample: the 1-minute load average.
   const load = loadavg()[0];
   const rssLoadedKiB = statusKiB(service.pid, 'VmRSS');
   const anonLoadedKiB = statusKiB(service.pid, 'RssAnon');
+  // What of it is V8's heap (used, committed) and memory outside it held by JavaScript objects (Buffers).
+  const loadedMetrics = await scrape(opsPort);
+  const metricMiB = (name) => (loadedMetrics[`transcription_proxy_nodejs_${name}`] ?? NaN) / 2 ** 20;
 
   let latency;
   if (capture) {
@@ -222,6 +231,7 @@ async function measure(calls, held) {
     transport,
     mode,
     ...(label !== undefined && { label }),
+    ...(main !== undefined && { main }),
     allocator,
     ...(Object.keys(extraEnv).length > 0 && { serviceEnv: extraEnv }),
     ...(nodeArgs.length > 0 && { nodeArgs }),
@@ -240,8 +250,15 @@ async function measure(calls, held) {
     serviceRssIdleMiB: rssIdleKiB / 1024,
     serviceRssLoadedMiB: rssLoadedKiB / 1024,
     perCallMiB: (rssLoadedKiB - rssIdleKiB) / 1024 / calls,
+    serviceRssDuringMiB: { min: Math.min(...rssDuringKiB) / 1024, max: Math.max(...rssDuringKiB) / 1024 },
+    perCallLowMiB: (Math.min(...rssDuringKiB) - rssIdleKiB) / 1024 / calls,
     serviceAnonIdleMiB: anonIdleKiB / 1024,
     serviceAnonLoadedMiB: anonLoadedKiB / 1024,
+    serviceHeapLoadedMiB: {
+      used: metricMiB('heap_size_used_bytes'),
+      total: metricMiB('heap_size_total_bytes'),
+      external: metricMiB('external_memory_bytes'),
+    },
     servicePeakRssMiB: peakKiB / 1024,
     latency,
     firstAudio,

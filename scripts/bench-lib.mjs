@@ -272,8 +272,8 @@ export function nodeFlags(main) {
   return words.slice(words.indexOf('node') + 1);
 }
 
-/** The command as shipped (scripts/bundle.mjs, run by `npm run build`). */
-export const SHIPPED_CLI = join(ROOT, 'dist/transcription-proxy.cjs');
+/** The command as shipped (`npm run build`). */
+export const SHIPPED_CLI = join(ROOT, 'dist/app/cli/main.js');
 
 /**
  * `serve` as its own process, as users run it; resolves once it logged "service ready".

@@ -31,7 +31,7 @@ sox "$work/speech.wav" -r 8000 -c 1 -e u-law -t raw "$work/tone.ulaw"
 (cd "$work" && exec sipp -sf "$OLDPWD/test/sipp/callee.xml" -i 127.0.0.1 -p 5070 -mp 30000 -nostdin -d 600000 >/dev/null 2>&1) &
 pids+=($!)
 
-node dist/transcription-proxy.cjs receive --port 8090 --dir recordings &
+node dist/app/cli/main.js receive --port 8090 --dir recordings &
 pids+=($!)
 
 # On jemalloc with the systemd unit's settings, as the image and the unit run
@@ -45,7 +45,7 @@ fi
 # Embedded defaults, plus the two values that have none: the test bed's ARI
 # password and where the called party listens.
 env "${allocator[@]}" ARI_PASSWORD=change-me-ari-secret DESTINATION_DOMAIN=127.0.0.1:5070 \
-  dist/transcription-proxy.cjs serve "$@" & # through its first line (node and its flags)
+  dist/app/cli/main.js serve "$@" & # through its first line (node and its flags)
 pids+=($!)
 
 wait -n "${pids[@]}"

@@ -7,7 +7,7 @@
  * environment), so moving it needs no second setting. With OPS_LISTEN empty
  * (endpoint disabled) there is nothing to ask: exit 0. The image has no curl;
  * this is the whole probe.
- *   node dist/healthcheck.cjs [--config FILE]   (the image's; dist/app/cli/healthcheck.js before bundling)
+ *   node dist/app/cli/healthcheck.js [--config FILE]
  */
 import { loadConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';

@@ -1,8 +1,8 @@
 /**
  * The version in the project's package.json, for `transcription-proxy
  * --version`. The file is found by walking up from this module, which sits at
- * app/cli/ in the source tree, at dist/app/cli/ once compiled and in dist/ once
- * bundled (as in the npm package and the image).
+ * app/cli/ in the source tree and at dist/app/cli/ once built (and in the npm
+ * package and the image).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

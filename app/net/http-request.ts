@@ -7,9 +7,9 @@
  * Why not `fetch`: Node's fetch is undici, which parses HTTP with llhttp built
  * as WebAssembly. Its first use compiles that module and loads undici's
  * sources, and they stay: 18 MiB of resident memory in a bare node against 2
- * for node:http, whose parser is native; 4.5 MiB of the idle service's (64.5
- * against 60.0 MiB, docs/benchmarks.md, "Idle memory"), taken at the first
- * ARI connect, or mid-service at a first Voicegain call.
+ * for node:http, whose parser is native; about 4.5 MiB of the idle service's
+ * (docs/benchmarks.md, "Idle memory"), taken at the first ARI connect, or
+ * mid-service at a first Voicegain call.
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';

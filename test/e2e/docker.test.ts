@@ -80,7 +80,7 @@ describe('the image', () => {
     const config = JSON.parse(stdout) as { User: string; StopSignal: string; Healthcheck?: { Test: string[] } };
     expect(config.User).toBe('node');
     expect(config.StopSignal).toBe('SIGTERM');
-    expect(config.Healthcheck?.Test).toEqual(['CMD', 'node', 'dist/healthcheck.cjs']);
+    expect(config.Healthcheck?.Test).toEqual(['CMD', 'node', 'dist/app/cli/healthcheck.js']);
     // Its node runs on jemalloc (the image's LD_PRELOAD), with background purging on.
     const allocator = await docker([
       'run',

@@ -10,10 +10,9 @@ import { isSecretKey } from '../../app/config/keys.js';
 import { auditLog, auditNumbers, auditSecrets } from './log-audit.js';
 import type { LabHost } from './netns.js';
 
-/** The command as shipped: dist/app/ bundled into one file (scripts/bundle.mjs). */
-export const CLI = fileURLToPath(new URL('../../dist/transcription-proxy.cjs', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/app/cli/main.js', import.meta.url));
 
-/** Node's flags from the command's first line (`#!/usr/bin/env -S node FLAGS`): the service runs as it is shipped. */
+/** Node's flags from main.js's first line (`#!/usr/bin/env -S node FLAGS`): the service runs as it is shipped. */
 export function nodeFlags(main = CLI): string[] {
   const first = readFileSync(main, 'utf8').split('\n', 1)[0] ?? '';
   return first.split(/\s+/).slice(first.split(/\s+/).indexOf('node') + 1);

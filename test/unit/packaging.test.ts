@@ -17,8 +17,7 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const UNIT = join(ROOT, 'deploy/transcription-proxy.service');
 const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
-/** How the command runs: node with the service's flags (app/cli/main.ts explains them). */
-const COMMAND = 'dist/transcription-proxy.cjs';
+/** How main.js runs: node with the service's flags (app/cli/main.ts explains them). */
 const SHEBANG = '#!/usr/bin/env -S node --max-semi-space-size=1';
 const work = mkdtempSync(join(tmpdir(), 'atp-packaging-'));
 
@@ -30,8 +29,7 @@ describe('npm package', () => {
     const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT });
     const [packed] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
     const paths = packed.files.map((file) => file.path);
-    // The command is one bundled file (scripts/bundle.mjs); tsc's modules are not shipped beside it.
-    expect(paths.filter((path) => path.startsWith('dist/'))).toEqual([COMMAND]);
+    expect(paths).toContain('dist/app/cli/main.js');
     expect(paths).toContain('deploy/transcription-proxy.service');
     expect(paths).toContain('asterisk/freepbx/extensions_custom.conf');
     expect(paths.filter((path) => /^(app|test|scripts)\/|\.ts$|\.map$/.test(path))).toEqual([]);
@@ -49,21 +47,18 @@ describe('npm package', () => {
     };
     expect(installed.version).toBe(manifest.version);
     // The installed bin runs node with the service's flags (its first line).
-    expect(readFileSync(join(prefix, 'lib/node_modules', manifest.name, COMMAND), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
+    expect(readFileSync(join(prefix, 'lib/node_modules', manifest.name, 'dist/app/cli/main.js'), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
   }, 180_000);
 });
 
 describe("node's flags for the service", () => {
-  it("are on the command's first line, and every way of starting the service starts it through that line", () => {
+  it("are on main.js's first line, and every way of starting the service starts it through that line", () => {
     expect(readFileSync(join(ROOT, 'app/cli/main.ts'), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
-    expect(readFileSync(join(ROOT, COMMAND), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
-    expect(statSync(join(ROOT, COMMAND)).mode & 0o111, 'the command is executable').toBe(0o111);
-    expect((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin).toEqual({
-      'transcription-proxy': COMMAND,
-    });
-    // Docker runs the file itself (`node FILE` would drop the flags); so do npm start and systemd (the bin).
-    expect(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ENTRYPOINT \["\/app\/dist\/transcription-proxy\.cjs"\]$/m);
-    expect(readFileSync(join(ROOT, 'scripts/local.sh'), 'utf8')).toMatch(/^\s*dist\/transcription-proxy\.cjs serve /m);
+    expect(readFileSync(join(ROOT, 'dist/app/cli/main.js'), 'utf8').split('\n', 1)[0]).toBe(SHEBANG);
+    expect(statSync(join(ROOT, 'dist/app/cli/main.js')).mode & 0o111, 'main.js is executable').toBe(0o111);
+    // Docker runs the file itself (`node main.js` would drop the flags); so do npm start and systemd (the bin).
+    expect(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ENTRYPOINT \["\/app\/dist\/app\/cli\/main\.js"\]$/m);
+    expect(readFileSync(join(ROOT, 'scripts/local.sh'), 'utf8')).toMatch(/^\s*dist\/app\/cli\/main\.js serve /m);
     expect(readFileSync(UNIT, 'utf8')).toMatch(/^ExecStart=\/usr\/bin\/env transcription-proxy serve /m);
   });
 });
