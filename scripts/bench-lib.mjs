@@ -272,16 +272,13 @@ export function nodeFlags(main) {
   return words.slice(words.indexOf('node') + 1);
 }
 
-/** The command as shipped (`npm run build`). */
-export const SHIPPED_CLI = join(ROOT, 'dist/app/cli/main.js');
-
 /**
  * `serve` as its own process, as users run it; resolves once it logged "service ready".
- * Its JSON log lines go to `onLog(record)`. `main`: the command to run (default: this checkout's, as shipped).
+ * Its JSON log lines go to `onLog(record)`. `main`: the CLI to run (default: this checkout's dist/).
  * `prefix`: a command the service runs under (e.g. ['chrt', '--rr', '1'], real-time
  * scheduling like Asterisk's highpriority); it execs node, so the pid is still the service's.
  */
-export async function startService(env, { main = SHIPPED_CLI, nodeArgs = [], onLog, prefix = [] } = {}) {
+export async function startService(env, { main = join(ROOT, 'dist/app/cli/main.js'), nodeArgs = [], onLog, prefix = [] } = {}) {
   // The shipped flags first, so that --node-args can override one.
   const argv = [...nodeFlags(main), ...nodeArgs, main, 'serve'];
   const child = spawn(prefix[0] ?? process.execPath, prefix.length > 0 ? [...prefix.slice(1), process.execPath, ...argv] : argv, {
