@@ -3,7 +3,7 @@
 // calls, one line per transport and mode; right, the added latency per frame
 // (p99, from the packet capture and from the service's histogram, on a
 // logarithmic scale).
-//   node scripts/bench-plot.mjs RESULTS.jsonl OUT.svg    (or bench-calls.mjs --plot OUT.svg)
+//   node scripts/bench-plot.mjs RESULTS.jsonl OUT.svg [--labels='A|B']    (or bench-calls.mjs --plot OUT.svg)
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
@@ -117,12 +117,14 @@ export function writePlot(file, results, caption) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [input, output] = process.argv.slice(2);
+  const [input, output, labelsOption] = process.argv.slice(2);
+  // --labels=A|B: only the results with those labels (one plot for one round of a long results file).
+  const labels = labelsOption?.startsWith('--labels=') ? new Set(labelsOption.slice('--labels='.length).split('|')) : undefined;
   const results = readFileSync(input, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line))
-    .filter((r) => r.calls !== undefined);
+    .filter((r) => r.calls !== undefined && (labels === undefined || labels.has(r.label)));
   // A size measured again replaces the earlier result.
   const last = new Map(results.map((r) => [`${r.transport} ${r.mode} ${r.label ?? ''} ${r.calls}`, r]));
   writePlot(output, [...last.values()]);
