@@ -154,6 +154,7 @@ async function measure(calls, held) {
   const load = loadavg()[0];
   const rssLoadedKiB = statusKiB(service.pid, 'VmRSS');
   const anonLoadedKiB = statusKiB(service.pid, 'RssAnon');
+  const rssLowKiB = Math.min(...rssDuringKiB);
   // What of it is V8's heap (used, committed) and memory outside it held by JavaScript objects (Buffers).
   const loadedMetrics = await scrape(opsPort);
   const metricMiB = (name) => (loadedMetrics[`transcription_proxy_nodejs_${name}`] ?? NaN) / 2 ** 20;
@@ -250,8 +251,8 @@ async function measure(calls, held) {
     serviceRssIdleMiB: rssIdleKiB / 1024,
     serviceRssLoadedMiB: rssLoadedKiB / 1024,
     perCallMiB: (rssLoadedKiB - rssIdleKiB) / 1024 / calls,
-    serviceRssDuringMiB: { min: Math.min(...rssDuringKiB) / 1024, max: Math.max(...rssDuringKiB) / 1024 },
-    perCallLowMiB: (Math.min(...rssDuringKiB) - rssIdleKiB) / 1024 / calls,
+    serviceRssDuringMiB: { min: rssLowKiB / 1024, max: Math.max(...rssDuringKiB) / 1024 },
+    perCallLowMiB: (rssLowKiB - rssIdleKiB) / 1024 / calls,
     serviceAnonIdleMiB: anonIdleKiB / 1024,
     serviceAnonLoadedMiB: anonLoadedKiB / 1024,
     serviceHeapLoadedMiB: {
